@@ -1,0 +1,13 @@
+"""kfpkit's components: ``from kfpkit.components import bigquery_split``.
+
+Each component lives in its own folder (definition, launcher, runner, README, tests). The
+images run the launchers without kfp installed, so the definitions are only imported where
+kfp is available; in the SDK the names below are the components themselves.
+"""
+
+import importlib.util
+
+if importlib.util.find_spec("kfp") is not None:
+    from kfpkit.components.bigquery_split.component import bigquery_split
+
+    __all__ = ["bigquery_split"]

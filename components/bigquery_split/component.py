@@ -1,0 +1,72 @@
+"""KFP definition of bigquery_split: a thin container component around its launcher."""
+
+from kfp import dsl
+
+from kfpkit import images
+
+DEFAULT_RATIOS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+
+
+@dsl.container_component
+def bigquery_split(
+    source_table: str,
+    key_columns: list,
+    destination_dataset: str,
+    project: str,
+    train: dsl.Output[dsl.Dataset],
+    validation: dsl.Output[dsl.Dataset],
+    test: dsl.Output[dsl.Dataset],
+    other_splits: dsl.Output[dsl.Dataset],
+    split_metrics: dsl.Output[dsl.Metrics],
+    split_ratios: dict = DEFAULT_RATIOS,  # noqa: B006 - KFP needs a literal default
+    location: str = "US",
+    bigquery_endpoint: str = "",
+    export_format: str = "parquet",
+    destination_table_prefix: str = "",
+):
+    """Splits a BigQuery table into named splits by a repeatable hash of a key, in one scan.
+
+    Each row's bucket is ``FARM_FINGERPRINT`` of its key modulo 1,000,000, computed once per
+    row in BigQuery; rows with the same key always land in the same split, on every run and
+    on every engine that implements FarmHash Fingerprint64. The source is read once into a
+    staging table; each split is then created or replaced from it, so re-runs are idempotent.
+
+    Args:
+        source_table: The table to split, ``project.dataset.table``.
+        key_columns: One or more columns whose values decide the split. Types STRING, INT64,
+            DATE or BOOL. Several columns are hashed as
+            ``CONCAT(CAST(c1 AS STRING), '|', CAST(c2 AS STRING), ...)``.
+        destination_dataset: ``dataset`` or ``project.dataset`` receiving one table per split,
+            named ``<destination_table_prefix><split>``. Created if missing.
+        project: Project that runs the BigQuery jobs.
+        split_ratios: Split name -> fraction; positive, summing to 1; resolution 1e-6. Names
+            are letters, digits and ``_``. Buckets are assigned in the order train,
+            validation, test, then other names alphabetically.
+        location: BigQuery location of the jobs and the destination dataset.
+        bigquery_endpoint: API endpoint override; set it for the emulator
+            (e.g. ``http://127.0.0.1:9050``), leave empty for BigQuery.
+        export_format: ``parquet`` to also write each split as Parquet files under its
+            output artifact (``EXPORT DATA`` straight from BigQuery; needs a gs:// pipeline
+            root on BigQuery), or ``none`` for tables only.
+        destination_table_prefix: Prefix of the destination table names; default
+            ``<source table name>_``.
+
+    Returns:
+        train: The ``train`` split: metadata ``table_id``, ``row_count``, ``schema`` and, when
+            exported, Parquet files ``data-*.parquet`` under the artifact. A standard split
+            not named in ``split_ratios`` gives an artifact with ``absent: true``.
+        validation: The ``validation`` split, as ``train``.
+        test: The ``test`` split, as ``train``.
+        other_splits: Splits with other names: metadata ``splits`` (name -> as ``train``);
+            Parquet files under ``<artifact>/<name>/``.
+        split_metrics: Row counts ``rows_<split>`` and ``rows_total``.
+
+    Raises (the step fails, writes no outputs, leaves destination tables as they were):
+        Invalid or injected identifiers, ratios that are not positive or do not sum to 1, a
+        missing source table or key column, an empty source, NULL keys.
+    """
+    return dsl.ContainerSpec(
+        image=images.image("core"),
+        command=["python3", "-m", "kfpkit.components.bigquery_split.launcher"],
+        args=["--executor_input", "{{$}}"],
+    )

@@ -1,0 +1,89 @@
+"""Launcher of bigquery_split: parses the executor input, calls the runner, records outputs.
+
+Run inside the core image as
+``python3 -m kfpkit.components.bigquery_split.launcher --executor_input '{{$}}'``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kfpkit.components._runtime.executor import Executor, main
+from kfpkit.components.bigquery_split import sql
+from kfpkit.components.bigquery_split.runner import SplitRequest, SplitRunner, step_key
+
+OTHER_SPLITS = "other_splits"
+METRICS = "split_metrics"
+
+
+def _json_param(executor: Executor, name: str, default: Any) -> Any:
+    value = executor.param(name, default)
+    if isinstance(value, str):  # tolerate JSON text, e.g. from a pipeline parameter
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{name} is not valid JSON: {value!r}") from e
+    return value
+
+
+def request_from(executor: Executor) -> SplitRequest:
+    ratios = _json_param(executor, "split_ratios", {"train": 0.8, "validation": 0.1, "test": 0.1})
+    export_format = executor.param("export_format", "parquet")
+    export_uris: dict[str, str] = {}
+    if export_format == "parquet" and isinstance(ratios, dict):
+        other = executor.output(OTHER_SPLITS).uri.rstrip("/")
+        for name in ratios:
+            standard = name in sql.STANDARD_SPLITS
+            export_uris[name] = executor.output(name).uri if standard else f"{other}/{name}"
+    identity = {
+        "inputs": executor.raw.get("inputs", {}),
+        "outputs": sorted(a.uri for a in executor.output_artifacts.values()),
+    }
+    return SplitRequest(
+        source_table=executor.param("source_table"),
+        key_columns=_json_param(executor, "key_columns", None),
+        split_ratios=ratios,
+        destination_dataset=executor.param("destination_dataset"),
+        project=executor.param("project"),
+        location=executor.param("location", "US"),
+        bigquery_endpoint=executor.param("bigquery_endpoint", ""),
+        export_format=export_format,
+        destination_table_prefix=executor.param("destination_table_prefix", ""),
+        export_uris=export_uris,
+        step_key=step_key(identity),
+    )
+
+
+def run(executor: Executor) -> None:
+    request = request_from(executor)
+    results = SplitRunner(request).run()
+    metrics = executor.output(METRICS)
+    metrics.metadata["rows_total"] = sum(r.row_count for r in results)
+    others: dict[str, Any] = {}
+    for r in results:
+        meta = {
+            "split": r.name,
+            "table_id": r.table_id,
+            "row_count": r.row_count,
+            "schema": r.schema,
+            "format": request.export_format,
+            "key_columns": request.key_columns,
+        }
+        if r.export_uri:
+            meta["files"] = r.export_uri.rstrip("/") + "/data-*.parquet"
+        metrics.metadata[f"rows_{r.name}"] = r.row_count
+        if r.name in sql.STANDARD_SPLITS:
+            executor.output(r.name).metadata.update(meta)
+        else:
+            others[r.name] = meta
+    executor.output(OTHER_SPLITS).metadata["splits"] = others
+    for name in sql.STANDARD_SPLITS:
+        art = executor.output(name)
+        if "split" not in art.metadata:
+            # Not asked for in split_ratios: an explicitly empty artifact, never a silent one.
+            art.metadata.update({"split": name, "row_count": 0, "absent": True})
+
+
+if __name__ == "__main__":
+    main(run)

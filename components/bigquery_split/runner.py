@@ -1,0 +1,276 @@
+"""The remote runner of bigquery_split: drives BigQuery jobs, never parses executor input.
+
+Order of work, chosen so a failure never leaves a split that looks complete:
+1. Validate every identifier and ratio (ValueError before any job is sent).
+2. Look up the source table and the key columns' types.
+3. One scan of the source into a staging table holding each row's bucket (hash once a row).
+4. Count rows per split and NULL keys from staging; refuse an empty source or NULL keys.
+   Nothing has been written to a destination yet.
+5. Create or replace each destination table from staging, then export Parquet if asked.
+6. Check each destination's row count against step 4; drop the staging table.
+
+Job ids are derived from the step's identity (inputs and output URIs), so a restarted step
+finds the jobs its previous attempt started and waits for or reuses them instead of running
+them again. SIGTERM (the pod being stopped) cancels the running BigQuery job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import bigquery
+
+from kfpkit.components._runtime.executor import Cancelled, path_to_uri
+from kfpkit.components._runtime.retry import retry
+from kfpkit.components.bigquery_split import sql
+
+_log = logging.getLogger("kfpkit")
+
+EXPORT_FORMATS = ("parquet", "none")
+PARQUET_PATTERN = "data-*.parquet"
+
+
+@dataclass
+class SplitRequest:
+    source_table: str
+    key_columns: list[str]
+    split_ratios: dict[str, float]
+    destination_dataset: str
+    project: str
+    location: str = "US"
+    bigquery_endpoint: str = ""
+    export_format: str = "parquet"
+    destination_table_prefix: str = ""
+    # split name -> artifact URI that receives its Parquet files (when exporting)
+    export_uris: dict[str, str] = field(default_factory=dict)
+    # stable across restarts of the same step, different for every step (see module doc)
+    step_key: str = ""
+
+
+@dataclass
+class SplitResult:
+    name: str
+    table_id: str
+    row_count: int
+    schema: list[dict[str, str]]
+    export_uri: str = ""
+
+
+def make_client(project: str, location: str, endpoint: str = "") -> bigquery.Client:
+    """A BigQuery client; with ``endpoint`` (the emulator) it uses anonymous credentials."""
+    if endpoint:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        return bigquery.Client(
+            project=project,
+            location=location or None,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options=ClientOptions(api_endpoint=endpoint),
+        )
+    return bigquery.Client(project=project, location=location or None)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors worth retrying: rate limits, 5xx and dropped connections."""
+    if isinstance(error, gexc.TooManyRequests | gexc.ServerError | ConnectionError):
+        return True
+    if isinstance(error, gexc.GoogleAPICallError):
+        reasons = {e.get("reason") for e in (error.errors or []) if isinstance(e, dict)}
+        return bool(reasons & {"backendError", "rateLimitExceeded", "internalError"})
+    return False
+
+
+def step_key(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def export_uri_pattern(artifact_uri: str, emulator: bool) -> str:
+    """gs:// pattern BigQuery writes a split's Parquet files to, for an artifact URI.
+
+    On a cluster the artifact URI is already gs://. A local artifact path (kfp.local) is
+    addressed as gs://<first path segment>/<rest>; the bundled emulator is started with
+    BQEMU_GCS_LOCAL_ROOT=/ so that URI is that very local path.
+    """
+    uri = path_to_uri(artifact_uri)
+    if uri.startswith("gs://"):
+        return uri.rstrip("/") + "/" + PARQUET_PATTERN
+    if uri.startswith("/") and emulator:
+        return "gs://" + uri.strip("/") + "/" + PARQUET_PATTERN
+    raise ValueError(
+        f"Parquet export on BigQuery needs a gs:// artifact URI (a gs:// pipeline root), "
+        f"got {artifact_uri!r}; use export_format='none' or a gs:// pipeline root"
+    )
+
+
+class SplitRunner:
+    def __init__(self, request: SplitRequest, client: bigquery.Client | None = None):
+        self.req = request
+        self.ranges = sql.split_ranges(request.split_ratios)
+        self.source = sql.parse_table_id(request.source_table, "source_table")
+        self.key_columns = sql.check_columns(request.key_columns)
+        sql.check_project(request.project, "project")
+        dest_project, dest_dataset = sql.parse_dataset_id(
+            request.destination_dataset, request.project
+        )
+        if request.export_format not in EXPORT_FORMATS:
+            raise ValueError(
+                f"export_format must be one of {EXPORT_FORMATS}, got {request.export_format!r}"
+            )
+        prefix = request.destination_table_prefix or f"{self.source.table}_"
+        self.destinations = {
+            r.name: sql.parse_table_id(f"{dest_project}.{dest_dataset}.{prefix}{r.name}", "destination table")
+            for r in self.ranges
+        }
+        for dest in self.destinations.values():
+            if dest == self.source:
+                raise ValueError(f"destination table {dest.id!r} would overwrite the source table")
+        self.step = request.step_key or step_key(request.__dict__)
+        self.staging = sql.TableRef(dest_project, dest_dataset, f"_kfpkit_split_{self.step}")
+        if request.export_format == "parquet":
+            missing = [r.name for r in self.ranges if r.name not in request.export_uris]
+            if missing:
+                raise RuntimeError(f"no export URI for splits {missing}")
+            for uri in request.export_uris.values():  # fail before any job is sent
+                export_uri_pattern(uri, emulator=bool(request.bigquery_endpoint))
+        self.client = client or make_client(
+            request.project, request.location, request.bigquery_endpoint
+        )
+
+    # -- BigQuery calls ---------------------------------------------------------------
+    def _call(self, fn: Any, what: str) -> Any:
+        return retry(fn, is_transient, what=what)
+
+    def _query(
+        self, statement: str, name: str, effect_present: Callable[[], bool] = lambda: True
+    ) -> bigquery.QueryJob:
+        """Runs one statement as a job with a deterministic id; resumes a previous attempt's job.
+
+        A finished job of a previous attempt is reused only while ``effect_present()`` says
+        what it created is still there.
+        """
+        job_id = f"kfpkit_split_{self.step}_{name}"
+        job: bigquery.QueryJob | None = None
+        try:
+            existing = self._call(lambda: self.client.get_job(job_id), f"get job {job_id}")
+            if existing.state == "DONE" and existing.error_result is None and effect_present():
+                _log.info("Reusing finished job %s from a previous attempt", job_id)
+                return existing  # type: ignore[no-any-return]
+            if existing.state != "DONE":
+                _log.info("Waiting for job %s started by a previous attempt", job_id)
+                job = existing
+            else:
+                job_id = f"{job_id}_{os.urandom(4).hex()}"  # failed or undone: run it again
+        except gexc.NotFound:
+            pass
+        if job is None:
+            _log.info("Running %s:\n%s", job_id, statement)
+            job = self._call(
+                lambda: self.client.query(
+                    statement, job_id=job_id, location=self.req.location or None, job_retry=None
+                ),
+                f"submit {name}",
+            )
+        try:
+            self._call(job.result, f"wait for {name}")
+        except Cancelled:
+            _log.warning("Cancelling BigQuery job %s", job.job_id)
+            try:
+                self.client.cancel_job(job.job_id, location=job.location)
+            finally:
+                raise
+        except gexc.BadRequest as e:
+            raise RuntimeError(f"BigQuery rejected {name}: {e.message}") from e
+        return job
+
+    # -- the split --------------------------------------------------------------------------
+    def _key_types(self) -> dict[str, str]:
+        try:
+            table = self._call(lambda: self.client.get_table(self.source.id), "get source table")
+        except gexc.NotFound:
+            raise ValueError(f"source_table {self.source.id!r} does not exist") from None
+        types = {f.name: f.field_type for f in table.schema}
+        missing = [c for c in self.key_columns if c not in types]
+        if missing:
+            raise ValueError(
+                f"key column(s) {missing} not in {self.source.id!r}; its columns are {sorted(types)}"
+            )
+        if sql.BUCKET_COLUMN in types:
+            raise ValueError(f"source table has a column named {sql.BUCKET_COLUMN!r}, which kfpkit reserves")
+        return types
+
+    def _counts(self) -> dict[str, int]:
+        job = self._query(sql.counts_sql(self.staging, self.ranges), "count")
+        row = next(iter(job.result()))
+        return {k: int(v) for k, v in row.items()}
+
+    def run(self) -> list[SplitResult]:
+        key_expr = sql.key_expression(self.key_columns, self._key_types())
+        dest_ds = bigquery.Dataset(f"{self.staging.project}.{self.staging.dataset}")
+        dest_ds.location = self.req.location or None
+        self._call(lambda: self.client.create_dataset(dest_ds, exists_ok=True), "create dataset")
+        self._query(
+            sql.assign_sql(self.source, self.staging, key_expr), "assign", self._staging_exists
+        )
+        counts = self._counts()
+        if counts["total"] == 0 or counts["null_keys"]:
+            self._drop_staging()
+        if counts["total"] == 0:
+            raise ValueError(f"source_table {self.source.id!r} is empty: nothing to split")
+        if counts["null_keys"]:
+            raise ValueError(
+                f"{counts['null_keys']} of {counts['total']} rows of {self.source.id!r} have a "
+                f"NULL in key column(s) {self.key_columns}; NULL keys cannot be split "
+                "repeatably: filter or fill them first"
+            )
+        # On a system failure the staging table stays (it expires after a day on BigQuery) so
+        # that a restart of this step resumes from it instead of scanning the source again.
+        results = [self._write_split(r, counts[r.name]) for r in self.ranges]
+        self._drop_staging()
+        return results
+
+    def _staging_exists(self) -> bool:
+        try:
+            self._call(lambda: self.client.get_table(self.staging.id), "get staging table")
+            return True
+        except gexc.NotFound:
+            return False
+
+    def _drop_staging(self) -> None:
+        self._call(
+            lambda: self.client.delete_table(self.staging.id, not_found_ok=True),
+            "drop staging table",
+        )
+
+    def _write_split(self, r: sql.SplitRange, expected_rows: int) -> SplitResult:
+        dest = self.destinations[r.name]
+        self._query(sql.write_split_sql(self.staging, dest, r), f"write_{r.name}")
+        table = self._call(lambda: self.client.get_table(dest.id), f"get {dest.id}")
+        if table.num_rows != expected_rows:
+            raise RuntimeError(
+                f"{dest.id} has {table.num_rows} rows after the write, expected {expected_rows}"
+            )
+        export_uri = ""
+        if self.req.export_format == "parquet":
+            export_uri = self.req.export_uris[r.name]
+            self._export(r, export_uri)
+        schema = [
+            {"name": f.name, "type": f.field_type, "mode": f.mode or "NULLABLE"}
+            for f in table.schema
+        ]
+        return SplitResult(r.name, dest.id, expected_rows, schema, export_uri)
+
+    def _export(self, r: sql.SplitRange, artifact_uri: str) -> None:
+        pattern = export_uri_pattern(artifact_uri, emulator=bool(self.req.bigquery_endpoint))
+        local_dir = artifact_uri if artifact_uri.startswith("/") else None
+        if local_dir:
+            # BigQuery (and the emulator) write files but do not create local directories.
+            os.makedirs(local_dir, exist_ok=True)
+        self._query(sql.export_split_sql(self.staging, pattern, r), f"export_{r.name}")

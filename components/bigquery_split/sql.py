@@ -1,0 +1,222 @@
+"""Pure, tested pieces of the split: identifier validation, bucket bounds and the SQL text.
+
+Nothing here talks to BigQuery. Every identifier that reaches SQL passes a validator below
+first and is then quoted with backticks, so a value such as ``a.b.c`; DROP TABLE x`` is
+rejected before any job is sent.
+
+How a row is assigned (the same on real BigQuery and on the emulator):
+
+    key    = the key column cast to STRING, or for several columns
+             CONCAT(CAST(c1 AS STRING), '|', CAST(c2 AS STRING), ...)
+    bucket = MOD(MOD(FARM_FINGERPRINT(key), 1000000) + 1000000, 1000000)   -- 0 .. 999999
+    split  = the split whose [lower, upper) bucket range holds the bucket; ranges have widths
+             round(ratio * 1000000) and follow a canonical order: train, validation, test,
+             then any other names alphabetically. (KFP passes dicts as protobuf Structs, which
+             keep no key order, so the order the user wrote cannot be relied on.)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+BUCKETS = 1_000_000
+BUCKET_COLUMN = "kfpkit_bucket"
+KEY_SEPARATOR = "|"
+
+# Key types whose STRING form is the same on every engine. FLOAT64 (rounding of the text form)
+# and TIMESTAMP (time zone formatting) are refused: their keys would not split repeatably.
+KEY_TYPES = {"STRING", "INTEGER", "INT64", "DATE", "BOOLEAN", "BOOL"}
+
+_PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+_DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+_TABLE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,1023}$")
+_COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
+_SPLIT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True)
+class TableRef:
+    project: str
+    dataset: str
+    table: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.project}.{self.dataset}.{self.table}"
+
+    @property
+    def sql(self) -> str:
+        return f"`{self.project}.{self.dataset}.{self.table}`"
+
+
+@dataclass(frozen=True)
+class SplitRange:
+    name: str
+    lower: int  # inclusive bucket
+    upper: int  # exclusive bucket
+
+
+def parse_table_id(value: str, what: str = "table") -> TableRef:
+    """Parses ``project.dataset.table``; raises ValueError naming the bad value."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string 'project.dataset.table', got {value!r}")
+    parts = value.split(".")
+    # Domain-scoped projects ("example.com:proj") contain a dot before the colon.
+    if len(parts) == 4 and ":" in parts[1]:
+        parts = [parts[0] + "." + parts[1], parts[2], parts[3]]
+    if len(parts) != 3:
+        raise ValueError(f"{what} must be 'project.dataset.table', got {value!r}")
+    project, dataset, table = parts
+    check_project(project, what)
+    check_dataset(dataset, what)
+    if not _TABLE_RE.match(table):
+        raise ValueError(f"{what} has an invalid table name {table!r} (in {value!r})")
+    return TableRef(project, dataset, table)
+
+
+def check_project(project: str, what: str = "project") -> str:
+    if not isinstance(project, str) or not _PROJECT_RE.match(project):
+        raise ValueError(f"{what} has an invalid project id {project!r}")
+    return project
+
+
+def check_dataset(dataset: str, what: str = "destination_dataset") -> str:
+    if not isinstance(dataset, str) or not _DATASET_RE.match(dataset):
+        raise ValueError(f"{what} has an invalid dataset name {dataset!r}")
+    return dataset
+
+
+def parse_dataset_id(value: str, default_project: str) -> tuple[str, str]:
+    """``dataset`` or ``project.dataset`` -> (project, dataset)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"destination_dataset must be 'dataset' or 'project.dataset', got {value!r}")
+    parts = value.rsplit(".", 1)
+    if len(parts) == 1:
+        return check_project(default_project, "project"), check_dataset(parts[0])
+    return check_project(parts[0], "destination_dataset"), check_dataset(parts[1])
+
+
+def check_columns(columns: list[str]) -> list[str]:
+    if isinstance(columns, str):
+        columns = [columns]
+    if not isinstance(columns, list) or not columns:
+        raise ValueError(f"key_columns must be a non-empty list of column names, got {columns!r}")
+    for c in columns:
+        if not isinstance(c, str) or not _COLUMN_RE.match(c):
+            raise ValueError(f"key_columns has an invalid column name {c!r}")
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"key_columns has a column more than once: {columns!r}")
+    return columns
+
+
+STANDARD_SPLITS = ("train", "validation", "test")
+
+
+def canonical_order(names: Iterable[str]) -> list[str]:
+    """train, validation, test first, then other split names alphabetically."""
+    rank = {n: i for i, n in enumerate(STANDARD_SPLITS)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def split_ranges(split_ratios: dict[str, float]) -> list[SplitRange]:
+    """Validates the ratios and turns them into consecutive bucket ranges covering all buckets."""
+    if not isinstance(split_ratios, dict) or not split_ratios:
+        raise ValueError(f"split_ratios must be a non-empty mapping name -> fraction, got {split_ratios!r}")
+    total = 0.0
+    for name, ratio in split_ratios.items():
+        if not isinstance(name, str) or not _SPLIT_RE.match(name):
+            raise ValueError(
+                f"split name {name!r} is invalid: use letters, digits and '_' (it names a table)"
+            )
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not math.isfinite(ratio):
+            raise ValueError(f"split_ratios[{name!r}] must be a number, got {ratio!r}")
+        if ratio <= 0:
+            raise ValueError(f"split_ratios[{name!r}] must be positive, got {ratio!r}")
+        total += ratio
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"split_ratios must sum to 1, got {total!r} for {split_ratios!r}")
+    ranges: list[SplitRange] = []
+    cumulative = 0.0
+    lower = 0
+    names = canonical_order(split_ratios)
+    for i, name in enumerate(names):
+        cumulative += split_ratios[name]
+        upper = BUCKETS if i == len(names) - 1 else round(cumulative * BUCKETS)
+        if upper <= lower:
+            raise ValueError(
+                f"split_ratios[{name!r}] = {split_ratios[name]!r} is below the split's "
+                f"resolution of 1/{BUCKETS}"
+            )
+        ranges.append(SplitRange(name, lower, upper))
+        lower = upper
+    return ranges
+
+
+def key_expression(columns: list[str], types: dict[str, str]) -> str:
+    """The STRING expression hashed for each row (see the module docstring)."""
+    parts = []
+    for c in columns:
+        kind = types[c].upper()
+        if kind not in KEY_TYPES:
+            raise ValueError(
+                f"key column {c!r} has type {kind}; key columns must be one of "
+                f"{', '.join(sorted(KEY_TYPES))} so the split is repeatable across engines"
+            )
+        parts.append(f"`{c}`" if kind == "STRING" else f"CAST(`{c}` AS STRING)")
+    if len(parts) == 1:
+        return parts[0]
+    return "CONCAT(" + f", '{KEY_SEPARATOR}', ".join(parts) + ")"
+
+
+def assign_sql(source: TableRef, staging: TableRef, key_expr: str) -> str:
+    """One scan of the source: every column plus the row's bucket, hashed once per row.
+
+    The bucket is materialised in the staging table, so the per-split statements filter on a
+    stored integer and neither the source nor FARM_FINGERPRINT is touched again. A NULL key
+    gives a NULL bucket, which :func:`counts_sql` reports.
+    """
+    return (
+        f"CREATE OR REPLACE TABLE {staging.sql}\n"
+        f"OPTIONS(expiration_timestamp=TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 1 DAY)) AS\n"
+        f"SELECT *, MOD(MOD(FARM_FINGERPRINT({key_expr}), {BUCKETS}) + {BUCKETS}, {BUCKETS})"
+        f" AS {BUCKET_COLUMN}\n"
+        f"FROM {source.sql}"
+    )
+
+
+def counts_sql(staging: TableRef, ranges: list[SplitRange]) -> str:
+    """Rows per split and rows with a NULL key, from the staging table in one pass."""
+    cols = [f"COUNTIF({BUCKET_COLUMN} IS NULL) AS null_keys", "COUNT(*) AS total"]
+    cols += [
+        f"COUNTIF({BUCKET_COLUMN} >= {r.lower} AND {BUCKET_COLUMN} < {r.upper}) AS `{r.name}`"
+        for r in ranges
+    ]
+    return f"SELECT {', '.join(cols)}\nFROM {staging.sql}"
+
+
+def _split_select(staging: TableRef, r: SplitRange) -> str:
+    return (
+        f"SELECT * EXCEPT({BUCKET_COLUMN}) FROM {staging.sql}\n"
+        f"WHERE {BUCKET_COLUMN} >= {r.lower} AND {BUCKET_COLUMN} < {r.upper}"
+    )
+
+
+def write_split_sql(staging: TableRef, destination: TableRef, r: SplitRange) -> str:
+    """Creates or replaces one destination table; atomic per table, idempotent on re-run."""
+    return f"CREATE OR REPLACE TABLE {destination.sql} AS\n{_split_select(staging, r)}"
+
+
+_EXPORT_URI_RE = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[^'\\\s]*)?/[A-Za-z0-9_.-]*\*\.parquet$")
+
+
+def export_split_sql(staging: TableRef, uri_pattern: str, r: SplitRange) -> str:
+    """EXPORT DATA of one split straight from BigQuery into Parquet files at ``uri_pattern``."""
+    if not _EXPORT_URI_RE.match(uri_pattern):
+        raise ValueError(f"Parquet export needs a gs:// URI pattern ending in '*.parquet', got {uri_pattern!r}")
+    return (
+        f"EXPORT DATA OPTIONS(uri='{uri_pattern}', format='PARQUET', overwrite=true) AS\n"
+        f"{_split_select(staging, r)}"
+    )

@@ -1,0 +1,1 @@
+"""kfpkit's pipelines: ``from kfpkit.pipelines import training``."""

@@ -1,0 +1,3 @@
+"""kfpkit: tested, containerized Kubeflow Pipelines components."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,45 @@
+"""The one place that names kfpkit's container images.
+
+Every component takes its image from :func:`image`. Point kfpkit at your own registry (for
+example after mirroring the images into an air-gapped cluster) with environment variables set
+before ``kfpkit`` is imported:
+
+- ``KFPKIT_IMAGE_REGISTRY`` (default ``ghcr.io/kfpkit``)
+- ``KFPKIT_IMAGE_TAG`` (default: the package version)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from kfpkit import __version__
+
+DEFAULT_REGISTRY = "ghcr.io/kfpkit"
+
+# Image families: one per dependency island (see images/<family>/Dockerfile).
+FAMILIES = ("core",)
+
+_REGISTRY_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9]$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def registry() -> str:
+    value = os.environ.get("KFPKIT_IMAGE_REGISTRY", DEFAULT_REGISTRY).rstrip("/")
+    if not _REGISTRY_RE.match(value):
+        raise ValueError(f"KFPKIT_IMAGE_REGISTRY is not a valid registry path: {value!r}")
+    return value
+
+
+def tag() -> str:
+    value = os.environ.get("KFPKIT_IMAGE_TAG", __version__)
+    if not _TAG_RE.match(value):
+        raise ValueError(f"KFPKIT_IMAGE_TAG is not a valid image tag: {value!r}")
+    return value
+
+
+def image(family: str) -> str:
+    """Full reference of an image family, e.g. ``ghcr.io/kfpkit/core:0.1.0``."""
+    if family not in FAMILIES:
+        raise ValueError(f"Unknown image family {family!r}; known: {', '.join(FAMILIES)}")
+    return f"{registry()}/{family}:{tag()}"
