@@ -132,6 +132,7 @@ class SplitRunner:
         for dest in self.destinations.values():
             if dest == self.source:
                 raise ValueError(f"destination table {dest.id!r} would overwrite the source table")
+        self.columns: list[str] = []  # the source's columns, read in run()
         self.step = request.step_key or step_key(request.__dict__)
         self.staging = sql.TableRef(dest_project, dest_dataset, f"_kfpkit_split_{self.step}")
         if request.export_format == "parquet":
@@ -196,6 +197,7 @@ class SplitRunner:
             table = self._call(lambda: self.client.get_table(self.source.id), "get source table")
         except gexc.NotFound:
             raise ValueError(f"source_table {self.source.id!r} does not exist") from None
+        self.columns = [f.name for f in table.schema]
         types = {f.name: f.field_type for f in table.schema}
         missing = [c for c in self.key_columns if c not in types]
         if missing:
@@ -251,7 +253,7 @@ class SplitRunner:
 
     def _write_split(self, r: sql.SplitRange, expected_rows: int) -> SplitResult:
         dest = self.destinations[r.name]
-        self._query(sql.write_split_sql(self.staging, dest, r), f"write_{r.name}")
+        self._query(sql.write_split_sql(self.staging, dest, r, self.columns), f"write_{r.name}")
         table = self._call(lambda: self.client.get_table(dest.id), f"get {dest.id}")
         if table.num_rows != expected_rows:
             raise RuntimeError(
@@ -273,4 +275,4 @@ class SplitRunner:
         if local_dir:
             # BigQuery (and the emulator) write files but do not create local directories.
             os.makedirs(local_dir, exist_ok=True)
-        self._query(sql.export_split_sql(self.staging, pattern, r), f"export_{r.name}")
+        self._query(sql.export_split_sql(self.staging, pattern, r, self.columns), f"export_{r.name}")

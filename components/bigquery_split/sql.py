@@ -34,6 +34,8 @@ _PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{0,
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _TABLE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,1023}$")
 _COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
+# Source columns are only quoted, never chosen by the user: refuse what could break quoting.
+_SOURCE_COLUMN_RE = re.compile(r"^[^`\\\n\r]{1,300}$")
 _SPLIT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
@@ -197,26 +199,38 @@ def counts_sql(staging: TableRef, ranges: list[SplitRange]) -> str:
     return f"SELECT {', '.join(cols)}\nFROM {staging.sql}"
 
 
-def _split_select(staging: TableRef, r: SplitRange) -> str:
+def projection(columns: list[str]) -> str:
+    """Explicit ``\`c\` AS \`c\``` list of the source's columns, in the source's order.
+
+    On BigQuery this equals ``* EXCEPT(kfpkit_bucket)``. It also restores the source's column
+    case on the emulator, whose hashing statement lower-cases every column name.
+    """
+    for c in columns:
+        if not isinstance(c, str) or not _SOURCE_COLUMN_RE.match(c):
+            raise ValueError(f"source column name {c!r} cannot be quoted safely")
+    return ", ".join(f"`{c}` AS `{c}`" for c in columns)
+
+
+def _split_select(staging: TableRef, r: SplitRange, columns: list[str]) -> str:
     return (
-        f"SELECT * EXCEPT({BUCKET_COLUMN}) FROM {staging.sql}\n"
+        f"SELECT {projection(columns)}\nFROM {staging.sql}\n"
         f"WHERE {BUCKET_COLUMN} >= {r.lower} AND {BUCKET_COLUMN} < {r.upper}"
     )
 
 
-def write_split_sql(staging: TableRef, destination: TableRef, r: SplitRange) -> str:
+def write_split_sql(staging: TableRef, destination: TableRef, r: SplitRange, columns: list[str]) -> str:
     """Creates or replaces one destination table; atomic per table, idempotent on re-run."""
-    return f"CREATE OR REPLACE TABLE {destination.sql} AS\n{_split_select(staging, r)}"
+    return f"CREATE OR REPLACE TABLE {destination.sql} AS\n{_split_select(staging, r, columns)}"
 
 
 _EXPORT_URI_RE = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[^'\\\s]*)?/[A-Za-z0-9_.-]*\*\.parquet$")
 
 
-def export_split_sql(staging: TableRef, uri_pattern: str, r: SplitRange) -> str:
+def export_split_sql(staging: TableRef, uri_pattern: str, r: SplitRange, columns: list[str]) -> str:
     """EXPORT DATA of one split straight from BigQuery into Parquet files at ``uri_pattern``."""
     if not _EXPORT_URI_RE.match(uri_pattern):
         raise ValueError(f"Parquet export needs a gs:// URI pattern ending in '*.parquet', got {uri_pattern!r}")
     return (
         f"EXPORT DATA OPTIONS(uri='{uri_pattern}', format='PARQUET', overwrite=true) AS\n"
-        f"{_split_select(staging, r)}"
+        f"{_split_select(staging, r, columns)}"
     )

@@ -1,0 +1,121 @@
+"""Builds kfpkit's images offline and only when their inputs changed.
+
+For each family under images/: download the locked wheels on the host into a wheelhouse
+(pip inside a container may reach no index), build the kfpkit wheel, and ``docker build``
+with ``BASE_IMAGE``. The image is labelled with a hash of everything that goes into it
+(Dockerfile, lock file, kfpkit sources, base image id); an image whose label matches is
+not rebuilt. Prints each image's size.
+
+Usage: python images/build.py [FAMILY ...]   (env: BASE_IMAGE, KFPKIT_IMAGE_REGISTRY/TAG)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+from kfpkit import images  # noqa: E402
+
+BUILD = ROOT / "build" / "images"
+SOURCES = ("pyproject.toml", "src", "components")
+LABEL = "org.kfpkit.content-hash"
+
+
+def sh(*cmd: str, capture: bool = False) -> str:
+    out = subprocess.run(cmd, check=True, text=True, capture_output=capture)
+    return out.stdout.strip() if capture else ""
+
+
+def base_image() -> str:
+    return os.environ.get("BASE_IMAGE") or "python:3.11-slim"
+
+
+def base_image_id(base: str) -> str:
+    probe = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", base], text=True, capture_output=True
+    )
+    if probe.returncode != 0:
+        if subprocess.run(["docker", "pull", base]).returncode != 0:
+            sys.exit(
+                f"Base image {base!r} is neither local nor pullable. Set BASE_IMAGE to a local "
+                "Debian/Python 3.11 image (images/make-local-base.sh makes one offline)."
+            )
+        return base_image_id(base)
+    return probe.stdout.strip()
+
+
+def source_files() -> list[Path]:
+    files = []
+    for name in SOURCES:
+        p = ROOT / name
+        found = [p] if p.is_file() else sorted(p.rglob("*"))
+        files += [
+            f for f in found
+            if f.is_file() and "__pycache__" not in f.parts and "tests" not in f.parts
+        ]
+    return files
+
+
+def content_hash(family: str, base_id: str) -> str:
+    h = hashlib.sha256(base_id.encode())
+    fam = ROOT / "images" / family
+    for f in [fam / "Dockerfile", fam / "requirements.lock", *source_files()]:
+        h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:20]
+
+
+def current_label(ref: str) -> str:
+    probe = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{index .Config.Labels \"" + LABEL + "\"}}", ref],
+        text=True, capture_output=True,
+    )
+    return probe.stdout.strip() if probe.returncode == 0 else ""
+
+
+def wheelhouse(family: str, lock: Path) -> Path:
+    """Locked wheels for CPython 3.11 / manylinux x86_64, downloaded once per lock file."""
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
+    house = ROOT / "build" / "wheelhouse" / f"{family}-{digest}"
+    if not (house / ".complete").exists():
+        shutil.rmtree(house, ignore_errors=True)
+        sh(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
+           "--only-binary", ":all:", "--python-version", "3.11", "--implementation", "cp",
+           "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64",
+           "--platform", "manylinux_2_17_x86_64", "-r", str(lock), "-d", str(house))
+        (house / ".complete").touch()
+    return house
+
+
+def build(family: str) -> None:
+    ref = images.image(family)
+    base = base_image()
+    digest = content_hash(family, base_image_id(base))
+    if current_label(ref) == digest:
+        print(f"{ref}: up to date ({digest})")
+    else:
+        fam = ROOT / "images" / family
+        ctx = BUILD / family
+        shutil.rmtree(ctx, ignore_errors=True)
+        (ctx / "wheelhouse").mkdir(parents=True)
+        for w in wheelhouse(family, fam / "requirements.lock").glob("*.whl"):
+            os.link(w, ctx / "wheelhouse" / w.name)
+        sh("uv", "build", "--quiet", "--wheel", "--out-dir", str(ctx / "wheelhouse"), str(ROOT))
+        shutil.copy(fam / "Dockerfile", ctx / "Dockerfile")
+        shutil.copy(fam / "requirements.lock", ctx / "requirements.lock")
+        sh("docker", "build", "--quiet", "--build-arg", f"BASE_IMAGE={base}",
+           "--build-arg", f"KFPKIT_CONTENT_HASH={digest}", "-t", ref,
+           "-t", f"{images.registry()}/{family}:{digest}", str(ctx))
+        print(f"{ref}: built ({digest}) on {base}")
+    size = int(sh("docker", "image", "inspect", "--format", "{{.Size}}", ref, capture=True))
+    print(f"{ref}: {size / 1e6:.0f} MB")
+
+
+if __name__ == "__main__":
+    for fam in sys.argv[1:] or images.FAMILIES:
+        build(fam)
