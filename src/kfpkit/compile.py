@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,23 @@ def load_pipeline(name: str) -> Any:
     return _load(*PIPELINES[name])
 
 
+_HEADER_DEFAULT = re.compile(r"^(#\s+\S+: dict \[Default: )(\{.*\})(\])$", re.MULTILINE)
+
+
+def _sorted_header_defaults(text: str) -> str:
+    """Sorts dict defaults in the YAML's header comment.
+
+    kfp renders them from a protobuf Struct, whose key order changes from process to process;
+    without this, compiled/ would differ between two compiles of the same code.
+    """
+
+    def render(m: re.Match[str]) -> str:
+        value = ast.literal_eval(m.group(2))
+        return m.group(1) + repr(dict(sorted(value.items()))) + m.group(3)
+
+    return _HEADER_DEFAULT.sub(render, text)
+
+
 def compile_all(out_dir: Path) -> list[Path]:
     """Writes ``<out>/<pipeline>.yaml`` and ``<out>/components/<component>.yaml``."""
     from kfp import compiler
@@ -34,8 +53,9 @@ def compile_all(out_dir: Path) -> list[Path]:
         (out_dir / "components" / f"{n}.yaml", _load(*spec)) for n, spec in sorted(COMPONENTS.items())
     ]
     for path, obj in targets:
-        tmp = path.with_suffix(".yaml.tmp")
+        tmp = path.with_name(f".{path.stem}.tmp.yaml")
         compiler.Compiler().compile(obj, str(tmp))
+        tmp.write_text(_sorted_header_defaults(tmp.read_text()))
         tmp.replace(path)
         written.append(path)
     return written

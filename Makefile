@@ -1,0 +1,57 @@
+# kfpkit: `make run` runs the demo pipeline locally, `make test` runs every test.
+# Both do their own set-up (environments, emulator, demo data, images); Docker must be running.
+
+SHELL := /bin/bash
+PY := .venv/bin/python
+LOCAL_BASE := kfpkit-local/debian-python:bookworm
+# python:3.11-slim for real users; the locally made Debian image where no registry is reachable.
+BASE_IMAGE ?= $(shell docker image inspect $(LOCAL_BASE) >/dev/null 2>&1 && echo $(LOCAL_BASE) || echo python:3.11-slim)
+export BASE_IMAGE
+KFP_OLDEST := 2.7.0
+
+.PHONY: setup images run test test-fast compile check-compiled compat bench lint clean
+
+.venv/.synced: pyproject.toml uv.lock
+	uv sync --frozen --quiet
+	touch $@
+
+.venvs/emu/.lock-sha256: tools/bqemulator/requirements.lock tools/bqemulator/setup.sh
+	tools/bqemulator/setup.sh .venvs/emu
+
+.cache/demo/employment.parquet: .venv/.synced
+	$(PY) -m kfpkit.demo_data
+
+setup: .venv/.synced .venvs/emu/.lock-sha256 .cache/demo/employment.parquet
+
+images: .venv/.synced
+	$(PY) images/build.py
+
+run: setup images
+	.venv/bin/kfpkit run training --local --emulator
+
+test: setup images
+	$(PY) -m pytest -q
+
+# Tests that need neither Docker nor the emulator.
+test-fast: .venv/.synced
+	$(PY) -m pytest -q -m "not docker and not emulator"
+
+compile: .venv/.synced
+	.venv/bin/kfpkit compile --out compiled
+
+# The oldest kfp of the supported range must compile every pipeline too.
+compat: .venv/.synced
+	uv venv -q --allow-existing -p 3.11 .venvs/kfp-oldest
+	VIRTUAL_ENV=.venvs/kfp-oldest uv pip install -q "kfp==$(KFP_OLDEST)" "google-cloud-bigquery>=3.11,<4"
+	VIRTUAL_ENV=.venvs/kfp-oldest uv pip install -q --no-deps -e .
+	.venvs/kfp-oldest/bin/python -m kfpkit.cli compile --out build/compiled-kfp-$(KFP_OLDEST)
+
+bench: setup images
+	$(PY) benchmarks/bench_split.py
+
+lint: .venv/.synced
+	.venv/bin/ruff check .
+	.venv/bin/mypy src components pipelines
+
+clean:
+	rm -rf build local_outputs .pytest_cache .mypy_cache .ruff_cache
