@@ -30,13 +30,13 @@ KEY_SEPARATOR = "|"
 # and TIMESTAMP (time zone formatting) are refused: their keys would not split repeatably.
 KEY_TYPES = {"STRING", "INTEGER", "INT64", "DATE", "BOOLEAN", "BOOL"}
 
-_PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{0,61}[a-z0-9]$")
-_DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
-_TABLE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,1023}$")
-_COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
+_PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{0,61}[a-z0-9]\Z")
+_DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}\Z")
+_TABLE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,1023}\Z")
+_COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}\Z")
 # Source columns are only quoted, never chosen by the user: refuse what could break quoting.
-_SOURCE_COLUMN_RE = re.compile(r"^[^`\\\n\r]{1,300}$")
-_SPLIT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_SOURCE_COLUMN_RE = re.compile(r"^[^`\\\n\r]{1,300}\Z")
+_SPLIT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ def counts_sql(staging: TableRef, ranges: list[SplitRange]) -> str:
 
 
 def projection(columns: list[str]) -> str:
-    """Explicit ``\`c\` AS \`c\``` list of the source's columns, in the source's order.
+    """Explicit ``c AS c`` list (backtick-quoted) of the source's columns, in the source's order.
 
     On BigQuery this equals ``* EXCEPT(kfpkit_bucket)``. It also restores the source's column
     case on the emulator, whose hashing statement lower-cases every column name.
@@ -223,7 +223,7 @@ def write_split_sql(staging: TableRef, destination: TableRef, r: SplitRange, col
     return f"CREATE OR REPLACE TABLE {destination.sql} AS\n{_split_select(staging, r, columns)}"
 
 
-_EXPORT_URI_RE = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[^'\\\s]*)?/[A-Za-z0-9_.-]*\*\.parquet$")
+_EXPORT_URI_RE = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[^'\\\s]*)?/[A-Za-z0-9_.-]*\*\.parquet\Z")
 
 
 def export_split_sql(staging: TableRef, uri_pattern: str, r: SplitRange, columns: list[str]) -> str:

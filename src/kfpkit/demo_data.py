@@ -133,18 +133,24 @@ def scaled_parquet(rows: int, cache: Path = DEFAULT_CACHE, seed: int = 0) -> Pat
     return out
 
 
-def bigquery_schema() -> list:
+_BQ_TYPES = {
+    pa.int64(): "INT64", pa.float64(): "FLOAT64", pa.string(): "STRING", pa.bool_(): "BOOL",
+    pa.date32(): "DATE", pa.large_string(): "STRING",
+}
+
+
+def bigquery_schema(schema: pa.Schema = SCHEMA) -> list:
+    """BigQuery schema for an Arrow schema (the emulator needs one to load Parquet)."""
     from google.cloud import bigquery
 
-    kinds = {pa.int64(): "INT64", pa.float64(): "FLOAT64", pa.string(): "STRING"}
-    return [bigquery.SchemaField(f.name, kinds[f.type]) for f in SCHEMA]
+    return [bigquery.SchemaField(f.name, _BQ_TYPES[f.type]) for f in schema]
 
 
-def load_into_bigquery(client, parquet: Path, table_id: str, gs_path: bool = True) -> int:  # type: ignore[no-untyped-def]
-    """Loads a Parquet file into ``table_id`` (replacing it); returns the row count.
+def load_into_bigquery(client, parquet: Path, table_id: str) -> int:  # type: ignore[no-untyped-def]
+    """Loads a local Parquet file into ``table_id`` on the emulator (replacing it).
 
-    With ``gs_path`` (the emulator, whose gs:// root is /) the file is loaded by a load job
-    that reads it in place: no upload through the client (uploads under 5 MiB fail there).
+    The load job reads the file in place through gs:// (the emulator's gs:// root is /), so
+    no bytes pass through the client. Returns the table's row count.
     """
     from google.cloud import bigquery
 
@@ -152,16 +158,11 @@ def load_into_bigquery(client, parquet: Path, table_id: str, gs_path: bool = Tru
     client.create_dataset(f"{project}.{dataset}", exists_ok=True)
     config = bigquery.LoadJobConfig(
         source_format=bigquery.SourceFormat.PARQUET,
-        schema=bigquery_schema(),
+        schema=bigquery_schema(pq.read_schema(parquet)),
         write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
     )
-    if gs_path:
-        uri = "gs://" + str(parquet.absolute()).lstrip("/")
-        job = client.load_table_from_uri(uri, table_id, job_config=config)
-    else:
-        with open(parquet, "rb") as f:
-            job = client.load_table_from_file(f, table_id, job_config=config)
-    job.result()
+    uri = "gs://" + str(Path(parquet).absolute()).lstrip("/")
+    client.load_table_from_uri(uri, table_id, job_config=config).result()
     return int(client.get_table(table_id).num_rows)
 
 

@@ -20,8 +20,8 @@ DEFAULT_REGISTRY = "ghcr.io/kfpkit"
 # Image families: one per dependency island (see images/<family>/Dockerfile).
 FAMILIES = ("core",)
 
-_REGISTRY_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9]$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_REGISTRY_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9]\Z")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 
 def registry() -> str:
