@@ -72,10 +72,11 @@ def parse_table_id(value: str, what: str = "table") -> TableRef:
     if len(parts) != 3:
         raise ValueError(f"{what} must be 'project.dataset.table', got {value!r}")
     project, dataset, table = parts
-    check_project(project, what)
-    check_dataset(dataset, what)
+    label = f"{what} {value!r}"
+    check_project(project, label)
+    check_dataset(dataset, label)
     if not _TABLE_RE.match(table):
-        raise ValueError(f"{what} has an invalid table name {table!r} (in {value!r})")
+        raise ValueError(f"{label} has an invalid table name {table!r}")
     return TableRef(project, dataset, table)
 
 
