@@ -43,10 +43,10 @@ from typing import Any, TypeVar
 import farmhash
 import pyarrow.parquet as pq
 from google.cloud import bigquery
-
-from kfpkit import demo_data
 from kfpkit.components.bigquery_split import sql
 from kfpkit.components.bigquery_split.runner import SplitRequest, SplitResult, SplitRunner
+
+from kfpkit import demo_data
 from kfpkit.emulator import Emulator, emulator_venv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -382,19 +382,34 @@ def bench_docker() -> dict[str, Any]:
 # -- machine and report ---------------------------------------------------------------------
 
 
+# Versions of the emulator's stack, and the cost of its FARM_FINGERPRINT function called
+# directly from Python (no SQL engine in between), for comparison with the floor's cost per row.
+_EMULATOR_PROBE = """
+import importlib.metadata as m, time
+from bqemulator.sql.builtin_udfs import bqemu_farm_fingerprint as fp
+n = 200_000
+t = time.perf_counter()
+for i in range(n):
+    fp(str(i))
+us = (time.perf_counter() - t) / n * 1e6
+print(m.version("bqemulator"), m.version("duckdb"), round(us, 2))
+"""
+
+
 def machine() -> dict[str, Any]:
     meminfo = Path("/proc/meminfo").read_text().split()
     mem_kib = int(meminfo[meminfo.index("MemTotal:") + 1])
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
     emu_python = emulator_venv() / "bin" / "python"
     versions = subprocess.run(
-        [str(emu_python), "-c",
-         "import importlib.metadata as m; print(m.version('bqemulator'), m.version('duckdb'))"],
-        check=True, capture_output=True, text=True,
+        [str(emu_python), "-c", _EMULATOR_PROBE], check=True, capture_output=True, text=True
     ).stdout.split()
     return {
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -405,6 +420,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "bqemulator": versions[0],
         "duckdb": versions[1],
+        "emulator_hash_fn_us_per_row_called_directly": float(versions[2]),
     }
 
 
@@ -441,7 +457,11 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{m['rows_per_s']:,} | {ratio} |"
             )
     ev = results["read_once"]
-    lines += ["", "| statement | source refs | staging refs | FARM_FINGERPRINT |", "|---|--:|--:|--:|"]
+    lines += [
+        "",
+        "| statement | source refs | staging refs | FARM_FINGERPRINT |",
+        "|---|--:|--:|--:|",
+    ]
     lines += [
         f"| {st['name']} | {st['source_refs']} | {st['staging_refs']} | {st['farm_fingerprint']} |"
         for st in ev["statements"]
@@ -450,8 +470,8 @@ def markdown(results: dict[str, Any]) -> str:
     c = results["compile"]
     lines.append(
         f"compile_all ({c['files']} files, kfp {c['kfp']}): {c['compile_all_s']:.2f} s "
-        f"(again in-process {c['compile_all_again_s']:.2f} s); kfp import {c['kfp_import_s']:.2f} s, "
-        f"kfpkit import {c['kfpkit_import_s']:.2f} s"
+        f"(again in-process {c['compile_all_again_s']:.2f} s); "
+        f"kfp import {c['kfp_import_s']:.2f} s, kfpkit.compile import {c['kfpkit_import_s']:.2f} s"
     )
     d = results["docker"]
     if "skipped" in d:
@@ -459,8 +479,9 @@ def markdown(results: dict[str, Any]) -> str:
     else:
         mb = 1e6
         lines.append(
-            f"images: core {d['core_size_bytes'] / mb:.1f} MB, base {d['base_size_bytes'] / mb:.1f} "
-            f"MB, kfpkit layers {d['kfpkit_layers_bytes'] / mb:.1f} MB; cold start "
+            f"images: core {d['core_size_bytes'] / mb:.1f} MB, "
+            f"base {d['base_size_bytes'] / mb:.1f} MB, "
+            f"kfpkit layers {d['kfpkit_layers_bytes'] / mb:.1f} MB; cold start "
             f"{d['cold_start_median_s']:.2f} s (python3 -c pass: "
             f"{d['container_python_pass_median_s']:.2f} s)"
         )

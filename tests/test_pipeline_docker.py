@@ -1,0 +1,84 @@
+"""End to end: pipelines/training.py in Docker through kfp.local, on the emulator, demo data.
+
+Needs a running Docker engine and the images (`make images`); `make test` provides both.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import farmhash
+import pyarrow.parquet as pq
+import pytest
+
+from kfpkit import demo_data, images
+from kfpkit.components.bigquery_split import sql
+from kfpkit.local_run import run_local, summary
+
+pytestmark = [pytest.mark.docker, pytest.mark.emulator]
+
+
+def bucket(key: str) -> int:
+    fp = farmhash.fingerprint64(key)
+    return (fp - (1 << 64) if fp >= (1 << 63) else fp) % sql.BUCKETS
+
+
+@pytest.fixture(scope="module")
+def image_present():
+    import docker
+
+    client = docker.from_env()
+    ref = images.image("core")
+    assert client.images.list(name=ref), f"{ref} not built: run `make images`"
+
+
+def test_training_pipeline_splits_the_demo_data(image_present, emulator, bq, dataset, tmp_path):
+    table = f"{dataset}.employment"
+    assert demo_data.load_into_bigquery(bq, demo_data.demo_parquet(), table) == demo_data.ROWS
+    project, ds = dataset.split(".")
+    run = run_local(
+        "training",
+        {"project": project, "source_table": table, "destination_dataset": ds,
+         "bigquery_endpoint": emulator.endpoint},
+        tmp_path / "root",
+    )
+    step = run.step("bigquery-split")
+    metrics = step.artifacts["split_metrics"]["metadata"]
+    assert metrics["rows_total"] == demo_data.ROWS
+
+    ranges = {r.name: r for r in sql.split_ranges({"train": 0.8, "validation": 0.1, "test": 0.1})}
+    seen: set[int] = set()
+    for name, r in ranges.items():
+        art = step.artifacts[name]
+        meta = art["metadata"]
+        files = glob.glob(f"{art['uri']}/data-*.parquet")
+        assert files, f"no Parquet under {art['uri']}"
+        data = pq.read_table(files)
+        assert data.num_rows == meta["row_count"] == metrics[f"rows_{name}"]
+        assert data.schema.names == demo_data.SCHEMA.names
+        assert bq.get_table(meta["table_id"]).num_rows == meta["row_count"]
+        ids = data.column("id").to_pylist()
+        assert all(r.lower <= bucket(str(i)) < r.upper for i in ids), name
+        seen.update(ids)
+        share = meta["row_count"] / demo_data.ROWS
+        assert abs(share - (r.upper - r.lower) / sql.BUCKETS) < 0.005, (name, share)
+    assert len(seen) == demo_data.ROWS  # every row exactly once
+    # files written in the container belong to the caller, not to the image's user
+    assert Path(files[0]).stat().st_uid == Path(tmp_path).stat().st_uid
+    text = summary(run)
+    assert "step bigquery-split" in text and f"rows_total={demo_data.ROWS}" in text
+
+
+def test_failed_step_fails_the_pipeline_and_leaves_no_outputs(image_present, emulator, dataset, tmp_path):
+    project, ds = dataset.split(".")
+    with pytest.raises(RuntimeError, match="failed"):
+        run_local(
+            "training",
+            {"project": project, "source_table": f"{dataset}.does_not_exist",
+             "destination_dataset": ds, "bigquery_endpoint": emulator.endpoint},
+            tmp_path / "root",
+        )
+    root = tmp_path / "root"
+    assert not glob.glob(f"{root}/**/executor_output.json", recursive=True)
+    assert not glob.glob(f"{root}/**/*.parquet", recursive=True)
