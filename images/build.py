@@ -56,7 +56,8 @@ def source_files() -> list[Path]:
         p = ROOT / name
         found = [p] if p.is_file() else sorted(p.rglob("*"))
         files += [
-            f for f in found
+            f
+            for f in found
             if f.is_file() and "__pycache__" not in f.parts and "tests" not in f.parts
         ]
     return files
@@ -72,8 +73,9 @@ def content_hash(family: str, base_id: str) -> str:
 
 def current_label(ref: str) -> str:
     probe = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{index .Config.Labels \"" + LABEL + "\"}}", ref],
-        text=True, capture_output=True,
+        ["docker", "image", "inspect", "--format", '{{index .Config.Labels "' + LABEL + '"}}', ref],
+        text=True,
+        capture_output=True,
     )
     return probe.stdout.strip() if probe.returncode == 0 else ""
 
@@ -84,10 +86,31 @@ def wheelhouse(family: str, lock: Path) -> Path:
     house = ROOT / "build" / "wheelhouse" / f"{family}-{digest}"
     if not (house / ".complete").exists():
         shutil.rmtree(house, ignore_errors=True)
-        sh(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
-           "--only-binary", ":all:", "--python-version", "3.11", "--implementation", "cp",
-           "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64",
-           "--platform", "manylinux_2_17_x86_64", "-r", str(lock), "-d", str(house))
+        sh(
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary",
+            ":all:",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--platform",
+            "manylinux_2_28_x86_64",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--platform",
+            "manylinux_2_17_x86_64",
+            "-r",
+            str(lock),
+            "-d",
+            str(house),
+        )
         (house / ".complete").touch()
     return house
 
@@ -108,9 +131,20 @@ def build(family: str) -> None:
         sh("uv", "build", "--quiet", "--wheel", "--out-dir", str(ctx / "wheelhouse"), str(ROOT))
         shutil.copy(fam / "Dockerfile", ctx / "Dockerfile")
         shutil.copy(fam / "requirements.lock", ctx / "requirements.lock")
-        sh("docker", "build", "--quiet", "--build-arg", f"BASE_IMAGE={base}",
-           "--build-arg", f"KFPKIT_CONTENT_HASH={digest}", "-t", ref,
-           "-t", f"{images.registry()}/{family}:{digest}", str(ctx))
+        sh(
+            "docker",
+            "build",
+            "--quiet",
+            "--build-arg",
+            f"BASE_IMAGE={base}",
+            "--build-arg",
+            f"KFPKIT_CONTENT_HASH={digest}",
+            "-t",
+            ref,
+            "-t",
+            f"{images.registry()}/{family}:{digest}",
+            str(ctx),
+        )
         print(f"{ref}: built ({digest}) on {base}")
     size = int(sh("docker", "image", "inspect", "--format", "{{.Size}}", ref, capture=True))
     print(f"{ref}: {size / 1e6:.0f} MB")

@@ -5,7 +5,6 @@ next stage (validation, training, evaluation, push) can take them without reshap
 """
 
 from kfp import dsl
-
 from kfpkit.components import bigquery_split
 
 PIPELINE_NAME = "kfpkit-training"
@@ -13,7 +12,8 @@ PIPELINE_NAME = "kfpkit-training"
 
 @dsl.pipeline(
     name=PIPELINE_NAME,
-    description="Split a BigQuery table by a repeatable key hash (later: validate, train, evaluate, push).",
+    description="Split a BigQuery table by a repeatable key hash, then (later issues) validate, "
+    "train, evaluate and push.",
 )
 def training(
     project: str,

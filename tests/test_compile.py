@@ -18,22 +18,31 @@ def test_compiled_is_current(tmp_path):
     for path in written:
         committed = ROOT / "compiled" / path.relative_to(tmp_path)
         assert committed.exists(), f"{committed} missing: run `make compile`"
-        assert committed.read_bytes() == path.read_bytes(), f"{committed} is stale: run `make compile`"
-    committed_files = {p.relative_to(ROOT / "compiled") for p in (ROOT / "compiled").rglob("*.yaml")}
+        assert committed.read_bytes() == path.read_bytes(), (
+            f"{committed} is stale: run `make compile`"
+        )
+    committed_files = {
+        p.relative_to(ROOT / "compiled") for p in (ROOT / "compiled").rglob("*.yaml")
+    }
     assert committed_files == {p.relative_to(tmp_path) for p in written}
 
 
 def test_compile_is_deterministic(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):  # separate processes: protobuf map order differs between processes
-        subprocess.run([sys.executable, "-m", "kfpkit.cli", "compile", "--out", str(out)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "kfpkit.cli", "compile", "--out", str(out)],
+            check=True,
+            capture_output=True,
+        )
     for f in a.rglob("*.yaml"):
         assert f.read_bytes() == (b / f.relative_to(a)).read_bytes(), f
 
 
 def test_standalone_component_yaml_loads_and_composes(tmp_path):
-    split = components.load_component_from_file(str(ROOT / "compiled/components/bigquery_split.yaml"))
+    split = components.load_component_from_file(
+        str(ROOT / "compiled/components/bigquery_split.yaml")
+    )
 
     @dsl.pipeline(name="user-pipeline")
     def user_pipeline(table: str):
@@ -47,12 +56,16 @@ def test_standalone_component_yaml_loads_and_composes(tmp_path):
 def _compile_with_env(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "kfpkit.cli", "compile", "--out", str(tmp_path)],
-        capture_output=True, text=True, env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
     )
 
 
 def test_image_registry_and_tag_are_configurable(tmp_path):
-    proc = _compile_with_env(tmp_path, KFPKIT_IMAGE_REGISTRY="registry.internal:5000/ml", KFPKIT_IMAGE_TAG="v9")
+    proc = _compile_with_env(
+        tmp_path, KFPKIT_IMAGE_REGISTRY="registry.internal:5000/ml", KFPKIT_IMAGE_TAG="v9"
+    )
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "training.yaml").read_text()
     assert "image: registry.internal:5000/ml/core:v9" in text and "ghcr.io" not in text

@@ -18,8 +18,14 @@ def test_demo_table_is_the_acs_employment_data(demo):
     assert demo.num_rows == 277_677
     assert demo.schema == demo_data.SCHEMA
     assert pc.count_distinct(demo["id"]).as_py() == demo.num_rows
-    years = dict(zip(*[c.to_pylist() for c in pc.value_counts(demo["year"]).flatten()], strict=True))
-    assert years[2015] == 68_785 and sum(years.values()) == 277_677 and set(years) == {2015, 2016, 2017, 2018}
+    years = dict(
+        zip(*[c.to_pylist() for c in pc.value_counts(demo["year"]).flatten()], strict=True)
+    )
+    assert (
+        years[2015] == 68_785
+        and sum(years.values()) == 277_677
+        and set(years) == {2015, 2016, 2017, 2018}
+    )
     assert 0.45 < pc.mean(demo["employed"]).as_py() < 0.55
     assert all(col.null_count == 0 for col in demo.columns)
 
@@ -45,11 +51,15 @@ def test_upsample_is_seeded_and_keeps_distributions(demo):
     for column in ("year", "SEX", "SCHL"):
         share = {
             v: n / demo.num_rows
-            for v, n in zip(*[c.to_pylist() for c in pc.value_counts(demo[column]).flatten()], strict=True)
+            for v, n in zip(
+                *[c.to_pylist() for c in pc.value_counts(demo[column]).flatten()], strict=True
+            )
         }
         big_share = {
             v: n / big.num_rows
-            for v, n in zip(*[c.to_pylist() for c in pc.value_counts(big[column]).flatten()], strict=True)
+            for v, n in zip(
+                *[c.to_pylist() for c in pc.value_counts(big[column]).flatten()], strict=True
+            )
         }
         assert max(abs(share[v] - big_share.get(v, 0)) for v in share) < 0.005, column
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import farmhash
 import pyarrow.parquet as pq
 import pytest
+from kfpkit.components.bigquery_split import sql
 
 from kfpkit import demo_data, images
-from kfpkit.components.bigquery_split import sql
 from kfpkit.local_run import run_local, summary
 
 pytestmark = [pytest.mark.docker, pytest.mark.emulator]
@@ -39,8 +39,12 @@ def test_training_pipeline_splits_the_demo_data(image_present, emulator, bq, dat
     project, ds = dataset.split(".")
     run = run_local(
         "training",
-        {"project": project, "source_table": table, "destination_dataset": ds,
-         "bigquery_endpoint": emulator.endpoint},
+        {
+            "project": project,
+            "source_table": table,
+            "destination_dataset": ds,
+            "bigquery_endpoint": emulator.endpoint,
+        },
         tmp_path / "root",
     )
     step = run.step("bigquery-split")
@@ -70,13 +74,19 @@ def test_training_pipeline_splits_the_demo_data(image_present, emulator, bq, dat
     assert "step bigquery-split" in text and f"rows_total={demo_data.ROWS}" in text
 
 
-def test_failed_step_fails_the_pipeline_and_leaves_no_outputs(image_present, emulator, dataset, tmp_path):
+def test_failed_step_fails_the_pipeline_and_leaves_no_outputs(
+    image_present, emulator, dataset, tmp_path
+):
     project, ds = dataset.split(".")
     with pytest.raises(RuntimeError, match="failed"):
         run_local(
             "training",
-            {"project": project, "source_table": f"{dataset}.does_not_exist",
-             "destination_dataset": ds, "bigquery_endpoint": emulator.endpoint},
+            {
+                "project": project,
+                "source_table": f"{dataset}.does_not_exist",
+                "destination_dataset": ds,
+                "bigquery_endpoint": emulator.endpoint,
+            },
             tmp_path / "root",
         )
     root = tmp_path / "root"

@@ -9,9 +9,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
-
 from kfpkit.components._runtime import executor as ex
 from kfpkit.components._runtime.retry import retry
 
@@ -21,8 +21,16 @@ def executor_input(tmp_path, params=None, outputs=("data",)) -> dict:
         "inputs": {"parameterValues": params or {}},
         "outputs": {
             "artifacts": {
-                name: {"artifacts": [{"name": name, "type": {"schemaTitle": "system.Dataset"},
-                                      "uri": str(tmp_path / name), "metadata": {}}]}
+                name: {
+                    "artifacts": [
+                        {
+                            "name": name,
+                            "type": {"schemaTitle": "system.Dataset"},
+                            "uri": str(tmp_path / name),
+                            "metadata": {},
+                        }
+                    ]
+                }
                 for name in outputs
             },
             "parameters": {"count": {"outputFile": str(tmp_path / "params" / "count")}},
@@ -54,7 +62,7 @@ def test_success_writes_parameters_artifacts_and_metadata(tmp_path):
     def run(e: ex.Executor) -> None:
         art = e.output("data")
         os.makedirs(art.path)
-        open(os.path.join(art.path, "part-0"), "w").write("x")
+        Path(art.path, "part-0").write_text("x")
         art.metadata["row_count"] = 3
         e.set_output_param("count", 3)
 
@@ -73,7 +81,7 @@ def test_success_writes_parameters_artifacts_and_metadata(tmp_path):
 def test_failure_leaves_no_outputs(tmp_path, error, code):
     def run(e: ex.Executor) -> None:
         os.makedirs(e.output("data").path)
-        open(os.path.join(e.output("data").path, "half-written"), "w").write("x")
+        Path(e.output("data").path, "half-written").write_text("x")
         raise error
 
     assert ex.launch(run, ["--executor_input", json.dumps(executor_input(tmp_path))]) == code
@@ -97,9 +105,10 @@ def test_sigterm_cancels_and_cleans_up(tmp_path):
                 print("ready", flush=True)
                 time.sleep(30)
             except ex.Cancelled:
-                open({str(tmp_path / 'cancelled')!r}, "w").write("yes")
+                open({str(tmp_path / "cancelled")!r}, "w").write("yes")
                 raise
-        sys.exit(ex.launch(run, ["--executor_input", {json.dumps(json.dumps(executor_input(tmp_path)))}]))
+        doc = {json.dumps(json.dumps(executor_input(tmp_path)))}
+        sys.exit(ex.launch(run, ["--executor_input", doc]))
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)

@@ -38,7 +38,11 @@ def retry(
             wait = random.uniform(0, delay)
             _log.warning(
                 "%s failed (attempt %d/%d): %s; retrying in %.1fs",
-                what, attempt, attempts, e, wait,
+                what,
+                attempt,
+                attempts,
+                e,
+                wait,
             )
             sleep(wait)
             delay = min(max_delay, delay * 2)

@@ -20,13 +20,12 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
-
 from kfpkit.components._runtime.executor import Cancelled, path_to_uri
 from kfpkit.components._runtime.retry import retry
 from kfpkit.components.bigquery_split import sql
@@ -126,7 +125,9 @@ class SplitRunner:
             )
         prefix = request.destination_table_prefix or f"{self.source.table}_"
         self.destinations = {
-            r.name: sql.parse_table_id(f"{dest_project}.{dest_dataset}.{prefix}{r.name}", "destination table")
+            r.name: sql.parse_table_id(
+                f"{dest_project}.{dest_dataset}.{prefix}{r.name}", "destination table"
+            )
             for r in self.ranges
         }
         for dest in self.destinations.values():
@@ -202,10 +203,13 @@ class SplitRunner:
         missing = [c for c in self.key_columns if c not in types]
         if missing:
             raise ValueError(
-                f"key column(s) {missing} not in {self.source.id!r}; its columns are {sorted(types)}"
+                f"key column(s) {missing} not in {self.source.id!r}; "
+                f"its columns are {sorted(types)}"
             )
         if sql.BUCKET_COLUMN in types:
-            raise ValueError(f"source table has a column named {sql.BUCKET_COLUMN!r}, which kfpkit reserves")
+            raise ValueError(
+                f"source table has a column named {sql.BUCKET_COLUMN!r}, which kfpkit reserves"
+            )
         return types
 
     def _counts(self) -> dict[str, int]:
@@ -275,4 +279,6 @@ class SplitRunner:
         if local_dir:
             # BigQuery (and the emulator) write files but do not create local directories.
             os.makedirs(local_dir, exist_ok=True)
-        self._query(sql.export_split_sql(self.staging, pattern, r, self.columns), f"export_{r.name}")
+        self._query(
+            sql.export_split_sql(self.staging, pattern, r, self.columns), f"export_{r.name}"
+        )

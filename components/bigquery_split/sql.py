@@ -95,7 +95,9 @@ def check_dataset(dataset: str, what: str = "destination_dataset") -> str:
 def parse_dataset_id(value: str, default_project: str) -> tuple[str, str]:
     """``dataset`` or ``project.dataset`` -> (project, dataset)."""
     if not isinstance(value, str) or not value:
-        raise ValueError(f"destination_dataset must be 'dataset' or 'project.dataset', got {value!r}")
+        raise ValueError(
+            f"destination_dataset must be 'dataset' or 'project.dataset', got {value!r}"
+        )
     parts = value.rsplit(".", 1)
     if len(parts) == 1:
         return check_project(default_project, "project"), check_dataset(parts[0])
@@ -127,14 +129,20 @@ def canonical_order(names: Iterable[str]) -> list[str]:
 def split_ranges(split_ratios: dict[str, float]) -> list[SplitRange]:
     """Validates the ratios and turns them into consecutive bucket ranges covering all buckets."""
     if not isinstance(split_ratios, dict) or not split_ratios:
-        raise ValueError(f"split_ratios must be a non-empty mapping name -> fraction, got {split_ratios!r}")
+        raise ValueError(
+            f"split_ratios must be a non-empty mapping name -> fraction, got {split_ratios!r}"
+        )
     total = 0.0
     for name, ratio in split_ratios.items():
         if not isinstance(name, str) or not _SPLIT_RE.match(name):
             raise ValueError(
                 f"split name {name!r} is invalid: use letters, digits and '_' (it names a table)"
             )
-        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not math.isfinite(ratio):
+        if (
+            isinstance(ratio, bool)
+            or not isinstance(ratio, int | float)
+            or not math.isfinite(ratio)
+        ):
             raise ValueError(f"split_ratios[{name!r}] must be a number, got {ratio!r}")
         if ratio <= 0:
             raise ValueError(f"split_ratios[{name!r}] must be positive, got {ratio!r}")
@@ -219,18 +227,24 @@ def _split_select(staging: TableRef, r: SplitRange, columns: list[str]) -> str:
     )
 
 
-def write_split_sql(staging: TableRef, destination: TableRef, r: SplitRange, columns: list[str]) -> str:
+def write_split_sql(
+    staging: TableRef, destination: TableRef, r: SplitRange, columns: list[str]
+) -> str:
     """Creates or replaces one destination table; atomic per table, idempotent on re-run."""
     return f"CREATE OR REPLACE TABLE {destination.sql} AS\n{_split_select(staging, r, columns)}"
 
 
-_EXPORT_URI_RE = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[^'\\\s]*)?/[A-Za-z0-9_.-]*\*\.parquet\Z")
+_EXPORT_URI_RE = re.compile(
+    r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[^'\\\s]*)?/[A-Za-z0-9_.-]*\*\.parquet\Z"
+)
 
 
 def export_split_sql(staging: TableRef, uri_pattern: str, r: SplitRange, columns: list[str]) -> str:
     """EXPORT DATA of one split straight from BigQuery into Parquet files at ``uri_pattern``."""
     if not _EXPORT_URI_RE.match(uri_pattern):
-        raise ValueError(f"Parquet export needs a gs:// URI pattern ending in '*.parquet', got {uri_pattern!r}")
+        raise ValueError(
+            f"Parquet export needs a gs:// URI pattern ending in '*.parquet', got {uri_pattern!r}"
+        )
     return (
         f"EXPORT DATA OPTIONS(uri='{uri_pattern}', format='PARQUET', overwrite=true) AS\n"
         f"{_split_select(staging, r, columns)}"

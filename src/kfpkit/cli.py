@@ -1,7 +1,7 @@
 """The ``kfpkit`` command.
 
-    kfpkit compile [--out compiled]
-    kfpkit run training --local [--emulator] [--rows N] [--param name=value ...]
+kfpkit compile [--out compiled]
+kfpkit run training --local [--emulator] [--rows N] [--param name=value ...]
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if not args.local:
-        raise SystemExit("Only --local runs are supported so far (submit comes with `kfpkit submit`)")
+        raise SystemExit(
+            "Only --local runs are supported so far (submit comes with `kfpkit submit`)"
+        )
     from kfpkit.local_run import run_local, summary
 
     params = _parse_params(args.param)
@@ -57,7 +59,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"[kfpkit] starting the BigQuery emulator (log: {log})", flush=True)
     with Emulator(project=DEMO_PROJECT, log_path=str(log)) as emu:
         rows = demo_data.load_into_bigquery(emu.client(), parquet, DEMO_TABLE)
-        print(f"[kfpkit] loaded {rows} rows from {parquet} into {DEMO_TABLE} at {emu.endpoint}", flush=True)
+        print(
+            f"[kfpkit] loaded {rows} rows from {parquet} into {DEMO_TABLE} at {emu.endpoint}",
+            flush=True,
+        )
         arguments = {
             "project": DEMO_PROJECT,
             "source_table": DEMO_TABLE,
@@ -72,7 +77,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kfpkit", description=__doc__.split("\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="kfpkit", description=__doc__.split("\n")[0] if __doc__ else None
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("compile", help="compile every pipeline and component into YAML")
@@ -81,10 +88,17 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("run", help="run a pipeline")
     p.add_argument("pipeline")
-    p.add_argument("--local", action="store_true", help="run on this machine with kfp.local (Docker)")
-    p.add_argument("--emulator", action="store_true",
-                   help="start the BigQuery emulator, load the demo data and point the pipeline at it")
-    p.add_argument("--rows", type=int, default=0, help="with --emulator: upsample the demo data to N rows")
+    p.add_argument(
+        "--local", action="store_true", help="run on this machine with kfp.local (Docker)"
+    )
+    p.add_argument(
+        "--emulator",
+        action="store_true",
+        help="start the BigQuery emulator, load the demo data and point the pipeline at it",
+    )
+    p.add_argument(
+        "--rows", type=int, default=0, help="with --emulator: upsample the demo data to N rows"
+    )
     p.add_argument("--pipeline-root", default="local_outputs")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     p.set_defaults(func=cmd_run)

@@ -50,7 +50,8 @@ def compile_all(out_dir: Path) -> list[Path]:
     (out_dir / "components").mkdir(parents=True, exist_ok=True)
     targets = [(out_dir / f"{n}.yaml", _load(*spec)) for n, spec in sorted(PIPELINES.items())]
     targets += [
-        (out_dir / "components" / f"{n}.yaml", _load(*spec)) for n, spec in sorted(COMPONENTS.items())
+        (out_dir / "components" / f"{n}.yaml", _load(*spec))
+        for n, spec in sorted(COMPONENTS.items())
     ]
     for path, obj in targets:
         tmp = path.with_name(f".{path.stem}.tmp.yaml")

@@ -36,8 +36,21 @@ PYPI_SIMPLE = os.environ.get("KFPKIT_PYPI_SIMPLE", "https://pypi.org/simple/") +
 _DATA = "nannyml/datasets/data/"
 ROWS = 277_677
 CATEGORICALS = [
-    "SCHL", "MAR", "RELP", "DIS", "ESP", "CIT", "MIG", "MIL", "ANC", "NATIVITY",
-    "DEAR", "DEYE", "DREM", "SEX", "RAC1P",
+    "SCHL",
+    "MAR",
+    "RELP",
+    "DIS",
+    "ESP",
+    "CIT",
+    "MIG",
+    "MIL",
+    "ANC",
+    "NATIVITY",
+    "DEAR",
+    "DEYE",
+    "DREM",
+    "SEX",
+    "RAC1P",
 ]
 COLUMNS = ["id", "AGEP", *CATEGORICALS, "year", "employed"]
 SCHEMA = pa.schema(
@@ -134,8 +147,12 @@ def scaled_parquet(rows: int, cache: Path = DEFAULT_CACHE, seed: int = 0) -> Pat
 
 
 _BQ_TYPES = {
-    pa.int64(): "INT64", pa.float64(): "FLOAT64", pa.string(): "STRING", pa.bool_(): "BOOL",
-    pa.date32(): "DATE", pa.large_string(): "STRING",
+    pa.int64(): "INT64",
+    pa.float64(): "FLOAT64",
+    pa.string(): "STRING",
+    pa.bool_(): "BOOL",
+    pa.date32(): "DATE",
+    pa.large_string(): "STRING",
 }
 
 

@@ -62,11 +62,16 @@ class Emulator:
                 "(or `make setup`), or set KFPKIT_BQEMULATOR_VENV"
             )
         cmd = [
-            str(binary), "start",
-            "--rest-host", "127.0.0.1",
-            "--rest-port", str(self.rest_port),
-            "--grpc-port", str(self.grpc_port),
-            "--project", self.project,
+            str(binary),
+            "start",
+            "--rest-host",
+            "127.0.0.1",
+            "--rest-port",
+            str(self.rest_port),
+            "--grpc-port",
+            str(self.grpc_port),
+            "--project",
+            self.project,
         ]
         if self.data_dir:
             cmd += ["--persistent", "--data-dir", self.data_dir]

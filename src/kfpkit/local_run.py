@@ -52,15 +52,24 @@ def _read_steps(run_dir: Path) -> list[StepOutputs]:
 
 
 def run_local(
-    pipeline: str, arguments: dict[str, Any], pipeline_root: Path, docker_args: dict[str, Any] | None = None
+    pipeline: str,
+    arguments: dict[str, Any],
+    pipeline_root: Path,
+    docker_args: dict[str, Any] | None = None,
 ) -> LocalRun:
     """Runs ``pipeline`` with ``kfp.local.DockerRunner``; raises RuntimeError if a step fails."""
     from kfp import local
 
     pipeline_root = pipeline_root.absolute()
     pipeline_root.mkdir(parents=True, exist_ok=True)
-    run_args = {"network_mode": "host", "user": f"{os.getuid()}:{os.getgid()}", **(docker_args or {})}
-    local.init(runner=local.DockerRunner(**run_args), pipeline_root=str(pipeline_root), raise_on_error=True)
+    run_args = {
+        "network_mode": "host",
+        "user": f"{os.getuid()}:{os.getgid()}",
+        **(docker_args or {}),
+    }
+    local.init(
+        runner=local.DockerRunner(**run_args), pipeline_root=str(pipeline_root), raise_on_error=True
+    )
     before = set(pipeline_root.iterdir())
     start = time.monotonic()
     try:
@@ -77,7 +86,9 @@ def run_local(
 
 def summary(run: LocalRun) -> str:
     """Readable account of where every output of every step is."""
-    lines = [f"Pipeline {run.pipeline!r} succeeded in {run.seconds:.1f}s; outputs under {run.run_dir}"]
+    lines = [
+        f"Pipeline {run.pipeline!r} succeeded in {run.seconds:.1f}s; outputs under {run.run_dir}"
+    ]
     for step in run.steps:
         lines.append(f"  step {step.task}:")
         for name, value in sorted(step.parameters.items()):

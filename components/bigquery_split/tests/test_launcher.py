@@ -10,13 +10,18 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from google.api_core import exceptions as gexc
-
-from kfpkit import demo_data
 from kfpkit.components.bigquery_split.runner import export_uri_pattern, is_transient
 
+from kfpkit import demo_data
+
 SAMPLE = Path(__file__).parent / "data" / "employment_sample.parquet"
-OUTPUTS = {"train": "system.Dataset", "validation": "system.Dataset", "test": "system.Dataset",
-           "other_splits": "system.Dataset", "split_metrics": "system.Metrics"}
+OUTPUTS = {
+    "train": "system.Dataset",
+    "validation": "system.Dataset",
+    "test": "system.Dataset",
+    "other_splits": "system.Dataset",
+    "split_metrics": "system.Metrics",
+}
 
 
 def executor_input(tmp_path: Path, params: dict) -> dict:
@@ -24,8 +29,16 @@ def executor_input(tmp_path: Path, params: dict) -> dict:
         "inputs": {"parameterValues": params},
         "outputs": {
             "artifacts": {
-                name: {"artifacts": [{"name": name, "type": {"schemaTitle": kind},
-                                      "uri": str(tmp_path / "out" / name), "metadata": {}}]}
+                name: {
+                    "artifacts": [
+                        {
+                            "name": name,
+                            "type": {"schemaTitle": kind},
+                            "uri": str(tmp_path / "out" / name),
+                            "metadata": {},
+                        }
+                    ]
+                }
                 for name, kind in OUTPUTS.items()
             },
             "outputFile": str(tmp_path / "out" / "executor_output.json"),
@@ -35,9 +48,16 @@ def executor_input(tmp_path: Path, params: dict) -> dict:
 
 def launch(tmp_path: Path, params: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "kfpkit.components.bigquery_split.launcher",
-         "--executor_input", json.dumps(executor_input(tmp_path, params))],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "kfpkit.components.bigquery_split.launcher",
+            "--executor_input",
+            json.dumps(executor_input(tmp_path, params)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -46,8 +66,11 @@ def test_launcher_writes_the_executor_output(emulator, bq, dataset, tmp_path):
     demo_data.load_into_bigquery(bq, SAMPLE, f"{dataset}.employment")
     project, ds = dataset.split(".")
     params = {
-        "source_table": f"{dataset}.employment", "key_columns": ["id"], "project": project,
-        "destination_dataset": ds, "bigquery_endpoint": emulator.endpoint,
+        "source_table": f"{dataset}.employment",
+        "key_columns": ["id"],
+        "project": project,
+        "destination_dataset": ds,
+        "bigquery_endpoint": emulator.endpoint,
         # a dict parameter arrives as a JSON object; a pipeline may also pass JSON text
         "split_ratios": json.dumps({"train": 0.6, "validation": 0.2, "test": 0.1, "extra": 0.1}),
     }
@@ -62,12 +85,20 @@ def test_launcher_writes_the_executor_output(emulator, bq, dataset, tmp_path):
     assert train["table_id"] == f"{dataset}.employment_train"
     assert pq.read_table(str(tmp_path / "out" / "train")).num_rows == train["row_count"]
     extra = arts["other_splits"]["metadata"]["splits"]["extra"]
-    assert pq.read_table(str(tmp_path / "out" / "other_splits" / "extra")).num_rows == extra["row_count"]
+    assert (
+        pq.read_table(str(tmp_path / "out" / "other_splits" / "extra")).num_rows
+        == extra["row_count"]
+    )
 
 
 def test_launcher_user_error_exits_2_and_names_the_value(tmp_path):
-    params = {"source_table": "a.b.c`; DROP TABLE x", "key_columns": ["id"], "project": "proj",
-              "destination_dataset": "ds", "bigquery_endpoint": "http://127.0.0.1:9"}
+    params = {
+        "source_table": "a.b.c`; DROP TABLE x",
+        "key_columns": ["id"],
+        "project": "proj",
+        "destination_dataset": "ds",
+        "bigquery_endpoint": "http://127.0.0.1:9",
+    }
     proc = launch(tmp_path, params)
     assert proc.returncode == 2
     assert "DROP TABLE x" in proc.stderr and "source_table" in proc.stderr
@@ -75,16 +106,27 @@ def test_launcher_user_error_exits_2_and_names_the_value(tmp_path):
 
 
 def test_launcher_rejects_ratios_that_are_not_json(tmp_path):
-    params = {"source_table": "proj.ds.t", "key_columns": ["id"], "project": "proj",
-              "destination_dataset": "ds", "split_ratios": "{train: 1"}
+    params = {
+        "source_table": "proj.ds.t",
+        "key_columns": ["id"],
+        "project": "proj",
+        "destination_dataset": "ds",
+        "split_ratios": "{train: 1",
+    }
     proc = launch(tmp_path, params)
     assert proc.returncode == 2 and "split_ratios is not valid JSON" in proc.stderr
 
 
 def test_parquet_export_on_bigquery_needs_a_gs_pipeline_root():
-    assert export_uri_pattern("gs://b/run/train", emulator=False) == "gs://b/run/train/data-*.parquet"
-    assert export_uri_pattern("/gcs/b/run/train", emulator=False) == "gs://b/run/train/data-*.parquet"
-    assert export_uri_pattern("/tmp/run/train", emulator=True) == "gs://tmp/run/train/data-*.parquet"
+    assert (
+        export_uri_pattern("gs://b/run/train", emulator=False) == "gs://b/run/train/data-*.parquet"
+    )
+    assert (
+        export_uri_pattern("/gcs/b/run/train", emulator=False) == "gs://b/run/train/data-*.parquet"
+    )
+    assert (
+        export_uri_pattern("/tmp/run/train", emulator=True) == "gs://tmp/run/train/data-*.parquet"
+    )
     with pytest.raises(ValueError, match="gs:// pipeline root"):
         export_uri_pattern("/tmp/run/train", emulator=False)
 

@@ -10,10 +10,10 @@ import farmhash
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from kfpkit import demo_data
 from kfpkit.components.bigquery_split import sql
 from kfpkit.components.bigquery_split.runner import SplitRequest, SplitRunner
+
+from kfpkit import demo_data
 
 pytestmark = pytest.mark.emulator
 
@@ -58,7 +58,10 @@ def run_split(emulator, source: str, dataset: str, tmp_path: Path, **overrides):
 
 
 def table_ids(bq, table_id: str) -> set[int]:
-    return {row["id"] for row in bq.list_rows(table_id, selected_fields=bq.get_table(table_id).schema[:1])}
+    return {
+        row["id"]
+        for row in bq.list_rows(table_id, selected_fields=bq.get_table(table_id).schema[:1])
+    }
 
 
 def test_every_row_lands_where_farmhash_says(emulator, bq, dataset, tmp_path):
@@ -82,15 +85,26 @@ def test_every_row_lands_where_farmhash_says(emulator, bq, dataset, tmp_path):
     # about 80/10/10 on 2,000 rows
     assert 1500 < results[0].row_count < 1700
     # the staging table is gone; only the source and the three splits remain
-    assert {t.table_id for t in bq.list_tables(dataset)} == {"src", "src_train", "src_validation", "src_test"}
+    assert {t.table_id for t in bq.list_tables(dataset)} == {
+        "src",
+        "src_train",
+        "src_validation",
+        "src_test",
+    }
 
 
 def test_multi_column_key_is_pipe_joined(emulator, bq, dataset, tmp_path):
     source = load(bq, dataset, SAMPLE, tmp_path)
     ratios = {"train": 0.5, "test": 0.5}
     results, _ = run_split(
-        emulator, source, dataset, tmp_path, key_columns=["SCHL", "id"], split_ratios=ratios,
-        export_format="none", export_uris={},
+        emulator,
+        source,
+        dataset,
+        tmp_path,
+        key_columns=["SCHL", "id"],
+        split_ratios=ratios,
+        export_format="none",
+        export_uris={},
     )
     sample = pq.read_table(SAMPLE).to_pylist()
     want = {r["id"] for r in sample if expected_split(f"{r['SCHL']}|{r['id']}", ratios) == "train"}
@@ -107,7 +121,9 @@ def test_rerun_is_idempotent_and_other_splits_work(emulator, bq, dataset, tmp_pa
     assert [(r.name, r.row_count) for r in first] == [(r.name, r.row_count) for r in second]
     holdout = next(r for r in second if r.name == "holdout")
     assert table_ids(bq, holdout.table_id) == {
-        i for i in pq.read_table(SAMPLE).column("id").to_pylist() if expected_split(str(i), ratios) == "holdout"
+        i
+        for i in pq.read_table(SAMPLE).column("id").to_pylist()
+        if expected_split(str(i), ratios) == "holdout"
     }
     assert glob.glob(str(out / "holdout" / "data-*.parquet"))
     assert len(list(bq.list_tables(dataset))) == 1 + 4  # source + splits, no staging left
@@ -117,14 +133,21 @@ def test_restart_reuses_the_finished_scan(emulator, bq, dataset, tmp_path):
     """A restarted step (same step key) picks up the scan its first attempt finished."""
     source = load(bq, dataset, SAMPLE, tmp_path)
     request = SplitRequest(
-        source_table=source, key_columns=["id"], split_ratios=RATIOS,
-        destination_dataset=dataset.split(".")[1], project=dataset.split(".")[0],
-        bigquery_endpoint=emulator.endpoint, export_format="none", step_key="restart0test0",
+        source_table=source,
+        key_columns=["id"],
+        split_ratios=RATIOS,
+        destination_dataset=dataset.split(".")[1],
+        project=dataset.split(".")[0],
+        bigquery_endpoint=emulator.endpoint,
+        export_format="none",
+        step_key="restart0test0",
     )
     first_attempt = SplitRunner(request)
     first_attempt._key_types()
     key_expr = sql.key_expression(["id"], {"id": "INTEGER"})
-    scan = first_attempt._query(sql.assign_sql(first_attempt.source, first_attempt.staging, key_expr), "assign")
+    scan = first_attempt._query(
+        sql.assign_sql(first_attempt.source, first_attempt.staging, key_expr), "assign"
+    )
     # ... the pod dies here; KFP starts the step again with the same identity.
     results = SplitRunner(request).run()
     assert bq.get_job(scan.job_id).created == scan.created  # the scan was not run again
@@ -171,7 +194,9 @@ def _assert_untouched(bq, dataset: str, marker_rows: int) -> None:
         ("bad_ratios", "sum to 1"),
     ],
 )
-def test_bad_input_is_a_clear_error_and_writes_nothing(emulator, bq, dataset, tmp_path, case, message):
+def test_bad_input_is_a_clear_error_and_writes_nothing(
+    emulator, bq, dataset, tmp_path, case, message
+):
     good = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "x": pa.array([0.5, 1.5, 2.5])})
     source = load(bq, dataset, good, tmp_path)
     # An earlier run's destination table, which a failed run must leave as it was.

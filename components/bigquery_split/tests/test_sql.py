@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from kfpkit.components.bigquery_split import sql
 
 SOURCE = sql.TableRef("proj-1", "ds", "src")
@@ -115,13 +114,20 @@ def test_split_statements_read_staging_not_source():
         ):
             assert SOURCE.sql not in statement and "FARM_FINGERPRINT" not in statement
             assert STAGING.sql in statement
-            assert re.search(rf"{sql.BUCKET_COLUMN} >= {r.lower} AND {sql.BUCKET_COLUMN} < {r.upper}", statement)
+            assert re.search(
+                rf"{sql.BUCKET_COLUMN} >= {r.lower} AND {sql.BUCKET_COLUMN} < {r.upper}", statement
+            )
             assert "`AGEP` AS `AGEP`" in statement
 
 
 @pytest.mark.parametrize(
     "uri",
-    ["gs://b/x/data-*.parquet' ; DROP", "/local/data-*.parquet", "gs://b/x/data.parquet", "s3://b/x/*.parquet"],
+    [
+        "gs://b/x/data-*.parquet' ; DROP",
+        "/local/data-*.parquet",
+        "gs://b/x/data.parquet",
+        "s3://b/x/*.parquet",
+    ],
 )
 def test_export_uri_validated(uri):
     with pytest.raises(ValueError, match="gs://"):
