@@ -115,6 +115,15 @@ def wheelhouse(family: str, lock: Path) -> Path:
     return house
 
 
+def _drop_stale_tags(family: str, keep: str) -> None:
+    """Untags this family's earlier content-hash tags so rebuilds do not pile up images."""
+    repo = f"{images.registry()}/{family}"
+    tags = sh("docker", "image", "ls", "--format", "{{.Tag}}", repo, capture=True).split()
+    stale = [f"{repo}:{t}" for t in tags if len(t) == len(keep) and t != keep]
+    if stale:
+        subprocess.run(["docker", "image", "rm", *stale], capture_output=True)
+
+
 def build(family: str) -> None:
     ref = images.image(family)
     base = base_image()
@@ -146,6 +155,7 @@ def build(family: str) -> None:
             str(ctx),
         )
         print(f"{ref}: built ({digest}) on {base}")
+        _drop_stale_tags(family, digest)
     size = int(sh("docker", "image", "inspect", "--format", "{{.Size}}", ref, capture=True))
     print(f"{ref}: {size / 1e6:.0f} MB")
 
