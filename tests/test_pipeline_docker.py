@@ -92,3 +92,18 @@ def test_failed_step_fails_the_pipeline_and_leaves_no_outputs(
     root = tmp_path / "root"
     assert not glob.glob(f"{root}/**/executor_output.json", recursive=True)
     assert not glob.glob(f"{root}/**/*.parquet", recursive=True)
+
+
+def test_quickstart_notebook_runs(image_present, tmp_path, monkeypatch):
+    """The notebook's code cells, executed in order as a user would."""
+    import json
+
+    root = Path(__file__).resolve().parent.parent
+    notebook = json.loads((root / "notebooks" / "quickstart.ipynb").read_text())
+    monkeypatch.chdir(root)
+    namespace: dict = {}
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            code = compile("".join(cell["source"]), "quickstart.ipynb", "exec", dont_inherit=True)
+            exec(code, namespace)
+    assert Path("/tmp/notebook_split.yaml").exists()
