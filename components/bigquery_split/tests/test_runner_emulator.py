@@ -41,9 +41,8 @@ def load(bq, dataset: str, table: pa.Table | Path, tmp_path: Path, name: str = "
     return table_id
 
 
-def run_split(emulator, source: str, dataset: str, tmp_path: Path, **overrides):
+def make_request(emulator, source: str, dataset: str, out: Path, **overrides) -> SplitRequest:
     ratios = overrides.pop("split_ratios", RATIOS)
-    out = tmp_path / f"out-{uuid.uuid4().hex[:6]}"
     fields = dict(
         source_table=source,
         key_columns=["id"],
@@ -54,7 +53,12 @@ def run_split(emulator, source: str, dataset: str, tmp_path: Path, **overrides):
         export_uris={name: str(out / name) for name in ratios},
     )
     fields.update(overrides)
-    return SplitRunner(SplitRequest(**fields)).run(), out
+    return SplitRequest(**fields)
+
+
+def run_split(emulator, source: str, dataset: str, tmp_path: Path, **overrides):
+    out = tmp_path / f"out-{uuid.uuid4().hex[:6]}"
+    return SplitRunner(make_request(emulator, source, dataset, out, **overrides)).run(), out
 
 
 def table_ids(bq, table_id: str) -> set[int]:
@@ -132,14 +136,13 @@ def test_rerun_is_idempotent_and_other_splits_work(emulator, bq, dataset, tmp_pa
 def test_restart_reuses_the_finished_scan(emulator, bq, dataset, tmp_path):
     """A restarted step (same step key) picks up the scan its first attempt finished."""
     source = load(bq, dataset, SAMPLE, tmp_path)
-    request = SplitRequest(
-        source_table=source,
-        key_columns=["id"],
-        split_ratios=RATIOS,
-        destination_dataset=dataset.split(".")[1],
-        project=dataset.split(".")[0],
-        bigquery_endpoint=emulator.endpoint,
+    request = make_request(
+        emulator,
+        source,
+        dataset,
+        tmp_path,
         export_format="none",
+        export_uris={},
         step_key="restart0test0",
     )
     first_attempt = SplitRunner(request)
