@@ -172,25 +172,31 @@ class SplitRunner:
                 job_id = f"{job_id}_{os.urandom(4).hex()}"  # failed or undone: run it again
         except gexc.NotFound:
             pass
-        if job is None:
-            _log.info("Running %s:\n%s", job_id, statement)
-            job = self._call(
-                lambda: self.client.query(
-                    statement, job_id=job_id, location=self.req.location or None, job_retry=None
-                ),
-                f"submit {name}",
-            )
         try:
+            if job is None:
+                _log.info("Running %s:\n%s", job_id, statement)
+                job = self._call(
+                    lambda: self.client.query(
+                        statement, job_id=job_id, location=self.req.location or None, job_retry=None
+                    ),
+                    f"submit {name}",
+                )
             self._call(job.result, f"wait for {name}")
         except Cancelled:
-            _log.warning("Cancelling BigQuery job %s", job.job_id)
-            try:
-                self.client.cancel_job(job.job_id, location=job.location)
-            finally:
-                raise
+            # Also when the signal lands during submission (the emulator answers jobs.insert
+            # only when the query is done): the job id is ours, so cancel by id.
+            self._cancel(job_id)
+            raise
         except gexc.BadRequest as e:
             raise RuntimeError(f"BigQuery rejected {name}: {e.message}") from e
         return job
+
+    def _cancel(self, job_id: str) -> None:
+        _log.warning("Cancelling BigQuery job %s", job_id)
+        try:
+            self.client.cancel_job(job_id, location=self.req.location or None)
+        except Exception as e:  # noqa: BLE001 - stop anyway; the job may finish on its own
+            _log.warning("Could not cancel %s: %s", job_id, e)
 
     # -- the split --------------------------------------------------------------------------
     def _key_types(self) -> dict[str, str]:

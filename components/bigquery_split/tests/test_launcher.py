@@ -146,3 +146,51 @@ def test_parquet_export_on_bigquery_needs_a_gs_pipeline_root():
 )
 def test_transient_errors(error, transient):
     assert is_transient(error) is transient
+
+
+@pytest.mark.emulator
+def test_sigterm_cancels_the_running_bigquery_job(emulator, bq, dataset, tmp_path):
+    """A stopped pod cancels its BigQuery job and leaves no outputs."""
+    import signal
+    import time
+
+    big = tmp_path / "big.parquet"
+    pq.write_table(demo_data.upsample(pq.read_table(SAMPLE), 60_000), big)
+    demo_data.load_into_bigquery(bq, big, f"{dataset}.big")  # hashing takes ~10 s on the emulator
+    project, ds = dataset.split(".")
+    params = {
+        "source_table": f"{dataset}.big",
+        "key_columns": ["id"],
+        "project": project,
+        "destination_dataset": ds,
+        "bigquery_endpoint": emulator.endpoint,
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kfpkit.components.bigquery_split.launcher",
+            "--executor_input",
+            json.dumps(executor_input(tmp_path, params)),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "_assign" in line and "Running" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=120)[1]
+    log = "".join(lines) + rest
+    assert proc.returncode == 130, log
+    # The cancel request names the running job. (The emulator answers jobs.insert only when
+    # the query is done, so it cannot stop the query; BigQuery can.)
+    assert "Cancelling BigQuery job kfpkit_split_" in log and "_assign" in log
+    assert not (tmp_path / "out" / "executor_output.json").exists()
+    assert not list((tmp_path / "out").glob("*/*.parquet"))
+    tables = {t.table_id for t in bq.list_tables(dataset)}
+    assert not any(t.startswith("big_") for t in tables), tables  # no split table written
