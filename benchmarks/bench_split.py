@@ -43,10 +43,10 @@ from typing import Any, TypeVar
 import farmhash
 import pyarrow.parquet as pq
 from google.cloud import bigquery
-from kfpkit.components.bigquery_split import sql
-from kfpkit.components.bigquery_split.runner import SplitRequest, SplitResult, SplitRunner
 
 from kfpkit import demo_data
+from kfpkit.components.bigquery_split import sql
+from kfpkit.components.bigquery_split.runner import SplitRequest, SplitResult, SplitRunner
 from kfpkit.emulator import Emulator, emulator_venv
 
 ROOT = Path(__file__).resolve().parent.parent

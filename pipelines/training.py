@@ -5,6 +5,7 @@ next stage (validation, training, evaluation, push) can take them without reshap
 """
 
 from kfp import dsl
+
 from kfpkit.components import bigquery_split
 
 PIPELINE_NAME = "kfpkit-training"

@@ -11,9 +11,9 @@ from pathlib import Path
 import farmhash
 import pyarrow.parquet as pq
 import pytest
-from kfpkit.components.bigquery_split import sql
 
 from kfpkit import demo_data, images
+from kfpkit.components.bigquery_split import sql
 from kfpkit.local_run import run_local, summary
 
 pytestmark = [pytest.mark.docker, pytest.mark.emulator]

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from kfpkit.components._runtime import executor as ex
 from kfpkit.components._runtime.retry import retry
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
+
 from kfpkit.components._runtime.executor import Cancelled, path_to_uri
 from kfpkit.components._runtime.retry import retry
 from kfpkit.components.bigquery_split import sql
@@ -134,6 +135,7 @@ class SplitRunner:
             if dest == self.source:
                 raise ValueError(f"destination table {dest.id!r} would overwrite the source table")
         self.columns: list[str] = []  # the source's columns, read in run()
+        self._resuming = True  # until a job has to run again (see _query)
         self.step = request.step_key or step_key(request.__dict__)
         self.staging = sql.TableRef(dest_project, dest_dataset, f"_kfpkit_split_{self.step}")
         if request.export_format == "parquet":
@@ -156,24 +158,27 @@ class SplitRunner:
         """Runs one statement as a job with a deterministic id; resumes a previous attempt's job.
 
         A finished job of a previous attempt is reused only while ``effect_present()`` says
-        what it created is still there.
+        what it created is still there, and only until one job had to run again: everything
+        after a re-run job runs again too, so no later step reuses results of older inputs.
         """
         job_id = f"kfpkit_split_{self.step}_{name}"
         job: bigquery.QueryJob | None = None
         try:
             existing = self._call(lambda: self.client.get_job(job_id), f"get job {job_id}")
-            if existing.state == "DONE" and existing.error_result is None and effect_present():
+            reusable = self._resuming and existing.error_result is None and effect_present()
+            if existing.state == "DONE" and reusable:
                 _log.info("Reusing finished job %s from a previous attempt", job_id)
                 return existing  # type: ignore[no-any-return]
-            if existing.state != "DONE":
+            if existing.state != "DONE" and self._resuming:
                 _log.info("Waiting for job %s started by a previous attempt", job_id)
                 job = existing
             else:
-                job_id = f"{job_id}_{os.urandom(4).hex()}"  # failed or undone: run it again
+                job_id = f"{job_id}_{os.urandom(4).hex()}"  # failed, undone or stale: run again
         except gexc.NotFound:
             pass
         try:
             if job is None:
+                self._resuming = False
                 _log.info("Running %s:\n%s", job_id, statement)
                 job = self._call(
                     lambda: self.client.query(

@@ -10,9 +10,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from google.api_core import exceptions as gexc
-from kfpkit.components.bigquery_split.runner import export_uri_pattern, is_transient
 
 from kfpkit import demo_data
+from kfpkit.components.bigquery_split.runner import export_uri_pattern, is_transient
 
 SAMPLE = Path(__file__).parent / "data" / "employment_sample.parquet"
 OUTPUTS = {

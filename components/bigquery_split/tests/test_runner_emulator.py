@@ -10,10 +10,10 @@ import farmhash
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from kfpkit.components.bigquery_split import sql
-from kfpkit.components.bigquery_split.runner import SplitRequest, SplitRunner
 
 from kfpkit import demo_data
+from kfpkit.components.bigquery_split import sql
+from kfpkit.components.bigquery_split.runner import SplitRequest, SplitRunner
 
 pytestmark = pytest.mark.emulator
 

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+
 from kfpkit.components.bigquery_split import sql
 
 SOURCE = sql.TableRef("proj-1", "ds", "src")
