@@ -46,31 +46,34 @@ def executor_input(tmp_path: Path, params: dict) -> dict:
     }
 
 
+def launcher_command(tmp_path: Path, params: dict) -> list[str]:
+    doc = json.dumps(executor_input(tmp_path, params))
+    module = "kfpkit.components.bigquery_split.launcher"
+    return [sys.executable, "-m", module, "--executor_input", doc]
+
+
+def emulator_params(emulator, source_table: str) -> dict:
+    project, dataset = source_table.split(".")[:2]
+    return {
+        "source_table": source_table,
+        "key_columns": ["id"],
+        "project": project,
+        "destination_dataset": dataset,
+        "bigquery_endpoint": emulator.endpoint,
+    }
+
+
 def launch(tmp_path: Path, params: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kfpkit.components.bigquery_split.launcher",
-            "--executor_input",
-            json.dumps(executor_input(tmp_path, params)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        launcher_command(tmp_path, params), capture_output=True, text=True, timeout=300
     )
 
 
 @pytest.mark.emulator
 def test_launcher_writes_the_executor_output(emulator, bq, dataset, tmp_path):
     demo_data.load_into_bigquery(bq, SAMPLE, f"{dataset}.employment")
-    project, ds = dataset.split(".")
     params = {
-        "source_table": f"{dataset}.employment",
-        "key_columns": ["id"],
-        "project": project,
-        "destination_dataset": ds,
-        "bigquery_endpoint": emulator.endpoint,
+        **emulator_params(emulator, f"{dataset}.employment"),
         # a dict parameter arrives as a JSON object; a pipeline may also pass JSON text
         "split_ratios": json.dumps({"train": 0.6, "validation": 0.2, "test": 0.1, "extra": 0.1}),
     }
@@ -157,22 +160,8 @@ def test_sigterm_cancels_the_running_bigquery_job(emulator, bq, dataset, tmp_pat
     big = tmp_path / "big.parquet"
     pq.write_table(demo_data.upsample(pq.read_table(SAMPLE), 60_000), big)
     demo_data.load_into_bigquery(bq, big, f"{dataset}.big")  # hashing takes ~10 s on the emulator
-    project, ds = dataset.split(".")
-    params = {
-        "source_table": f"{dataset}.big",
-        "key_columns": ["id"],
-        "project": project,
-        "destination_dataset": ds,
-        "bigquery_endpoint": emulator.endpoint,
-    }
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kfpkit.components.bigquery_split.launcher",
-            "--executor_input",
-            json.dumps(executor_input(tmp_path, params)),
-        ],
+        launcher_command(tmp_path, emulator_params(emulator, f"{dataset}.big")),
         stderr=subprocess.PIPE,
         text=True,
     )
