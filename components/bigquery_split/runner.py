@@ -11,7 +11,9 @@ Order of work, chosen so a failure never leaves a split that looks complete:
 
 Job ids are derived from the step's identity (inputs and output URIs), so a restarted step
 finds the jobs its previous attempt started and waits for or reuses them instead of running
-them again. SIGTERM (the pod being stopped) cancels the running BigQuery job.
+them again. A job that fails transiently on BigQuery's side (backendError, rate limits) is
+run again under a new id, up to JOB_ATTEMPTS times; API calls themselves are retried with
+backoff. SIGTERM (the pod being stopped) cancels the running BigQuery job.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ _log = logging.getLogger("kfpkit")
 
 EXPORT_FORMATS = ("parquet", "none")
 PARQUET_PATTERN = "data-*.parquet"
+JOB_ATTEMPTS = 3  # runs of one statement whose job fails transiently on BigQuery's side
 
 
 @dataclass
@@ -161,7 +164,7 @@ class SplitRunner:
         what it created is still there, and only until one job had to run again: everything
         after a re-run job runs again too, so no later step reuses results of older inputs.
         """
-        job_id = f"kfpkit_split_{self.step}_{name}"
+        job_id = base_id = f"kfpkit_split_{self.step}_{name}"
         job: bigquery.QueryJob | None = None
         try:
             existing = self._call(lambda: self.client.get_job(job_id), f"get job {job_id}")
@@ -176,25 +179,41 @@ class SplitRunner:
                 job_id = f"{job_id}_{os.urandom(4).hex()}"  # failed, undone or stale: run again
         except gexc.NotFound:
             pass
-        try:
-            if job is None:
-                self._resuming = False
-                _log.info("Running %s:\n%s", job_id, statement)
-                job = self._call(
-                    lambda: self.client.query(
-                        statement, job_id=job_id, location=self.req.location or None, job_retry=None
-                    ),
-                    f"submit {name}",
+        for attempt in range(1, JOB_ATTEMPTS + 1):
+            try:
+                if job is None:
+                    self._resuming = False
+                    job = self._submit(statement, job_id, name)
+                job.result()
+                return job
+            except Cancelled:
+                # Also when the signal lands during submission (the emulator answers
+                # jobs.insert only when the query is done): the job id is ours, so cancel by id.
+                self._cancel(job_id)
+                raise
+            except gexc.GoogleAPICallError as e:
+                if attempt < JOB_ATTEMPTS and is_transient(e):
+                    # A job that failed on BigQuery's side cannot be retried under its id.
+                    _log.warning("Job %s failed transiently (%s); running it again", job_id, e)
+                    job, job_id = None, f"{base_id}_retry{attempt}_{os.urandom(2).hex()}"
+                    continue
+                if isinstance(e, gexc.BadRequest):
+                    raise RuntimeError(f"BigQuery rejected {name}: {e.message}") from e
+                raise
+        raise AssertionError("unreachable")
+
+    def _submit(self, statement: str, job_id: str, name: str) -> bigquery.QueryJob:
+        _log.info("Running %s:\n%s", job_id, statement)
+
+        def insert() -> bigquery.QueryJob:
+            try:
+                return self.client.query(
+                    statement, job_id=job_id, location=self.req.location or None, job_retry=None
                 )
-            self._call(job.result, f"wait for {name}")
-        except Cancelled:
-            # Also when the signal lands during submission (the emulator answers jobs.insert
-            # only when the query is done): the job id is ours, so cancel by id.
-            self._cancel(job_id)
-            raise
-        except gexc.BadRequest as e:
-            raise RuntimeError(f"BigQuery rejected {name}: {e.message}") from e
-        return job
+            except gexc.Conflict:  # an earlier try of this very insert did reach BigQuery
+                return self.client.get_job(job_id)  # type: ignore[return-value]
+
+        return self._call(insert, f"submit {name}")  # type: ignore[no-any-return]
 
     def _cancel(self, job_id: str) -> None:
         _log.warning("Cancelling BigQuery job %s", job_id)
