@@ -40,12 +40,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import farmhash
 import pyarrow.parquet as pq
 from google.cloud import bigquery
 
 from kfpkit import demo_data
-from kfpkit.components.bigquery_split import sql
+from kfpkit.components.bigquery_split import reference, sql
 from kfpkit.components.bigquery_split.runner import SplitRequest, SplitResult, SplitRunner
 from kfpkit.emulator import Emulator, emulator_venv
 
@@ -95,9 +94,7 @@ def expected_bucket_sum(parquet: Path) -> int:
     """The floor's answer computed independently with pyfarmhash (C), as a check."""
     total = 0
     for i in pq.read_table(parquet, columns=[KEY]).column(KEY).to_pylist():
-        fp = farmhash.fingerprint64(str(i))
-        signed = fp - (1 << 64) if fp >= 1 << 63 else fp
-        total += signed % sql.BUCKETS  # floor modulo, as MOD(MOD(x, n) + n, n)
+        total += reference.bucket(str(i))
     return total
 
 

@@ -7,6 +7,7 @@ next stage (validation, training, evaluation, push) can take them without reshap
 from kfp import dsl
 
 from kfpkit.components import bigquery_split
+from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
 
 PIPELINE_NAME = "kfpkit-training"
 
@@ -21,7 +22,7 @@ def training(
     source_table: str,
     destination_dataset: str,
     key_columns: list = ["id"],  # noqa: B006 - KFP needs a literal default
-    split_ratios: dict = {"train": 0.8, "validation": 0.1, "test": 0.1},  # noqa: B006
+    split_ratios: dict = DEFAULT_RATIOS,  # noqa: B006
     location: str = "US",
     bigquery_endpoint: str = "",
 ):

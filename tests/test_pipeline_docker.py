@@ -8,20 +8,15 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
-import farmhash
 import pyarrow.parquet as pq
 import pytest
 
 from kfpkit import demo_data, images
 from kfpkit.components.bigquery_split import sql
+from kfpkit.components.bigquery_split.reference import bucket
 from kfpkit.local_run import run_local, summary
 
 pytestmark = [pytest.mark.docker, pytest.mark.emulator]
-
-
-def bucket(key: str) -> int:
-    fp = farmhash.fingerprint64(key)
-    return (fp - (1 << 64) if fp >= (1 << 63) else fp) % sql.BUCKETS
 
 
 @pytest.fixture(scope="module")

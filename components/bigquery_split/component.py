@@ -3,8 +3,7 @@
 from kfp import dsl
 
 from kfpkit import images
-
-DEFAULT_RATIOS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
 
 
 @dsl.container_component

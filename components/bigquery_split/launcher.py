@@ -11,7 +11,12 @@ from typing import Any
 
 from kfpkit.components._runtime.executor import Executor, main
 from kfpkit.components.bigquery_split import sql
-from kfpkit.components.bigquery_split.runner import SplitRequest, SplitRunner, step_key
+from kfpkit.components.bigquery_split.runner import (
+    PARQUET_PATTERN,
+    SplitRequest,
+    SplitRunner,
+    step_key,
+)
 
 OTHER_SPLITS = "other_splits"
 METRICS = "split_metrics"
@@ -28,7 +33,7 @@ def _json_param(executor: Executor, name: str, default: Any) -> Any:
 
 
 def request_from(executor: Executor) -> SplitRequest:
-    ratios = _json_param(executor, "split_ratios", {"train": 0.8, "validation": 0.1, "test": 0.1})
+    ratios = _json_param(executor, "split_ratios", sql.DEFAULT_RATIOS)
     export_format = executor.param("export_format", "parquet")
     export_uris: dict[str, str] = {}
     if export_format == "parquet" and isinstance(ratios, dict):
@@ -71,7 +76,7 @@ def run(executor: Executor) -> None:
             "key_columns": request.key_columns,
         }
         if r.export_uri:
-            meta["files"] = r.export_uri.rstrip("/") + "/data-*.parquet"
+            meta["files"] = r.export_uri.rstrip("/") + "/" + PARQUET_PATTERN
         metrics.metadata[f"rows_{r.name}"] = r.row_count
         if r.name in sql.STANDARD_SPLITS:
             executor.output(r.name).metadata.update(meta)

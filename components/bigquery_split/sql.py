@@ -118,6 +118,7 @@ def check_columns(columns: list[str]) -> list[str]:
 
 
 STANDARD_SPLITS = ("train", "validation", "test")
+DEFAULT_RATIOS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
 
 def canonical_order(names: Iterable[str]) -> list[str]:

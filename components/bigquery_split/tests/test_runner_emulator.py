@@ -6,13 +6,12 @@ import glob
 import uuid
 from pathlib import Path
 
-import farmhash
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from kfpkit import demo_data
-from kfpkit.components.bigquery_split import sql
+from kfpkit.components.bigquery_split import reference, sql
 from kfpkit.components.bigquery_split.runner import SplitRequest, SplitRunner
 
 pytestmark = pytest.mark.emulator
@@ -21,15 +20,7 @@ SAMPLE = Path(__file__).parent / "data" / "employment_sample.parquet"
 RATIOS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
 
-def expected_split(key: str, ratios: dict[str, float]) -> str:
-    """Independent reference: FarmHash Fingerprint64 (pyfarmhash), as a signed INT64, mod 1e6."""
-    fp = farmhash.fingerprint64(key)
-    signed = fp - (1 << 64) if fp >= (1 << 63) else fp
-    bucket = signed % sql.BUCKETS  # Python's % is the floor modulo BigQuery's MOD(MOD()+N, N) gives
-    for r in sql.split_ranges(ratios):
-        if r.lower <= bucket < r.upper:
-            return r.name
-    raise AssertionError(bucket)
+expected_split = reference.split_of  # independent of BigQuery: pyfarmhash
 
 
 def load(bq, dataset: str, table: pa.Table | Path, tmp_path: Path, name: str = "src") -> str:
@@ -170,13 +161,8 @@ def test_long_keys_expose_the_emulators_farm_fingerprint_defect(emulator, bq, da
         "SELECT key, FARM_FINGERPRINT(key) AS fp FROM (" + " UNION ALL ".join(rows) + ")"
     ).result()
     emulator_fp = {row["key"]: row["fp"] for row in result}
-
-    def reference(k: str) -> int:
-        fp = farmhash.fingerprint64(k)
-        return fp - (1 << 64) if fp >= (1 << 63) else fp
-
-    assert all(emulator_fp[k] == reference(k) for k in keys)
-    assert all(emulator_fp[k] != reference(k) for k in long_keys)
+    assert all(emulator_fp[k] == reference.fingerprint(k) for k in keys)
+    assert all(emulator_fp[k] != reference.fingerprint(k) for k in long_keys)
 
 
 def _assert_untouched(bq, dataset: str, marker_rows: int) -> None:
