@@ -18,6 +18,8 @@ from pathlib import Path
 
 from google.cloud import bigquery
 
+from kfpkit.components.bigquery_split.runner import make_client
+
 DEFAULT_VENV = Path(".venvs/emu")
 
 
@@ -106,14 +108,7 @@ class Emulator:
         self._proc = None
 
     def client(self) -> bigquery.Client:
-        from google.api_core.client_options import ClientOptions
-        from google.auth.credentials import AnonymousCredentials
-
-        return bigquery.Client(
-            project=self.project,
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options=ClientOptions(api_endpoint=self.endpoint),
-        )
+        return make_client(self.project, location="", endpoint=self.endpoint)
 
     def __enter__(self) -> Emulator:
         return self.start()
