@@ -21,7 +21,19 @@ KFP_OLDEST := 2.7.0
 .cache/demo/employment.parquet: .venv/.synced
 	$(PY) -m kfpkit.demo_data
 
-setup: .venv/.synced .venvs/emu/.lock-sha256 .cache/demo/employment.parquet
+# One test environment per runtime image family, made from that family's lock: its
+# component tests run on the stack the image ships (KFPKIT_TEST_FAMILY picks them).
+RUNTIME_FAMILIES := tfdv train
+.venvs/%/.synced: images/%/requirements.lock pyproject.toml
+	uv venv -q --allow-existing -p 3.11 .venvs/$*
+	VIRTUAL_ENV=.venvs/$* uv pip install -q --require-hashes \
+	  $(foreach p,$(shell cat images/$*/build-from-source 2>/dev/null),--no-binary $(p)) -r $<
+	VIRTUAL_ENV=.venvs/$* uv pip install -q "pytest>=8"
+	VIRTUAL_ENV=.venvs/$* uv pip install -q --no-deps -e .
+	touch $@
+
+setup: .venv/.synced .venvs/emu/.lock-sha256 .cache/demo/employment.parquet \
+	$(RUNTIME_FAMILIES:%=.venvs/%/.synced)
 
 images: .venv/.synced
 	$(PY) images/build.py
@@ -31,6 +43,7 @@ run: setup images
 
 test: setup images
 	$(PY) -m pytest -q
+	set -e; for f in $(RUNTIME_FAMILIES); do KFPKIT_TEST_FAMILY=$$f .venvs/$$f/bin/python -m pytest -q; done
 
 # Tests that need neither Docker nor the emulator.
 test-fast: .venv/.synced

@@ -1,19 +1,48 @@
-"""Shared fixtures: a real BigQuery emulator per test session, and fresh datasets per test."""
+"""Shared fixtures: a real BigQuery emulator per test session, and fresh datasets per test.
+
+Test selection by image family: pytest runs in one environment per family (``make test``).
+``KFPKIT_TEST_FAMILY`` (default ``core``: the SDK environment) names it; only the tests of
+components of that family are collected, and ``tests/`` belongs to ``core``.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from kfpkit.emulator import Emulator
+from kfpkit.images import COMPONENT_FAMILIES
+
+if TYPE_CHECKING:
+    from kfpkit.emulator import Emulator
 
 PROJECT = "kfpkit-test"
+ROOT = Path(__file__).resolve().parent
+TEST_FAMILY = os.environ.get("KFPKIT_TEST_FAMILY", "core")
+# Shared runtime packages with tests of their own, besides the components.
+TEST_FOLDER_FAMILIES = {**COMPONENT_FAMILIES, "_tfdv": "tfdv"}
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    try:
+        parts = collection_path.resolve().relative_to(ROOT).parts
+    except ValueError:
+        return None
+    if len(parts) >= 2 and parts[0] == "components" and parts[1] in TEST_FOLDER_FAMILIES:
+        return TEST_FOLDER_FAMILIES[parts[1]] != TEST_FAMILY or None
+    if parts[:1] == ("tests",):
+        return TEST_FAMILY != "core" or None
+    return None
 
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    from kfpkit.emulator import Emulator
+
     log = tmp_path_factory.mktemp("emulator") / "bqemulator.log"
     with Emulator(project=PROJECT, log_path=str(log)) as emu:
         yield emu

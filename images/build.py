@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,9 @@ from kfpkit import images  # noqa: E402
 BUILD = ROOT / "build" / "images"
 SOURCES = ("pyproject.toml", "src", "components")
 LABEL = "org.kfpkit.content-hash"
+DOCKERFILE = ROOT / "images" / "Dockerfile"
+# Per family: packages of its lock with no cp311 wheel, built on the host from their sdists.
+SOURCE_BUILDS = "build-from-source"
 
 
 def sh(*cmd: str, capture: bool = False) -> str:
@@ -66,7 +70,8 @@ def source_files() -> list[Path]:
 def content_hash(family: str, base_id: str) -> str:
     h = hashlib.sha256(base_id.encode())
     fam = ROOT / "images" / family
-    for f in [fam / "Dockerfile", fam / "requirements.lock", *source_files()]:
+    extra = [f for f in (fam / SOURCE_BUILDS,) if f.exists()]
+    for f in [DOCKERFILE, fam / "requirements.lock", *extra, *source_files()]:
         h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:20]
 
@@ -80,37 +85,52 @@ def current_label(ref: str) -> str:
     return probe.stdout.strip() if probe.returncode == 0 else ""
 
 
+def _pip_download(lock: Path, dest: Path, *selection: str) -> None:
+    sh(
+        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
+        *selection,
+        "--python-version", "3.11", "--implementation", "cp",
+        "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64",
+        "--platform", "manylinux_2_17_x86_64",
+        "-r", str(lock), "-d", str(dest),
+    )  # fmt: skip
+
+
+def _locked_subset(lock: Path, names: set[str], dest: Path) -> Path:
+    """The lock entries (with their hashes) of the named packages, or of all others."""
+    entries = re.split(r"\n(?=[A-Za-z0-9])", lock.read_text())
+    keep, rest = [], []
+    for entry in entries:
+        name = re.match(r"([A-Za-z0-9_.-]+)==", entry)
+        if name:
+            canonical = re.sub(r"[-_.]+", "-", name.group(1)).lower()
+            (keep if canonical in names else rest).append(entry.rstrip("\n"))
+    dest.write_text("\n".join(keep) + "\n")
+    dest.with_suffix(".rest").write_text("\n".join(rest) + "\n")
+    return dest
+
+
 def wheelhouse(family: str, lock: Path) -> Path:
-    """Locked wheels for CPython 3.11 / manylinux x86_64, downloaded once per lock file."""
-    digest = hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
-    house = ROOT / "build" / "wheelhouse" / f"{family}-{digest}"
+    """Locked wheels for CPython 3.11 / manylinux x86_64, made once per lock file.
+
+    Packages listed in ``images/<family>/build-from-source`` have no such wheel: their
+    hash-checked sdists are built into wheels on the host (under ``built/``).
+    """
+    listed = lock.parent / SOURCE_BUILDS
+    names = set(listed.read_text().split()) if listed.exists() else set()
+    digest = hashlib.sha256(lock.read_bytes() + b"\0" + ",".join(sorted(names)).encode())
+    house = ROOT / "build" / "wheelhouse" / f"{family}-{digest.hexdigest()[:16]}"
     if not (house / ".complete").exists():
         shutil.rmtree(house, ignore_errors=True)
-        sh(
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--require-hashes",
-            "--only-binary",
-            ":all:",
-            "--python-version",
-            "3.11",
-            "--implementation",
-            "cp",
-            "--platform",
-            "manylinux_2_28_x86_64",
-            "--platform",
-            "manylinux2014_x86_64",
-            "--platform",
-            "manylinux_2_17_x86_64",
-            "-r",
-            str(lock),
-            "-d",
-            str(house),
-        )
+        house.mkdir(parents=True)
+        if names:
+            sources = _locked_subset(lock, names, house / "sources.lock")
+            _pip_download(sources.with_suffix(".rest"), house, "--only-binary", ":all:")
+            _pip_download(sources, house / "sdists", "--no-binary", ":all:")
+            sh(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+               "-w", str(house / "built"), *map(str, (house / "sdists").iterdir()))  # fmt: skip
+        else:
+            _pip_download(lock, house, "--only-binary", ":all:")
         (house / ".complete").touch()
     return house
 
@@ -135,10 +155,13 @@ def build(family: str) -> None:
         ctx = BUILD / family
         shutil.rmtree(ctx, ignore_errors=True)
         (ctx / "wheelhouse").mkdir(parents=True)
-        for w in wheelhouse(family, fam / "requirements.lock").glob("*.whl"):
-            os.link(w, ctx / "wheelhouse" / w.name)
-        sh("uv", "build", "--quiet", "--wheel", "--out-dir", str(ctx / "wheelhouse"), str(ROOT))
-        shutil.copy(fam / "Dockerfile", ctx / "Dockerfile")
+        house = wheelhouse(family, fam / "requirements.lock")
+        for w in house.glob("**/*.whl"):
+            target = ctx / "wheelhouse" / w.relative_to(house)
+            target.parent.mkdir(exist_ok=True)
+            os.link(w, target)
+        sh("uv", "build", "--quiet", "--wheel", "--out-dir", str(ctx / "kfpkit"), str(ROOT))
+        shutil.copy(DOCKERFILE, ctx / "Dockerfile")
         shutil.copy(fam / "requirements.lock", ctx / "requirements.lock")
         sh(
             "docker",
@@ -146,6 +169,8 @@ def build(family: str) -> None:
             "--quiet",
             "--build-arg",
             f"BASE_IMAGE={base}",
+            "--build-arg",
+            f"FAMILY={family}",
             "--build-arg",
             f"KFPKIT_CONTENT_HASH={digest}",
             "-t",

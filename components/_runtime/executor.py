@@ -124,6 +124,20 @@ class Executor:
     def param(self, name: str, default: Any = None) -> Any:
         return self._params.get(name, default)
 
+    def json_param(self, name: str, default: Any = None) -> Any:
+        """A list/dict parameter; JSON text is accepted too (e.g. from a pipeline parameter)."""
+        value = self._params.get(name, default)
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{name} is not valid JSON: {value!r}") from e
+        return value
+
+    def input(self, name: str) -> Artifact | None:
+        """An input artifact, or None when an optional input was not connected."""
+        return self.input_artifacts.get(name)
+
     def output(self, name: str) -> Artifact:
         try:
             return self.output_artifacts[name]

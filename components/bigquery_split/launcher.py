@@ -6,7 +6,6 @@ Run inside the core image as
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kfpkit.components._runtime.executor import Executor, main
@@ -22,18 +21,8 @@ OTHER_SPLITS = "other_splits"
 METRICS = "split_metrics"
 
 
-def _json_param(executor: Executor, name: str, default: Any) -> Any:
-    value = executor.param(name, default)
-    if isinstance(value, str):  # tolerate JSON text, e.g. from a pipeline parameter
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{name} is not valid JSON: {value!r}") from e
-    return value
-
-
 def request_from(executor: Executor) -> SplitRequest:
-    ratios = _json_param(executor, "split_ratios", sql.DEFAULT_RATIOS)
+    ratios = executor.json_param("split_ratios", sql.DEFAULT_RATIOS)
     export_format = executor.param("export_format", "parquet")
     export_uris: dict[str, str] = {}
     if export_format == "parquet" and isinstance(ratios, dict):
@@ -47,7 +36,7 @@ def request_from(executor: Executor) -> SplitRequest:
     }
     return SplitRequest(
         source_table=executor.param("source_table"),
-        key_columns=_json_param(executor, "key_columns", None),
+        key_columns=executor.json_param("key_columns"),
         split_ratios=ratios,
         destination_dataset=executor.param("destination_dataset"),
         project=executor.param("project"),

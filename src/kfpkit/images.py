@@ -18,7 +18,18 @@ from kfpkit import __version__
 DEFAULT_REGISTRY = "ghcr.io/kfpkit"
 
 # Image families: one per dependency island (see images/<family>/Dockerfile).
-FAMILIES = ("core",)
+FAMILIES = ("core", "tfdv", "train")
+
+# The family each component runs in. Its runtime tests run in a venv made from that family's
+# lock (``make test``), so they test the same stack the image ships.
+COMPONENT_FAMILIES = {
+    "bigquery_split": "core",
+    "tfdv_statistics": "tfdv",
+    "tfdv_schema": "tfdv",
+    "tfdv_validate": "tfdv",
+    "train": "train",
+    "evaluate": "train",
+}
 
 _REGISTRY_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9]\Z")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")

@@ -12,6 +12,7 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from kfpkit import demo_data
+from kfpkit.components._runtime import testing
 from kfpkit.components.bigquery_split.runner import export_uri_pattern, is_transient
 
 SAMPLE = Path(__file__).parent / "data" / "employment_sample.parquet"
@@ -25,25 +26,7 @@ OUTPUTS = {
 
 
 def executor_input(tmp_path: Path, params: dict) -> dict:
-    return {
-        "inputs": {"parameterValues": params},
-        "outputs": {
-            "artifacts": {
-                name: {
-                    "artifacts": [
-                        {
-                            "name": name,
-                            "type": {"schemaTitle": kind},
-                            "uri": str(tmp_path / "out" / name),
-                            "metadata": {},
-                        }
-                    ]
-                }
-                for name, kind in OUTPUTS.items()
-            },
-            "outputFile": str(tmp_path / "out" / "executor_output.json"),
-        },
-    }
+    return testing.executor_input(tmp_path / "out", params, OUTPUTS)
 
 
 def launcher_command(tmp_path: Path, params: dict) -> list[str]:

@@ -1,0 +1,67 @@
+"""File layout of the TFDV artifacts, and loading them with errors that name the bad input.
+
+Layout (TFX's file names, so TFX tools read them): statistics ``FeatureStats.pb`` (binary
+DatasetFeatureStatisticsList), schema ``schema.pbtxt``, anomalies ``anomalies.pbtxt`` (text).
+An artifact's path is a directory holding its file; a plain file path is accepted on input.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow_data_validation as tfdv
+from google.protobuf import message, text_format
+from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
+
+STATISTICS_FILE = "FeatureStats.pb"
+SCHEMA_FILE = "schema.pbtxt"
+ANOMALIES_FILE = "anomalies.pbtxt"
+
+
+def _file_in(path: str, file_name: str, name: str) -> str:
+    candidate = os.path.join(path, file_name) if os.path.isdir(path) else path
+    if not os.path.isfile(candidate):
+        raise ValueError(f"{name}: no {file_name} at {path!r}")
+    return candidate
+
+
+def load_statistics(path: str, name: str) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """Statistics of an input artifact, restricted to TFDV's default slice (all examples)."""
+    file = _file_in(path, STATISTICS_FILE, name)
+    try:
+        stats = tfdv.load_stats_binary(file)
+    except message.DecodeError as e:
+        raise ValueError(f"{name}: {file!r} is not a statistics proto: {e}") from e
+    if not stats.datasets:
+        raise ValueError(f"{name}: {file!r} holds no datasets")
+    if len(stats.datasets) == 1:
+        return stats
+    try:
+        return tfdv.get_slice_stats(stats, tfdv.constants.DEFAULT_SLICE_KEY)
+    except ValueError as e:
+        raise ValueError(f"{name}: {file!r} has slices but no default slice: {e}") from e
+
+
+def load_schema(path: str, name: str) -> schema_pb2.Schema:
+    """A schema text proto; ValueError with the parser's message when it does not parse."""
+    file = _file_in(path, SCHEMA_FILE, name)
+    try:
+        with open(file, encoding="utf-8") as f:
+            schema = text_format.Parse(f.read(), schema_pb2.Schema())
+    except (text_format.ParseError, UnicodeDecodeError) as e:
+        raise ValueError(f"{name}: {file!r} is not a TFDV schema text proto: {e}") from e
+    if not schema.feature and not schema.sparse_feature:
+        raise ValueError(f"{name}: {file!r} declares no features")
+    return schema
+
+
+def write_text(path: str, text: str) -> str:
+    """Writes a file artifact (HTML and Markdown artifacts are the file itself in KFP's UI)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def write_proto_text(directory: str, file_name: str, proto: message.Message) -> str:
+    return write_text(os.path.join(directory, file_name), text_format.MessageToString(proto))

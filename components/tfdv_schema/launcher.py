@@ -1,0 +1,43 @@
+"""Launcher of tfdv_schema: infers a schema from statistics, or takes the user's schema as is.
+
+Run inside the tfdv image as
+``python3 -m kfpkit.components.tfdv_schema.launcher --executor_input '{{$}}'``.
+"""
+
+from __future__ import annotations
+
+from kfpkit.components._runtime.executor import Executor, main
+from kfpkit.components._tfdv import artifacts
+from kfpkit.components.tfdv_schema.schema import infer_schema, summary_markdown
+
+
+def run(executor: Executor) -> None:
+    given = executor.input("user_schema")
+    statistics = executor.input("statistics")
+    if given is not None:
+        schema = artifacts.load_schema(given.path, "user_schema")
+        origin = f"given: {given.uri}"
+    elif statistics is not None:
+        stats = artifacts.load_statistics(statistics.path, "statistics")
+        schema = infer_schema(
+            stats,
+            infer_feature_shape=bool(executor.param("infer_feature_shape", True)),
+            max_string_domain_size=int(executor.param("max_string_domain_size", 100)),
+        )
+        origin = f"inferred from {statistics.uri}"
+    else:
+        raise ValueError("Give statistics to infer a schema from, or a user_schema")
+    out = executor.output("schema")
+    artifacts.write_proto_text(out.path, artifacts.SCHEMA_FILE, schema)
+    out.metadata.update(
+        {
+            "file": artifacts.SCHEMA_FILE,
+            "num_features": len(schema.feature),
+            "origin": "given" if given is not None else "inferred",
+        }
+    )
+    artifacts.write_text(executor.output("summary").path, summary_markdown(schema, origin))
+
+
+if __name__ == "__main__":
+    main(run)

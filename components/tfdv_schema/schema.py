@@ -1,0 +1,74 @@
+"""Infers a TFDV schema from statistics, and summarizes a schema for people."""
+
+from __future__ import annotations
+
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
+
+_MAX_DOMAIN_VALUES_SHOWN = 12
+
+
+def infer_schema(
+    stats: statistics_pb2.DatasetFeatureStatisticsList,
+    infer_feature_shape: bool = True,
+    max_string_domain_size: int = 100,
+) -> schema_pb2.Schema:
+    """TFDV's schema inference: types, presence, shapes, string domains of small vocabularies."""
+    if max_string_domain_size < 1:
+        raise ValueError(f"max_string_domain_size must be >= 1, got {max_string_domain_size}")
+    return tfdv.infer_schema(
+        stats,
+        infer_feature_shape=infer_feature_shape,
+        max_string_domain_size=max_string_domain_size,
+    )
+
+
+def _domain(schema: schema_pb2.Schema, feature: schema_pb2.Feature) -> str:
+    kind = feature.WhichOneof("domain_info")
+    if kind == "domain":
+        named = next((d for d in schema.string_domain if d.name == feature.domain), None)
+        values = list(named.value) if named else []
+    elif kind == "string_domain":
+        values = list(feature.string_domain.value)
+    elif kind == "int_domain":
+        d = feature.int_domain
+        return f"int [{d.min if d.HasField('min') else ''}, {d.max if d.HasField('max') else ''}]"
+    elif kind == "float_domain":
+        d = feature.float_domain
+        return f"float [{d.min if d.HasField('min') else ''}, {d.max if d.HasField('max') else ''}]"
+    else:
+        return ""
+    shown = ", ".join(values[:_MAX_DOMAIN_VALUES_SHOWN])
+    more = f", ... ({len(values)} values)" if len(values) > _MAX_DOMAIN_VALUES_SHOWN else ""
+    return f"{{{shown}{more}}}"
+
+
+def _presence(feature: schema_pb2.Feature) -> str:
+    if feature.presence.min_fraction >= 1.0:
+        return "required"
+    return f"optional (min {feature.presence.min_fraction:g})"
+
+
+def _shape(feature: schema_pb2.Feature) -> str:
+    if feature.HasField("shape"):
+        return "[" + ",".join(str(d.size) for d in feature.shape.dim) + "]" or "scalar"
+    if feature.HasField("value_count"):
+        return f"{feature.value_count.min}..{feature.value_count.max} values"
+    return "variable"
+
+
+def summary_markdown(schema: schema_pb2.Schema, origin: str) -> str:
+    """A Markdown table of the schema's features, for the KFP UI."""
+    lines = [
+        f"# Schema ({origin})",
+        "",
+        f"{len(schema.feature)} features.",
+        "",
+        "| Feature | Type | Presence | Shape | Domain |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for f in sorted(schema.feature, key=lambda f: f.name):
+        cells = [f.name, schema_pb2.FeatureType.Name(f.type), _presence(f), _shape(f),
+                 _domain(schema, f)]  # fmt: skip
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"

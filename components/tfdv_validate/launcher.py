@@ -1,0 +1,86 @@
+"""Launcher of tfdv_validate: validates statistics against a schema, with drift and skew.
+
+Run inside the tfdv image as
+``python3 -m kfpkit.components.tfdv_validate.launcher --executor_input '{{$}}'``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+from kfpkit.components._runtime.executor import Executor, main
+from kfpkit.components._tfdv import artifacts, report
+from kfpkit.components.tfdv_validate.validation import (
+    Thresholds,
+    anomaly_lines,
+    measurements,
+    validate,
+)
+
+_METRIC_NAME = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def _thresholds(executor: Executor, kind: str) -> Thresholds:
+    per_feature = executor.json_param(f"{kind}_thresholds", {}) or {}
+    if not isinstance(per_feature, dict):
+        raise ValueError(f"{kind}_thresholds must be a dict feature -> threshold: {per_feature!r}")
+    return Thresholds(
+        categorical=float(executor.param(f"default_categorical_{kind}_threshold", 0.0)),
+        numeric=float(executor.param(f"default_numeric_{kind}_threshold", 0.0)),
+        per_feature=per_feature,
+    )
+
+
+def _optional_statistics(executor: Executor, name: str) -> Any:
+    given = executor.input(name)
+    return artifacts.load_statistics(given.path, name) if given is not None else None
+
+
+def _metrics(anomalies: anomalies_pb2.Anomalies) -> dict[str, float]:
+    found = measurements(anomalies)
+    metrics: dict[str, float] = {
+        "anomaly_count": float(len(anomaly_lines(anomalies))),
+        "features_over_threshold": float(len({m.feature for m in found if m.value > m.threshold})),
+    }
+    for m in found:
+        metrics[f"{m.kind}_{_METRIC_NAME.sub('_', m.feature)}"] = round(m.value, 6)
+    return metrics
+
+
+def run(executor: Executor) -> None:
+    for required in ("statistics", "schema"):
+        if executor.input(required) is None:
+            raise ValueError(f"{required}: no input given")
+    stats = artifacts.load_statistics(executor.input("statistics").path, "statistics")
+    schema = artifacts.load_schema(executor.input("schema").path, "schema")
+    anomalies = validate(
+        stats,
+        schema,
+        baseline=_optional_statistics(executor, "baseline_statistics"),
+        serving=_optional_statistics(executor, "serving_statistics"),
+        drift=_thresholds(executor, "drift"),
+        skew=_thresholds(executor, "skew"),
+    )
+    lines = anomaly_lines(anomalies)
+    if lines and executor.param("fail_on_anomalies", False):
+        listing = "\n".join(f"  - {line}" for line in lines)
+        raise ValueError(f"{len(lines)} data anomalies (fail_on_anomalies is set):\n{listing}")
+
+    out = executor.output("anomalies")
+    artifacts.write_proto_text(out.path, artifacts.ANOMALIES_FILE, anomalies)
+    out.metadata.update({"file": artifacts.ANOMALIES_FILE, "anomaly_count": len(lines),
+                         "anomalies": lines})  # fmt: skip
+    executor.output("metrics").metadata.update(_metrics(anomalies))
+    rows = [(m.feature, m.kind, m.measure, m.value, m.threshold) for m in measurements(anomalies)]
+    artifacts.write_text(
+        executor.output("report").path,
+        report.anomalies_html(anomalies, rows, "Data validation"),
+    )
+    executor.set_output_param("valid", not lines)
+
+
+if __name__ == "__main__":
+    main(run)

@@ -1,0 +1,123 @@
+"""Validates statistics against a schema, with drift and skew comparators set from thresholds.
+
+Comparators follow the feature's kind, as TFDV defines them: L-infinity distance of value
+frequencies for categorical features (strings, and integers marked categorical), and
+Jensen-Shannon divergence of histograms for numeric features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+
+DRIFT = "drift"
+SKEW = "skew"
+L_INFINITY = "L_INFINITY"
+JENSEN_SHANNON = "JENSEN_SHANNON_DIVERGENCE"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Thresholds of one comparison (drift or skew); 0 turns a comparator off."""
+
+    categorical: float = 0.0  # L-infinity, for every categorical feature
+    numeric: float = 0.0  # Jensen-Shannon divergence, for every numeric feature
+    per_feature: Mapping[str, float] = field(default_factory=dict)  # overrides, by name
+
+    def check(self, kind: str, schema: schema_pb2.Schema) -> None:
+        names = {f.name for f in schema.feature}
+        unknown = sorted(set(self.per_feature) - names)
+        if unknown:
+            raise ValueError(f"{kind} thresholds name features not in the schema: {unknown}")
+        for name, value in [("categorical", self.categorical), ("numeric", self.numeric),
+                            *self.per_feature.items()]:  # fmt: skip
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{kind} threshold for {name!r} must be a number >= 0: {value!r}")
+
+
+def is_categorical(feature: schema_pb2.Feature) -> bool:
+    if feature.type == schema_pb2.BYTES:
+        return True
+    return feature.type == schema_pb2.INT and feature.int_domain.is_categorical
+
+
+def apply_thresholds(schema: schema_pb2.Schema, kind: str, thresholds: Thresholds) -> int:
+    """Sets the drift or skew comparator of each feature; returns how many were set."""
+    thresholds.check(kind, schema)
+    count = 0
+    for feature in schema.feature:
+        categorical = is_categorical(feature)
+        default = thresholds.categorical if categorical else thresholds.numeric
+        threshold = float(thresholds.per_feature.get(feature.name, default))
+        comparator = feature.drift_comparator if kind == DRIFT else feature.skew_comparator
+        comparator.Clear()
+        if threshold <= 0:
+            continue
+        if categorical:
+            comparator.infinity_norm.threshold = threshold
+        else:
+            comparator.jensen_shannon_divergence.threshold = threshold
+        count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class Measurement:
+    feature: str
+    kind: str  # drift or skew
+    measure: str  # L_INFINITY or JENSEN_SHANNON_DIVERGENCE
+    value: float
+    threshold: float
+
+
+def measurements(anomalies: anomalies_pb2.Anomalies) -> list[Measurement]:
+    """Every drift/skew value TFDV measured, over the threshold or not."""
+    found = []
+    for info in anomalies.drift_skew_info:
+        name = ".".join(info.path.step)
+        for kind, items in ((DRIFT, info.drift_measurements), (SKEW, info.skew_measurements)):
+            for m in items:
+                found.append(
+                    Measurement(
+                        feature=name,
+                        kind=kind,
+                        measure=anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(m.type),
+                        value=m.value,
+                        threshold=m.threshold,
+                    )
+                )
+    return sorted(found, key=lambda m: (m.feature, m.kind))
+
+
+def validate(
+    stats: statistics_pb2.DatasetFeatureStatisticsList,
+    schema: schema_pb2.Schema,
+    baseline: statistics_pb2.DatasetFeatureStatisticsList | None = None,
+    serving: statistics_pb2.DatasetFeatureStatisticsList | None = None,
+    drift: Thresholds | None = None,
+    skew: Thresholds | None = None,
+) -> anomalies_pb2.Anomalies:
+    """TFDV validation; drift needs ``baseline``, skew needs ``serving`` statistics."""
+    schema = schema_pb2.Schema.FromString(schema.SerializeToString())  # leave the input as is
+    if drift is not None and apply_thresholds(schema, DRIFT, drift) and baseline is None:
+        raise ValueError("Drift thresholds are set but no baseline_statistics were given")
+    if skew is not None and apply_thresholds(schema, SKEW, skew) and serving is None:
+        raise ValueError("Skew thresholds are set but no serving_statistics were given")
+    return tfdv.validate_statistics(
+        stats, schema, previous_statistics=baseline, serving_statistics=serving
+    )
+
+
+def anomaly_lines(anomalies: anomalies_pb2.Anomalies) -> list[str]:
+    """One line per anomaly: ``feature: short description: description``."""
+    lines = [
+        f"{name}: {info.short_description}: {info.description}"
+        for name, info in sorted(anomalies.anomaly_info.items())
+    ]
+    if anomalies.HasField("dataset_anomaly_info"):
+        info = anomalies.dataset_anomaly_info
+        lines.append(f"(dataset): {info.short_description}: {info.description}")
+    return lines
