@@ -108,7 +108,7 @@ def feature_array(table: pa.Table, spec: FeatureSpec) -> np.ndarray:
     """One column as the model input dtype: float32 (null -> NaN) or str (null -> "")."""
     column = table[spec.name]
     if spec.kind == CATEGORICAL:
-        if not (kind_of_arrow_type(column.type) in (NUMERIC, CATEGORICAL)):
+        if kind_of_arrow_type(column.type) not in (NUMERIC, CATEGORICAL):
             raise ValueError(f"column {spec.name!r} of type {column.type} cannot be categorical")
         text = pc.cast(column, pa.string()).fill_null("")
         return text.to_numpy(zero_copy_only=False).astype(object)
@@ -163,7 +163,9 @@ class ServingModel:
         try:
             self._signature = self._loaded.signatures[SERVING_SIGNATURE]
         except KeyError:
-            raise ValueError(f"{name}: {self.path!r} has no {SERVING_SIGNATURE!r} signature") from None
+            raise ValueError(
+                f"{name}: {self.path!r} has no {SERVING_SIGNATURE!r} signature"
+            ) from None
         inputs = self._signature.structured_input_signature[1]
         self.feature_specs = [
             FeatureSpec(key, CATEGORICAL if spec.dtype == tf.string else NUMERIC)
@@ -180,7 +182,9 @@ class ServingModel:
         parts = []
         for start in range(0, rows, PREDICT_BATCH_ROWS):
             batch = {
-                spec.name: self._tf.constant(features[spec.name][start : start + PREDICT_BATCH_ROWS])
+                spec.name: self._tf.constant(
+                    features[spec.name][start : start + PREDICT_BATCH_ROWS]
+                )
                 for spec in self.feature_specs
             }
             out = self._signature(**batch)[self.output_name]

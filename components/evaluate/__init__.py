@@ -1,0 +1,1 @@
+"""evaluate: scores a SavedModel on a test split, per slice, against a baseline (train image)."""

@@ -1,0 +1,71 @@
+"""KFP definition of evaluate: a thin container component around its launcher."""
+
+from kfp import dsl
+
+from kfpkit import images
+
+
+@dsl.container_component
+def evaluate(
+    model: dsl.Input[dsl.Model],
+    test_data: dsl.Input[dsl.Dataset],
+    metrics: dsl.Output[dsl.Metrics],
+    classification_metrics: dsl.Output[dsl.ClassificationMetrics],
+    report: dsl.Output[dsl.Markdown],
+    blessed: dsl.OutputPath(bool),
+    baseline_model: dsl.Input[dsl.Model] = None,
+    label_column: str = "employed",
+    slice_columns: list = [],  # noqa: B006 - KFP needs a literal default
+    metric: str = "auc",
+    absolute_threshold: float = 0.5,
+    max_regression: float = 0.0,
+    min_improvement: float = 0.0,
+):
+    """Evaluates a SavedModel on a test split, overall and per slice, and decides whether
+    it is good enough to deploy ("blessed"), against a baseline model when there is one.
+
+    Both models are called through their ``serving_default`` signature on raw features, as
+    KServe's TensorFlow runtime calls them, so what is evaluated is what would be served.
+    A row is predicted positive when its probability is >= 0.5.
+
+    Blessing: always ``metric >= absolute_threshold``; with a baseline, also
+    ``metric - baseline_metric >= min_improvement`` when ``min_improvement`` > 0, else
+    ``>= -max_regression``. With no baseline (a first run) only the absolute threshold
+    applies, and the report says so.
+
+    Args:
+        model: The candidate, as train writes it: SavedModel version folders under the
+            artifact; the highest version is evaluated.
+        test_data: Parquet files under the artifact (e.g. bigquery_split's ``test``) with
+            the label, every input column of both models and the slice columns. Read whole
+            into memory.
+        baseline_model: Optional model to compare with (e.g. the one now deployed).
+        label_column: Binary 0/1 label column; no nulls.
+        slice_columns: Columns whose values each get their metrics (the 50 most frequent
+            values per column), e.g. ``["SEX", "year"]``.
+        metric: Blessing metric: ``auc``, ``accuracy``, ``precision`` or ``recall``.
+        absolute_threshold: Lowest acceptable value of ``metric``, in [0, 1].
+        max_regression: How much worse than the baseline ``metric`` may be, in [0, 1].
+        min_improvement: How much better than the baseline ``metric`` must be, in [0, 1];
+            set this or ``max_regression``, not both.
+
+    Returns:
+        metrics: count, positives, accuracy, precision, recall, auc, log_loss; the same
+            prefixed ``baseline_``; per slice ``<column>=<value>/count|accuracy|auc``;
+            ``blessed``.
+        classification_metrics: Confusion matrix (rows: actual class, columns: predicted)
+            and ROC curve at thresholds 0.00 to 1.00 in KFP's layout.
+        report: Markdown: the decision with every check and its outcome, metrics against
+            the baseline, and a table per slice column.
+        blessed: Whether the candidate passed (an output parameter for ``dsl.If``).
+
+    Raises (the step fails with exit code 2 and writes no outputs):
+        A model folder with no SavedModel version; test data lacking a model input, the
+        label or a slice column, empty, or with a label that is not binary; an unknown
+        metric or thresholds outside [0, 1].
+    """
+    return dsl.ContainerSpec(
+        image=images.image("train"),
+        command=["python3", "-m", "kfpkit.components.evaluate.launcher"],
+        args=["--executor_input", "{{$}}"],
+    )

@@ -1,0 +1,85 @@
+"""Launcher of evaluate: parses the executor input, evaluates, records the outputs.
+
+Run inside the train image as
+``python3 -m kfpkit.components.evaluate.launcher --executor_input '{{$}}'``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from kfpkit.components._runtime.executor import Executor, main
+from kfpkit.components.evaluate import metrics as m
+from kfpkit.components.evaluate.evaluator import EvaluateRequest, evaluate
+
+
+def _number(executor: Executor, name: str, default: float) -> Any:
+    value = executor.param(name, default)
+    if isinstance(value, str):  # a pipeline parameter may arrive as text
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{name} must be a number, not {value!r}") from None
+    return value
+
+
+def request_from(executor: Executor) -> EvaluateRequest:
+    model = executor.input("model")
+    test_data = executor.input("test_data")
+    if model is None or test_data is None:
+        raise ValueError("input artifacts 'model' and 'test_data' are required")
+    baseline = executor.input("baseline_model")
+    slice_columns = executor.json_param("slice_columns", [])
+    if not isinstance(slice_columns, list) or not all(isinstance(c, str) for c in slice_columns):
+        raise ValueError(f"slice_columns must be a list of column names, not {slice_columns!r}")
+    rule = m.BlessingRule(
+        metric=executor.param("metric", "auc"),
+        absolute_threshold=_number(executor, "absolute_threshold", 0.5),
+        max_regression=_number(executor, "max_regression", 0.0),
+        min_improvement=_number(executor, "min_improvement", 0.0),
+    )
+    return EvaluateRequest(
+        model_path=model.path,
+        test_path=test_data.path,
+        # An unconnected optional input, or one a pipeline left without files, is no baseline.
+        baseline_path=baseline.path if baseline is not None and baseline.uri else None,
+        label_column=executor.param("label_column", "employed"),
+        slice_columns=tuple(slice_columns),
+        rule=rule,
+    )
+
+
+def _write(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def run(executor: Executor) -> None:
+    request = request_from(executor)
+    result = evaluate(request)
+    overall = executor.output("metrics")
+    overall.metadata.update({k: v for k, v in result.candidate.items() if v is not None})
+    if result.baseline is not None:
+        overall.metadata.update(
+            {f"baseline_{k}": v for k, v in result.baseline.items() if v is not None}
+        )
+    overall.metadata.update(
+        {"blessed": result.decision.blessed, "blessing_metric": request.rule.metric}
+    )
+    for column, values in result.slices.items():  # flat scalars: KFP's UI shows a table
+        for value, sliced in values.items():
+            for name in ("count", "accuracy", "auc"):
+                if sliced[name] is not None:
+                    overall.metadata[f"{column}={value}/{name}"] = sliced[name]
+    classification = executor.output("classification_metrics")
+    classification.metadata.update(
+        {"confusionMatrix": result.confusion_matrix, "confidenceMetrics": result.roc_curve}
+    )
+    _write(executor.output("report").path, result.report)
+    executor.set_output_param("blessed", result.decision.blessed)
+
+
+if __name__ == "__main__":
+    main(run)

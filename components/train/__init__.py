@@ -1,0 +1,1 @@
+"""train: trains and exports a binary classifier on tabular Parquet splits (train image)."""

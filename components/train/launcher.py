@@ -1,0 +1,111 @@
+"""Launcher of train: parses the executor input, trains, records the outputs.
+
+Run inside the train image as
+``python3 -m kfpkit.components.train.launcher --executor_input '{{$}}'``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import keras
+import tensorflow as tf
+
+from kfpkit.components._runtime.executor import Executor, main
+from kfpkit.components.train import trainer
+from kfpkit.components.train.curve import training_curve_html
+
+# Printed last as `name=value` lines: Katib's StdOut metrics collector reads these.
+OBJECTIVE_METRICS = {
+    "validation-accuracy": "validation_accuracy",
+    "validation-loss": "validation_loss",
+    "validation-auc": "validation_auc",
+    "train-accuracy": "train_accuracy",
+    "train-loss": "train_loss",
+}
+
+
+def _string_list(executor: Executor, name: str, default: list) -> tuple[str, ...]:
+    value = executor.json_param(name, default)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a list of column names, not {value!r}")
+    return tuple(value)
+
+
+def _whole_number(executor: Executor, name: str, default: int) -> int:
+    value = executor.param(name, default)
+    if isinstance(value, bool) or not float(value).is_integer():
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    return int(value)
+
+
+def request_from(executor: Executor) -> trainer.TrainRequest:
+    schema = executor.input("schema")
+    return trainer.TrainRequest(
+        train_path=_input_path(executor, "train_data"),
+        validation_path=_input_path(executor, "validation_data"),
+        model_dir=executor.output("model").path,
+        label_column=executor.param("label_column", "employed"),
+        hyperparameters=trainer.parse_hyperparameters(executor.json_param("hyperparameters")),
+        schema_path=schema.path if schema is not None else None,
+        feature_columns=_string_list(executor, "feature_columns", []),
+        exclude_columns=_string_list(
+            executor, "exclude_columns", list(trainer.DEFAULT_EXCLUDE_COLUMNS)
+        ),
+        model_version=_whole_number(executor, "model_version", 1),
+        mixed_precision=bool(executor.param("mixed_precision", False)),
+    )
+
+
+def _input_path(executor: Executor, name: str) -> str:
+    artifact = executor.input(name)
+    if artifact is None:
+        raise ValueError(f"input artifact {name!r} is missing")
+    return artifact.path
+
+
+def run(executor: Executor) -> None:
+    request = request_from(executor)
+    result = trainer.train(request)
+    model = executor.output("model")
+    model.metadata.update(
+        {
+            "framework": "tensorflow",
+            "framework_version": tf.__version__,
+            "keras_version": keras.__version__,
+            "format": "SavedModel",
+            "model_version": request.model_version,
+            "serving_signature": "serving_default",
+            "features": {s.name: s.kind for s in result.features},
+            "label": request.label_column,
+            "hyperparameters": trainer.hyperparameters_dict(request.hyperparameters),
+            "strategy": result.strategy.name,
+            "precision_policy": result.strategy.precision_policy,
+        }
+    )
+    metrics = executor.output("metrics")
+    metrics.metadata.update(result.metrics)
+    metrics.metadata.update(
+        {
+            "strategy": result.strategy.name,
+            "replicas": result.replicas,
+            "precision_policy": result.strategy.precision_policy,
+        }
+    )
+    if result.strategy.note:
+        metrics.metadata["strategy_note"] = result.strategy.note
+    curve_path = executor.output("training_curve").path
+    os.makedirs(os.path.dirname(curve_path) or ".", exist_ok=True)
+    title = f"Training curve: model version {request.model_version} ({result.strategy.name})"
+    with open(curve_path, "w", encoding="utf-8") as f:
+        f.write(training_curve_html(result.history, title))
+    for printed, key in OBJECTIVE_METRICS.items():
+        print(f"{printed}={result.metrics[key]:.6f}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main(run)
