@@ -13,6 +13,7 @@ def tfdv_schema(
     user_schema: dsl.Input[dsl.Artifact] = None,
     infer_feature_shape: bool = True,
     max_string_domain_size: int = 100,
+    coded_strings_as_categories: bool = True,
 ):
     """Infers a TFDV schema from statistics, or passes a user's curated schema through as is.
 
@@ -28,6 +29,9 @@ def tfdv_schema(
         infer_feature_shape: Infer fixed shapes (``[1]`` for features always present with one
             value) instead of value counts.
         max_string_domain_size: Largest number of distinct string values made into a domain.
+        coded_strings_as_categories: String features whose values are all integers (codes
+            such as ``"01"``) get the list of their values as domain, as other small string
+            vocabularies do, instead of TFDV's integer range, so an unseen code is an anomaly.
 
     Returns:
         schema: ``schema.pbtxt`` (a ``tensorflow_metadata`` Schema text proto, TFX's layout)

@@ -23,6 +23,7 @@ def run(executor: Executor) -> None:
             stats,
             infer_feature_shape=bool(executor.param("infer_feature_shape", True)),
             max_string_domain_size=int(executor.param("max_string_domain_size", 100)),
+            coded_strings_as_categories=bool(executor.param("coded_strings_as_categories", True)),
         )
         origin = f"inferred from {statistics.uri}"
     else:

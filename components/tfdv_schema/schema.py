@@ -12,15 +12,50 @@ def infer_schema(
     stats: statistics_pb2.DatasetFeatureStatisticsList,
     infer_feature_shape: bool = True,
     max_string_domain_size: int = 100,
+    coded_strings_as_categories: bool = True,
 ) -> schema_pb2.Schema:
-    """TFDV's schema inference: types, presence, shapes, string domains of small vocabularies."""
+    """TFDV's schema inference: types, presence, shapes, string domains of small vocabularies.
+
+    TFDV gives string features whose values all parse as integers (codes such as "01") an
+    integer range, which lets an unseen code inside the range pass. With
+    ``coded_strings_as_categories`` such a feature with at most ``max_string_domain_size``
+    values gets the list of its values as domain instead.
+    """
     if max_string_domain_size < 1:
         raise ValueError(f"max_string_domain_size must be >= 1, got {max_string_domain_size}")
-    return tfdv.infer_schema(
+    schema = tfdv.infer_schema(
         stats,
         infer_feature_shape=infer_feature_shape,
         max_string_domain_size=max_string_domain_size,
     )
+    if coded_strings_as_categories:
+        _coded_strings_as_categories(schema, stats.datasets[0], max_string_domain_size)
+    return schema
+
+
+def _coded_strings_as_categories(
+    schema: schema_pb2.Schema,
+    dataset: statistics_pb2.DatasetFeatureStatistics,
+    max_size: int,
+) -> None:
+    by_name = {".".join(f.path.step) or f.name: f for f in dataset.features}
+    for feature in schema.feature:
+        stats = by_name.get(feature.name)
+        if (
+            feature.type != schema_pb2.BYTES
+            or feature.WhichOneof("domain_info") != "int_domain"
+            or stats is None
+        ):
+            continue
+        buckets = stats.string_stats.rank_histogram.buckets
+        # The rank histogram lists every value only when it is not truncated.
+        if (
+            not 0 < stats.string_stats.unique <= max_size
+            or len(buckets) != stats.string_stats.unique
+        ):
+            continue
+        feature.ClearField("int_domain")
+        feature.string_domain.value.extend(sorted(b.label for b in buckets))
 
 
 def _domain(schema: schema_pb2.Schema, feature: schema_pb2.Feature) -> str:
