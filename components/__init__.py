@@ -9,5 +9,8 @@ import importlib.util
 
 if importlib.util.find_spec("kfp") is not None:
     from kfpkit.components.bigquery_split.component import bigquery_split
+    from kfpkit.components.tfdv_schema.component import tfdv_schema
+    from kfpkit.components.tfdv_statistics.component import tfdv_statistics
+    from kfpkit.components.tfdv_validate.component import tfdv_validate
 
-    __all__ = ["bigquery_split"]
+    __all__ = ["bigquery_split", "tfdv_schema", "tfdv_statistics", "tfdv_validate"]

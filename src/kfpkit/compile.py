@@ -11,7 +11,8 @@ from typing import Any
 from kfpkit.pipelines import PIPELINES
 
 COMPONENTS = {
-    "bigquery_split": ("kfpkit.components.bigquery_split.component", "bigquery_split"),
+    name: (f"kfpkit.components.{name}.component", name)
+    for name in ("bigquery_split", "tfdv_statistics", "tfdv_schema", "tfdv_validate")
 }
 
 
