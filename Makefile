@@ -26,11 +26,19 @@ KFP_OLDEST := 2.7.0
 RUNTIME_FAMILIES := tfdv train
 .venvs/%/.synced: images/%/requirements.lock pyproject.toml
 	uv venv -q --allow-existing -p 3.11 .venvs/$*
-	VIRTUAL_ENV=.venvs/$* uv pip install -q --require-hashes \
-	  $(foreach p,$(shell cat images/$*/build-from-source 2>/dev/null),--no-binary $(p)) -r $<
+	VIRTUAL_ENV=.venvs/$* uv pip sync -q --require-hashes \
+	  $(foreach p,$(shell cat images/$*/build-from-source 2>/dev/null),--no-binary $(p)) $<
 	VIRTUAL_ENV=.venvs/$* uv pip install -q "pytest>=8"
 	VIRTUAL_ENV=.venvs/$* uv pip install -q --no-deps -e .
 	touch $@
+
+# Regenerates a family's lock file: make lock-tfdv. Locks are complete (every package pinned
+# with hashes), so environments and images install them with --no-deps.
+lock-%:
+	uv pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  --generate-hashes $(foreach p,$(shell cat images/$*/build-from-source 2>/dev/null),--no-binary $(p)) \
+	  $(shell sed -n 's/^# compile-args://p' images/$*/requirements.in) \
+	  -o images/$*/requirements.lock images/$*/requirements.in
 
 setup: .venv/.synced .venvs/emu/.lock-sha256 .cache/demo/employment.parquet \
 	$(RUNTIME_FAMILIES:%=.venvs/%/.synced)
@@ -61,6 +69,7 @@ compat: .venv/.synced
 
 bench: setup images
 	$(PY) benchmarks/bench_split.py
+	.venvs/tfdv/bin/python benchmarks/bench_tfdv.py
 
 lint: .venv/.synced
 	.venv/bin/ruff check .

@@ -24,8 +24,9 @@ def image_present():
     import docker
 
     client = docker.from_env()
-    ref = images.image("core")
-    assert client.images.list(name=ref), f"{ref} not built: run `make images`"
+    for family in ("core", "tfdv"):
+        ref = images.image(family)
+        assert client.images.list(name=ref), f"{ref} not built: run `make images`"
 
 
 def test_training_pipeline_splits_the_demo_data(image_present, emulator, bq, dataset, tmp_path):
@@ -67,6 +68,22 @@ def test_training_pipeline_splits_the_demo_data(image_present, emulator, bq, dat
     assert Path(files[0]).stat().st_uid == Path(tmp_path).stat().st_uid
     text = summary(run)
     assert "step bigquery-split" in text and f"rows_total={demo_data.ROWS}" in text
+
+    # TFDV in its image: statistics of both splits, schema from train, validation with drift
+    counted = {
+        run.step(task).artifacts["statistics"]["metadata"]["num_examples"]
+        for task in ("tfdv-statistics", "tfdv-statistics-2")
+    }
+    assert counted == {metrics["rows_train"], metrics["rows_validation"]}
+    schema = run.step("tfdv-schema").artifacts["schema"]
+    assert schema["metadata"]["num_features"] == len(demo_data.SCHEMA.names)
+    assert 'name: "AGEP"' in (Path(schema["uri"]) / "schema.pbtxt").read_text()
+    validation = run.step("tfdv-validate")
+    assert validation.parameters["valid"] is True
+    drift = validation.artifacts["metrics"]["metadata"]
+    assert drift["anomaly_count"] == 0 and 0 <= drift["drift_AGEP"] < 0.1
+    report = Path(validation.artifacts["report"]["uri"]).read_text()
+    assert "No anomalies found." in report and "drift_AGEP" not in report
 
 
 def test_failed_step_fails_the_pipeline_and_leaves_no_outputs(
