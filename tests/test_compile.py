@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from kfp import compiler, components, dsl
 
+from kfpkit import images
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -93,3 +95,13 @@ def test_oldest_supported_kfp_compiles_every_pipeline():
         text = (oldest / name).read_text()
         assert "sdkVersion: kfp-2.7.0" in text
         assert "kfpkit.components.bigquery_split.launcher" in text
+
+
+def test_each_component_runs_in_the_image_of_its_family():
+    """The family a component's tests run in (images.COMPONENT_FAMILIES) is the image it names."""
+    from kfpkit.compile import COMPONENTS, _load
+
+    for name, spec in COMPONENTS.items():
+        component = _load(*spec)
+        image = component.component_spec.implementation.container.image
+        assert image == images.image(images.COMPONENT_FAMILIES[name]), name
