@@ -7,7 +7,8 @@ Parquet shards the way bigquery_split exports them, and once as CSV for the base
 - ours: ``compute_statistics`` (Parquet -> Arrow batches -> GenerateStatistics), DirectRunner
   defaults, best of ``--reps``;
 - naive: ``tfdv.generate_statistics_from_csv`` with defaults on the same rows as one CSV;
-- workers: ours with ``--direct_num_workers=N --direct_running_mode=multi_processing``;
+- workers: ours on ``--worker-rows`` rows (default 4M, 8 shards) in-process, then with
+  ``--direct_num_workers=N`` in ``multi_processing`` and ``multi_threading`` modes;
 - image: size of the tfdv image, and the cold start of a container importing TFDV;
 - drift: drift of the demo's later years (2016-2018) against 2015, per feature.
 
@@ -86,11 +87,28 @@ def real_drift(work: Path) -> list[tuple[str, float, str]]:
     return sorted(found, key=lambda kv: -kv[1])
 
 
+def workers(rows: int, counts: list[int], work: Path) -> dict:
+    table = pq.read_table(demo_data.scaled_parquet(rows))
+    files = find_data_files(str(tfdv_testing.write_parquet(table, work / "big", parts=SHARDS)))
+    del table
+    variants = [("in_memory", 1, [])] + [
+        (mode, n, [f"--direct_num_workers={n}", f"--direct_running_mode={mode}"])
+        for mode in ("multi_processing", "multi_threading")
+        for n in counts
+    ]
+    found = {}
+    for mode, n, beam_args in variants:
+        t = timed(lambda: compute_statistics(files, str(work / "w.pb"), beam_args=beam_args))  # noqa: B023
+        found[f"{mode}-{n}"] = {"workers": n, "s": round(t, 1), "rows_per_s": round(rows / t)}
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--worker-rows", type=int, default=4_000_000)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kfpkit-bench-tfdv-"))
@@ -114,11 +132,7 @@ def main() -> None:
     results["ours_rows_per_s"] = round(args.rows / min(ours))
     results["naive_rows_per_s"] = round(args.rows / naive)
     results["speedup_vs_naive"] = round(naive / min(ours), 2)
-    results["workers"] = {}
-    for n in args.workers:
-        beam_args = [f"--direct_num_workers={n}", "--direct_running_mode=multi_processing"]
-        t = timed(lambda: compute_statistics(files, str(work / f"w{n}.pb"), beam_args=beam_args))  # noqa: B023
-        results["workers"][n] = {"s": round(t, 1), "rows_per_s": round(args.rows / t)}
+    results["workers"] = workers(args.worker_rows, args.workers, work)
     results["image"] = image_figures()
     results["drift_2016_2018_vs_2015"] = real_drift(work)
 
@@ -128,8 +142,10 @@ def main() -> None:
     best = f"{min(ours):.1f} | {results['ours_rows_per_s']:,}"
     print(f"| ours (Parquet -> Arrow), best of {args.reps} | {best} |")
     print(f"| naive generate_statistics_from_csv | {naive:.1f} | {results['naive_rows_per_s']:,} |")
-    for n, r in results["workers"].items():
-        print(f"| ours, {n} worker(s), multi_processing | {r['s']} | {r['rows_per_s']:,} |")
+    print(f"\n### Beam workers, {args.worker_rows:,} rows\n")
+    print("| mode | workers | seconds | rows/s |\n|---|---|---|---|")
+    for key, r in results["workers"].items():
+        print(f"| {key} | {r['workers']} | {r['s']} | {r['rows_per_s']:,} |")
     print(f"\nspeed-up vs naive: {results['speedup_vs_naive']}x; image: {results['image']}")
     print("\ndrift 2016-2018 vs 2015 (top 8):", results["drift_2016_2018_vs_2015"][:8])
 
