@@ -100,6 +100,17 @@ def missing_fraction(feature: statistics_pb2.FeatureNameStatistics) -> float:
     return common.num_missing / total if total else 0.0
 
 
+def _leading_cells(f: statistics_pb2.FeatureNameStatistics) -> list[str]:
+    """Name, type, count and missing share: the first columns of both feature tables."""
+    missing = missing_fraction(f)
+    return [
+        f"<td>{esc(feature_name(f))}</td>",
+        td(statistics_pb2.FeatureNameStatistics.Type.Name(f.type)),
+        td(fmt(_common(f).num_non_missing), True),
+        td(f"{missing:.1%}", True, "bad" if missing > 0 else ""),
+    ]
+
+
 def _numeric_row(f: statistics_pb2.FeatureNameStatistics) -> list[str]:
     s = f.num_stats
     hist = next(
@@ -112,12 +123,8 @@ def _numeric_row(f: statistics_pb2.FeatureNameStatistics) -> list[str]:
             [b.sample_count for b in hist.buckets],
             [f"{fmt(b.low_value)} to {fmt(b.high_value)}" for b in hist.buckets],
         )
-    missing = missing_fraction(f)
     return [
-        f"<td>{esc(feature_name(f))}</td>",
-        td(statistics_pb2.FeatureNameStatistics.Type.Name(f.type)),
-        td(fmt(s.common_stats.num_non_missing), True),
-        td(f"{missing:.1%}", True, "bad" if missing > 0 else ""),
+        *_leading_cells(f),
         td(fmt(s.mean), True),
         td(fmt(s.std_dev), True),
         td(fmt(s.num_zeros), True),
@@ -134,12 +141,8 @@ def _categorical_row(f: statistics_pb2.FeatureNameStatistics) -> list[str]:
     chart = bars([v.frequency for v in top], [v.value for v in top])
     total = s.common_stats.num_non_missing or 1
     top_value = f"{top[0].value} ({top[0].frequency / total:.1%})" if top else ""
-    missing = missing_fraction(f)
     return [
-        f"<td>{esc(feature_name(f))}</td>",
-        td(statistics_pb2.FeatureNameStatistics.Type.Name(f.type)),
-        td(fmt(s.common_stats.num_non_missing), True),
-        td(f"{missing:.1%}", True, "bad" if missing > 0 else ""),
+        *_leading_cells(f),
         td(fmt(s.unique), True),
         td(top_value),
         td(fmt(s.avg_length), True),
