@@ -1,0 +1,45 @@
+"""Two real models trained once per session on the train component's sample: a strong one on
+every feature and a weak one on SEX only, and the sample's test split."""
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from kfpkit.components.train import trainer
+
+SAMPLE = Path(__file__).parents[2] / "train" / "tests" / "data" / "employment_6000.parquet"
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("data")
+    table, start, dirs = pq.read_table(SAMPLE), 0, {}
+    for name, rows in (("train", 4000), ("validation", 1000), ("test", 1000)):
+        dirs[name] = root / name
+        dirs[name].mkdir()
+        pq.write_table(table.slice(start, rows), dirs[name] / "data-000000000000.parquet")
+        start += rows
+    return dirs
+
+
+def _train(data: dict[str, Path], model_dir: Path, features: tuple[str, ...]) -> Path:
+    request = trainer.TrainRequest(
+        train_path=str(data["train"]),
+        validation_path=str(data["validation"]),
+        model_dir=str(model_dir),
+        feature_columns=features,
+        hyperparameters=trainer.Hyperparameters(epochs=4, batch_size=128, learning_rate=0.003),
+    )
+    trainer.train(request)
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def strong_model(data, tmp_path_factory) -> Path:
+    return _train(data, tmp_path_factory.mktemp("strong") / "model", ())
+
+
+@pytest.fixture(scope="session")
+def weak_model(data, tmp_path_factory) -> Path:
+    return _train(data, tmp_path_factory.mktemp("weak") / "model", ("SEX",))

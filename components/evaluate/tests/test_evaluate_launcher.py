@@ -1,0 +1,114 @@
+"""The evaluate launcher end to end through launch(), on real SavedModels and files."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kfpkit.components._runtime.executor import EXIT_USER_ERROR, launch
+from kfpkit.components.evaluate import launcher
+
+OUTPUTS = {
+    "metrics": "system.Metrics",
+    "classification_metrics": "system.ClassificationMetrics",
+    "report": "system.Markdown",
+}
+
+
+def executor_input(out: Path, inputs: dict[str, Path], params: dict) -> dict:
+    def artifact(name: str, kind: str, uri: Path) -> dict:
+        entry = {"name": name, "type": {"schemaTitle": kind}, "uri": str(uri), "metadata": {}}
+        return {"artifacts": [entry]}
+
+    kinds = {"test_data": "system.Dataset"}
+    return {
+        "inputs": {
+            "parameterValues": params,
+            "artifacts": {
+                n: artifact(n, kinds.get(n, "system.Model"), p) for n, p in inputs.items()
+            },
+        },
+        "outputs": {
+            "artifacts": {n: artifact(n, kind, out / n) for n, kind in OUTPUTS.items()},
+            "parameters": {"blessed": {"outputFile": str(out / "blessed")}},
+            "outputFile": str(out / "executor_output.json"),
+        },
+    }
+
+
+def evaluate(out: Path, inputs: dict[str, Path], **params) -> dict:
+    code = launch(
+        launcher.run, ["--executor_input", json.dumps(executor_input(out, inputs, params))]
+    )
+    assert code == 0
+    doc = json.loads((out / "executor_output.json").read_text())
+    arts = {k: v["artifacts"][0]["metadata"] for k, v in doc["artifacts"].items()}
+    return {
+        "blessed": doc["parameterValues"]["blessed"],
+        "blessed_file": (out / "blessed").read_text(),
+        "report_text": (out / "report").read_text(),
+        **arts,
+    }
+
+
+def test_first_model_is_judged_on_the_threshold_only(strong_model, data, tmp_path):
+    got = evaluate(
+        tmp_path, {"model": strong_model, "test_data": data["test"]}, slice_columns=["SEX", "year"]
+    )
+    assert got["blessed"] is True and got["blessed_file"] == "true"
+    assert got["metrics"]["auc"] > 0.8 and got["metrics"]["count"] == 1000
+    assert "No baseline model: only the absolute threshold applies" in got["report_text"]
+    # slices: every value of SEX and year, in the metrics and the report
+    assert {"SEX=1/auc", "SEX=2/auc", "year=2015/count", "year=2018/auc"} <= set(got["metrics"])
+    assert sum(got["metrics"][f"SEX={v}/count"] for v in ("1", "2")) == 1000
+    assert "## Slices by `year`" in got["report_text"]
+    classification = got["classification_metrics"]
+    assert [s["displayName"] for s in classification["confusionMatrix"]["annotationSpecs"]] == [
+        "0",
+        "1",
+    ]
+    assert sum(sum(r["row"]) for r in classification["confusionMatrix"]["rows"]) == 1000
+    assert len(classification["confidenceMetrics"]) == 101
+
+
+def test_worse_than_the_baseline_is_not_blessed(strong_model, weak_model, data, tmp_path):
+    inputs = {"model": weak_model, "test_data": data["test"], "baseline_model": strong_model}
+    got = evaluate(tmp_path, inputs, absolute_threshold=0.55, max_regression=0.01)
+    assert got["blessed"] is False and got["blessed_file"] == "false"
+    assert got["metrics"]["baseline_auc"] > got["metrics"]["auc"]
+    assert "# Model evaluation: NOT BLESSED" in got["report_text"]
+    assert (
+        "FAIL: auc" in got["report_text"]
+        and "| metric | candidate | baseline | change |" in got["report_text"]
+    )
+
+
+def test_better_than_the_baseline_is_blessed(strong_model, weak_model, data, tmp_path):
+    inputs = {"model": strong_model, "test_data": data["test"], "baseline_model": weak_model}
+    got = evaluate(tmp_path, inputs, metric="accuracy", min_improvement=0.02)
+    assert got["blessed"] is True
+    assert got["metrics"]["accuracy"] - got["metrics"]["baseline_accuracy"] >= 0.02
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"slice_columns": ["NOPE"]}, r"column\(s\) \['NOPE'\] not in the data"),
+        ({"metric": "f1"}, "metric 'f1' is not one of"),
+        ({"absolute_threshold": "high"}, "absolute_threshold must be a number, not 'high'"),
+    ],
+)
+def test_bad_input_exits_2(strong_model, data, tmp_path, caplog, params, message):
+    doc = executor_input(tmp_path, {"model": strong_model, "test_data": data["test"]}, params)
+    assert launch(launcher.run, ["--executor_input", json.dumps(doc)]) == EXIT_USER_ERROR
+    assert any(__import__("re").search(message, r.message) for r in caplog.records)
+    assert not (tmp_path / "executor_output.json").exists()
+
+
+def test_a_folder_without_a_saved_model_is_named(data, tmp_path, caplog):
+    (tmp_path / "empty_model").mkdir()
+    doc = executor_input(
+        tmp_path, {"model": tmp_path / "empty_model", "test_data": data["test"]}, {}
+    )
+    assert launch(launcher.run, ["--executor_input", json.dumps(doc)]) == EXIT_USER_ERROR
+    assert "model: no numbered SavedModel version folder" in caplog.text
