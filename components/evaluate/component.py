@@ -12,7 +12,7 @@ def evaluate(
     metrics: dsl.Output[dsl.Metrics],
     classification_metrics: dsl.Output[dsl.ClassificationMetrics],
     report: dsl.Output[dsl.Markdown],
-    blessed: dsl.OutputPath(bool),
+    blessed: dsl.OutputPath(bool),  # type: ignore[valid-type]  # kfp's own idiom
     baseline_model: dsl.Input[dsl.Model] = None,
     label_column: str = "employed",
     slice_columns: list = [],  # noqa: B006 - KFP needs a literal default

@@ -207,19 +207,19 @@ def report_markdown(
     lines += ["", "## Overall", ""]
     if baseline is None:
         lines += ["| metric | candidate |", "|---|---|"]
-        lines += [f"| {m} | {_cell(candidate.get(m))} |" for m in shown_metrics]
+        lines += [f"| {name} | {_cell(candidate.get(name))} |" for name in shown_metrics]
     else:
         lines += ["| metric | candidate | baseline | change |", "|---|---|---|---|"]
-        for m in shown_metrics:
-            c, b = candidate.get(m), baseline.get(m)
+        for name in shown_metrics:
+            c, b = candidate.get(name), baseline.get(name)
             change = f"{c - b:+.4f}" if isinstance(c, float) and isinstance(b, float) else ""
-            lines.append(f"| {m} | {_cell(c)} | {_cell(b)} | {change} |")
+            lines.append(f"| {name} | {_cell(c)} | {_cell(b)} | {change} |")
     for column, values in slices.items():
         lines += ["", f"## Slices by `{column}`", ""]
         lines += ["| value | count | accuracy | auc | log_loss |", "|---|---|---|---|---|"]
-        for value, m in values.items():
+        for value, sliced in values.items():
             lines.append(
-                f"| {value} | {m['count']} | {_cell(m['accuracy'])} | {_cell(m['auc'])} "
-                f"| {_cell(m['log_loss'])} |"
+                f"| {value} | {sliced['count']} | {_cell(sliced['accuracy'])} "
+                f"| {_cell(sliced['auc'])} | {_cell(sliced['log_loss'])} |"
             )
     return "\n".join(lines) + "\n"
