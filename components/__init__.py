@@ -9,8 +9,19 @@ import importlib.util
 
 if importlib.util.find_spec("kfp") is not None:
     from kfpkit.components.bigquery_split.component import bigquery_split
+    from kfpkit.components.evaluate.component import evaluate
+    from kfpkit.components.publish_model.component import publish_model
     from kfpkit.components.tfdv_schema.component import tfdv_schema
     from kfpkit.components.tfdv_statistics.component import tfdv_statistics
     from kfpkit.components.tfdv_validate.component import tfdv_validate
+    from kfpkit.components.train.component import train
 
-    __all__ = ["bigquery_split", "tfdv_schema", "tfdv_statistics", "tfdv_validate"]
+    __all__ = [
+        "bigquery_split",
+        "evaluate",
+        "publish_model",
+        "tfdv_schema",
+        "tfdv_statistics",
+        "tfdv_validate",
+        "train",
+    ]

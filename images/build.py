@@ -90,7 +90,8 @@ def _pip_download(lock: Path, dest: Path, *selection: str) -> None:
         sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
         *selection,
         "--python-version", "3.11", "--implementation", "cp",
-        "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64",
+        "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_27_x86_64",
+        "--platform", "manylinux2014_x86_64",
         "--platform", "manylinux_2_17_x86_64",
         "-r", str(lock), "-d", str(dest),
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""The end-to-end training pipeline: split, validate the data; each later component extends it.
+"""The end-to-end training pipeline: split, validate the data, train, evaluate, publish if blessed.
 
 Stages are added as steps of :func:`training`; every step's outputs are named so that the
 next stage (validation, training, evaluation, push) can take them without reshaping.
@@ -6,7 +6,15 @@ next stage (validation, training, evaluation, push) can take them without reshap
 
 from kfp import dsl
 
-from kfpkit.components import bigquery_split, tfdv_schema, tfdv_statistics, tfdv_validate
+from kfpkit.components import (
+    bigquery_split,
+    evaluate,
+    publish_model,
+    tfdv_schema,
+    tfdv_statistics,
+    tfdv_validate,
+    train,
+)
 from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
 
 PIPELINE_NAME = "kfpkit-training"
@@ -15,12 +23,14 @@ PIPELINE_NAME = "kfpkit-training"
 @dsl.pipeline(
     name=PIPELINE_NAME,
     description="Split a BigQuery table by a repeatable key hash, validate the splits with TFDV "
-    "(schema, anomalies, drift), then (later issues) train, evaluate and push.",
+    "(schema, anomalies, drift), train a Keras model, evaluate it on the test split, and "
+    "publish it to the serving directory when it is blessed.",
 )
 def training(
     project: str,
     source_table: str,
     destination_dataset: str,
+    serving_model_uri: str,
     key_columns: list = ["id"],  # noqa: B006 - KFP needs a literal default
     split_ratios: dict = DEFAULT_RATIOS,  # noqa: B006
     location: str = "US",
@@ -28,6 +38,10 @@ def training(
     categorical_drift_threshold: float = 0.1,
     numeric_drift_threshold: float = 0.1,
     fail_on_anomalies: bool = False,
+    label_column: str = "employed",
+    hyperparameters: dict = {},  # noqa: B006
+    slice_columns: list = ["SEX", "year"],  # noqa: B006
+    min_auc: float = 0.8,
 ):
     """Training pipeline.
 
@@ -35,6 +49,8 @@ def training(
         project: Project running the BigQuery jobs.
         source_table: ``project.dataset.table`` holding the examples.
         destination_dataset: Dataset receiving one table per split.
+        serving_model_uri: Versioned serving directory a blessed model is published to
+            (``gs://bucket/models/<name>``; a path under the pipeline root locally).
         key_columns: Columns whose hash decides each row's split.
         split_ratios: Split name -> fraction.
         location: BigQuery location.
@@ -43,6 +59,10 @@ def training(
             categorical features against the train split (0 turns it off).
         numeric_drift_threshold: Jensen-Shannon drift threshold of numeric features.
         fail_on_anomalies: Stop the run when the validation split has anomalies.
+        label_column: The binary label.
+        hyperparameters: Training hyperparameters (JSON dict; see the train component).
+        slice_columns: Features the evaluation reports per value of.
+        min_auc: Test AUC a model needs to be blessed and published.
     """
     split = bigquery_split(
         source_table=source_table,
@@ -71,3 +91,24 @@ def training(
         fail_on_anomalies=fail_on_anomalies,
     )
     validation.set_display_name("validate-data")
+
+    trained = train(
+        train_data=split.outputs["train"],
+        validation_data=split.outputs["validation"],
+        schema=schema.outputs["schema"],
+        label_column=label_column,
+        hyperparameters=hyperparameters,
+    ).after(validation)  # data that failed validation (fail_on_anomalies) is not trained on
+    trained.set_display_name("train")
+    evaluation = evaluate(
+        model=trained.outputs["model"],
+        test_data=split.outputs["test"],
+        label_column=label_column,
+        slice_columns=slice_columns,
+        metric="auc",
+        absolute_threshold=min_auc,
+    )
+    evaluation.set_display_name("evaluate")
+    with dsl.If(evaluation.outputs["blessed"] == True, name="blessed"):  # noqa: E712
+        publish = publish_model(model=trained.outputs["model"], destination=serving_model_uri)
+        publish.set_display_name("publish-model")

@@ -24,7 +24,7 @@ def image_present():
     import docker
 
     client = docker.from_env()
-    for family in ("core", "tfdv"):
+    for family in ("core", "tfdv", "train"):
         ref = images.image(family)
         assert client.images.list(name=ref), f"{ref} not built: run `make images`"
 
@@ -40,6 +40,7 @@ def test_training_pipeline_splits_the_demo_data(image_present, emulator, bq, dat
             "source_table": table,
             "destination_dataset": ds,
             "bigquery_endpoint": emulator.endpoint,
+            "serving_model_uri": str(tmp_path / "root" / "serving" / "employment"),
         },
         tmp_path / "root",
     )
@@ -85,6 +86,16 @@ def test_training_pipeline_splits_the_demo_data(image_present, emulator, bq, dat
     report = Path(validation.artifacts["report"]["uri"]).read_text()
     assert "No anomalies found." in report and "drift_AGEP" not in report
 
+    # training in its image on the train/validation splits, evaluation on test, publication
+    trained = run.step("train").artifacts
+    assert trained["metrics"]["metadata"]["validation_accuracy"] > 0.78  # majority: about 0.5
+    judged = run.step("evaluate")
+    overall = judged.artifacts["metrics"]["metadata"]
+    assert overall["auc"] > 0.85 and judged.parameters["blessed"] is True
+    published = run.step("publish-model").parameters["published_uri"]
+    assert published == str(tmp_path / "root" / "serving" / "employment" / "1")
+    assert (Path(published) / "saved_model.pb").is_file()
+
 
 def test_failed_step_fails_the_pipeline_and_leaves_no_outputs(
     image_present, emulator, dataset, tmp_path
@@ -98,6 +109,7 @@ def test_failed_step_fails_the_pipeline_and_leaves_no_outputs(
                 "source_table": f"{dataset}.does_not_exist",
                 "destination_dataset": ds,
                 "bigquery_endpoint": emulator.endpoint,
+                "serving_model_uri": str(tmp_path / "root" / "serving"),
             },
             tmp_path / "root",
         )

@@ -134,6 +134,15 @@ class Executor:
                 raise ValueError(f"{name} is not valid JSON: {value!r}") from e
         return value
 
+    def string_list_param(self, name: str, default: list[str] | None = None) -> tuple[str, ...]:
+        """A list-of-strings parameter (column or feature names, command-line arguments)."""
+        value = self.json_param(name, default or [])
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{name} must be a list of strings, not {value!r}")
+        return tuple(value)
+
     def input(self, name: str) -> Artifact | None:
         """An input artifact, or None when an optional input was not connected."""
         return self.input_artifacts.get(name)
@@ -171,6 +180,13 @@ class Executor:
         if not self.output_file:
             raise RuntimeError("Executor input names no outputs.outputFile")
         _atomic_write(uri_to_path(self.output_file), json.dumps(doc, sort_keys=True))
+
+
+def write_text_artifact(path: str, text: str) -> None:
+    """Writes a file artifact: HTML and Markdown artifacts are the file itself in KFP's UI."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _atomic_write(path: str, text: str) -> None:

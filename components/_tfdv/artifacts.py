@@ -13,6 +13,8 @@ import tensorflow_data_validation as tfdv
 from google.protobuf import message, text_format
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
+from kfpkit.components._runtime.executor import write_text_artifact
+
 STATISTICS_FILE = "FeatureStats.pb"
 SCHEMA_FILE = "schema.pbtxt"
 ANOMALIES_FILE = "anomalies.pbtxt"
@@ -55,13 +57,7 @@ def load_schema(path: str, name: str) -> schema_pb2.Schema:
     return schema
 
 
-def write_text(path: str, text: str) -> str:
-    """Writes a file artifact (HTML and Markdown artifacts are the file itself in KFP's UI)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    return path
-
-
 def write_proto_text(directory: str, file_name: str, proto: message.Message) -> str:
-    return write_text(os.path.join(directory, file_name), text_format.MessageToString(proto))
+    path = os.path.join(directory, file_name)
+    write_text_artifact(path, text_format.MessageToString(proto))
+    return path

@@ -6,10 +6,9 @@ Run inside the train image as
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from kfpkit.components._runtime.executor import Executor, main
+from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
 from kfpkit.components.evaluate import metrics as m
 from kfpkit.components.evaluate.evaluator import EvaluateRequest, evaluate
 
@@ -50,12 +49,6 @@ def request_from(executor: Executor) -> EvaluateRequest:
     )
 
 
-def _write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
 def run(executor: Executor) -> None:
     request = request_from(executor)
     result = evaluate(request)
@@ -77,7 +70,7 @@ def run(executor: Executor) -> None:
     classification.metadata.update(
         {"confusionMatrix": result.confusion_matrix, "confidenceMetrics": result.roc_curve}
     )
-    _write(executor.output("report").path, result.report)
+    write_text_artifact(executor.output("report").path, result.report)
     executor.set_output_param("blessed", result.decision.blessed)
 
 

@@ -6,7 +6,7 @@ Run inside the tfdv image as
 
 from __future__ import annotations
 
-from kfpkit.components._runtime.executor import Executor, main
+from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
 from kfpkit.components._tfdv import artifacts
 from kfpkit.components.tfdv_schema.schema import infer_schema, summary_markdown
 
@@ -37,7 +37,7 @@ def run(executor: Executor) -> None:
             "origin": "given" if given is not None else "inferred",
         }
     )
-    artifacts.write_text(executor.output("summary").path, summary_markdown(schema, origin))
+    write_text_artifact(executor.output("summary").path, summary_markdown(schema, origin))
 
 
 if __name__ == "__main__":

@@ -8,16 +8,9 @@ from __future__ import annotations
 
 import os
 
-from kfpkit.components._runtime.executor import Executor, main
+from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
 from kfpkit.components._tfdv import artifacts, data_files, report
 from kfpkit.components.tfdv_statistics.statistics import compute_statistics
-
-
-def _string_list(executor: Executor, name: str) -> list[str]:
-    value = executor.json_param(name, []) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{name} must be a list of strings, got {value!r}")
-    return value
 
 
 def run(executor: Executor) -> None:
@@ -30,8 +23,8 @@ def run(executor: Executor) -> None:
     stats = compute_statistics(
         files,
         os.path.join(statistics.path, artifacts.STATISTICS_FILE),
-        slice_features=_string_list(executor, "slice_features"),
-        beam_args=_string_list(executor, "beam_pipeline_args"),
+        slice_features=executor.string_list_param("slice_features"),
+        beam_args=executor.string_list_param("beam_pipeline_args"),
     )
     overall = stats.datasets[0]
     statistics.metadata.update(
@@ -44,7 +37,7 @@ def run(executor: Executor) -> None:
         }
     )
     title = f"Statistics of {data.metadata.get('split') or os.path.basename(data.path)}"
-    artifacts.write_text(executor.output("report").path, report.statistics_html(stats, title))
+    write_text_artifact(executor.output("report").path, report.statistics_html(stats, title))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ def tfdv_validate(
     anomalies: dsl.Output[dsl.Artifact],
     report: dsl.Output[dsl.HTML],
     metrics: dsl.Output[dsl.Metrics],
-    valid: dsl.OutputPath(bool),
+    valid: dsl.OutputPath(bool),  # type: ignore[valid-type]  # kfp's own idiom
     baseline_statistics: dsl.Input[dsl.Artifact] = None,
     serving_statistics: dsl.Input[dsl.Artifact] = None,
     default_categorical_drift_threshold: float = 0.0,

@@ -11,7 +11,7 @@ from typing import Any
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from kfpkit.components._runtime.executor import Executor, main
+from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
 from kfpkit.components._tfdv import artifacts, report
 from kfpkit.components.tfdv_validate.validation import (
     Thresholds,
@@ -75,7 +75,7 @@ def run(executor: Executor) -> None:
                          "anomalies": lines})  # fmt: skip
     executor.output("metrics").metadata.update(_metrics(anomalies))
     rows = [(m.feature, m.kind, m.measure, m.value, m.threshold) for m in measurements(anomalies)]
-    artifacts.write_text(
+    write_text_artifact(
         executor.output("report").path,
         report.anomalies_html(anomalies, rows, "Data validation"),
     )

@@ -26,15 +26,6 @@ OBJECTIVE_METRICS = {
 }
 
 
-def _string_list(executor: Executor, name: str, default: list) -> tuple[str, ...]:
-    value = executor.json_param(name, default)
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{name} must be a list of column names, not {value!r}")
-    return tuple(value)
-
-
 def _whole_number(executor: Executor, name: str, default: int) -> int:
     value = executor.param(name, default)
     if isinstance(value, bool) or not float(value).is_integer():
@@ -51,9 +42,9 @@ def request_from(executor: Executor) -> trainer.TrainRequest:
         label_column=executor.param("label_column", "employed"),
         hyperparameters=trainer.parse_hyperparameters(executor.json_param("hyperparameters")),
         schema_path=schema.path if schema is not None else None,
-        feature_columns=_string_list(executor, "feature_columns", []),
-        exclude_columns=_string_list(
-            executor, "exclude_columns", list(trainer.DEFAULT_EXCLUDE_COLUMNS)
+        feature_columns=executor.string_list_param("feature_columns"),
+        exclude_columns=executor.string_list_param(
+            "exclude_columns", list(trainer.DEFAULT_EXCLUDE_COLUMNS)
         ),
         model_version=_whole_number(executor, "model_version", 1),
         mixed_precision=bool(executor.param("mixed_precision", False)),

@@ -68,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "source_table": DEMO_TABLE,
             "destination_dataset": "demo_splits",
             "bigquery_endpoint": emu.endpoint,
+            # under the pipeline root: the only host folder the step containers see
+            "serving_model_uri": str(root.absolute() / "serving" / "employment"),
             **params,
         }
         result = run_local(args.pipeline, arguments, root)

@@ -12,7 +12,15 @@ from kfpkit.pipelines import PIPELINES
 
 COMPONENTS = {
     name: (f"kfpkit.components.{name}.component", name)
-    for name in ("bigquery_split", "tfdv_statistics", "tfdv_schema", "tfdv_validate")
+    for name in (
+        "bigquery_split",
+        "tfdv_statistics",
+        "tfdv_schema",
+        "tfdv_validate",
+        "train",
+        "evaluate",
+        "publish_model",
+    )  # fmt: skip
 }
 
 

@@ -29,6 +29,7 @@ COMPONENT_FAMILIES = {
     "tfdv_validate": "tfdv",
     "train": "train",
     "evaluate": "train",
+    "publish_model": "core",
 }
 
 _REGISTRY_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9]\Z")

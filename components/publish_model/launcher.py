@@ -1,0 +1,39 @@
+"""Launcher of publish_model: copies a blessed model into the versioned serving directory.
+
+Run inside the core image as
+``python3 -m kfpkit.components.publish_model.launcher --executor_input '{{$}}'``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kfpkit.components._runtime.executor import Executor, main, path_to_uri, uri_to_path
+from kfpkit.components.publish_model.publisher import publish
+
+_log = logging.getLogger("kfpkit")
+
+
+def run(executor: Executor) -> None:
+    model = executor.input("model")
+    if model is None:
+        raise ValueError("model: no input Model given")
+    destination = executor.param("destination", "")
+    done = publish(model.uri, model.path, uri_to_path(destination) if destination else "")
+    uri = path_to_uri(done.path)
+    _log.info(
+        "%s model version %d at %s", "Found" if done.reused else "Published", done.version, uri
+    )
+    executor.output("published_model").metadata.update(
+        {
+            "published_uri": uri,
+            "version": done.version,
+            "source": model.uri,
+            "reused": done.reused,
+        }  # fmt: skip
+    )
+    executor.set_output_param("published_uri", uri)
+
+
+if __name__ == "__main__":
+    main(run)
