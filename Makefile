@@ -46,6 +46,10 @@ setup: .venv/.synced .venvs/emu/.lock-sha256 .cache/demo/employment.parquet \
 images: .venv/.synced
 	$(PY) images/build.py
 
+# On-demand variants (several GB): make image-train-gpu
+image-%: .venv/.synced
+	$(PY) images/build.py $*
+
 run: setup images
 	.venv/bin/kfpkit run training --local --emulator
 

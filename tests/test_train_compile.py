@@ -77,6 +77,10 @@ def test_gke_gpu(tmp_path):
     assert platform["tolerations"] == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]
+    # the GPU build of the train image; evaluate, on no GPU, keeps the CPU image
+    assert train_container(spec)["image"] == images.image("train-gpu")
+    evaluate_container = spec["deploymentSpec"]["executors"]["exec-evaluate"]["container"]
+    assert evaluate_container["image"] == images.image("train")
 
 
 def test_gke_tpu(tmp_path):
@@ -90,6 +94,7 @@ def test_gke_tpu(tmp_path):
         "cloud.google.com/gke-tpu-topology": "2x4",
     }
     assert platform["tolerations"][0]["key"] == "google.com/tpu"
+    assert train_container(spec)["image"] == images.image("train")  # no TPU build shipped
 
 
 def test_any_kubernetes_gpu(tmp_path):
@@ -107,6 +112,7 @@ def test_vertex_accelerator(tmp_path):
     accelerator = train_container(spec)["resources"]["accelerator"]
     assert (accelerator["resourceType"], accelerator["resourceCount"]) == ("NVIDIA_TESLA_T4", "1")
     assert platform == {}  # Vertex reads the accelerator from the pipeline spec only
+    assert train_container(spec)["image"] == images.image("train-gpu")
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ the task and returns it::
 The Kubeflow helpers need kfp-kubernetes (node selectors and tolerations live in the
 Kubernetes platform spec); it is imported only when they are called, so a pipeline that uses
 none of them compiles with kfp alone. The step's image must hold the accelerator's runtime:
-the train image ships TensorFlow's CPU build (see components/train/README.md).
+the GPU helpers move a train task to the ``train-gpu`` image (TensorFlow with CUDA); for TPUs
+the image needs TensorFlow's TPU build, which kfpkit does not ship yet.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import math
 import re
 from typing import Any
+
+from kfpkit import images
 
 NVIDIA_GPU_RESOURCE = "nvidia.com/gpu"
 TPU_RESOURCE = "google.com/tpu"
@@ -80,12 +83,26 @@ def _check_count(count: int, most: int = 16) -> None:
         raise ValueError(f"accelerator count must be an integer in [1, {most}], not {count!r}")
 
 
+def use_gpu_image(task: Any) -> Any:
+    """Runs the task on the GPU build of its image family, when the family has one (train:
+    ``train-gpu``, TensorFlow with its CUDA libraries); other tasks keep their image."""
+    container = getattr(task, "container_spec", None)
+    if container is None:
+        return task
+    for family, variant in images.GPU_VARIANTS.items():
+        if container.image == images.image(family):
+            container.image = images.image(variant)
+    return task
+
+
 def use_nvidia_gpu(task: Any, count: int = 1, node_labels: dict[str, str] | None = None) -> Any:
     """Kubeflow on any Kubernetes cluster: ``count`` NVIDIA GPUs (resource nvidia.com/gpu),
-    tolerating the usual ``nvidia.com/gpu`` NoSchedule taint, on nodes with ``node_labels``."""
+    tolerating the usual ``nvidia.com/gpu`` NoSchedule taint, on nodes with ``node_labels``;
+    the task runs on its family's GPU image (:func:`use_gpu_image`)."""
     from kfp import kubernetes
 
     _check_count(count)
+    use_gpu_image(task)
     task.set_accelerator_type(NVIDIA_GPU_RESOURCE).set_accelerator_limit(count)
     kubernetes.add_toleration(task, key=NVIDIA_GPU_RESOURCE, operator="Exists", effect="NoSchedule")
     for key, value in (node_labels or {}).items():
@@ -127,4 +144,6 @@ def use_vertex_accelerator(
     ``VERTEX_ACCELERATORS`` name); Vertex picks a machine type that can hold them."""
     _check_name("Vertex AI accelerator type", accelerator_type, VERTEX_ACCELERATORS)
     _check_count(count)
+    if accelerator_type.startswith("NVIDIA_"):
+        use_gpu_image(task)
     return task.set_accelerator_type(accelerator_type).set_accelerator_limit(count)

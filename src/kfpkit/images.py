@@ -19,6 +19,9 @@ DEFAULT_REGISTRY = "ghcr.io/kfpkit"
 
 # Image families: one per dependency island (see images/<family>/Dockerfile).
 FAMILIES = ("core", "tfdv", "train")
+# Variants built on demand (``make image-<variant>``), not by ``make images``: family -> its
+# GPU build. kfpkit.accelerators switches a task to the variant when it asks for GPUs.
+GPU_VARIANTS = {"train": "train-gpu"}
 
 # The family each component runs in. Its runtime tests run in a venv made from that family's
 # lock (``make test``), so they test the same stack the image ships.
@@ -52,6 +55,7 @@ def tag() -> str:
 
 def image(family: str) -> str:
     """Full reference of an image family, e.g. ``ghcr.io/kfpkit/core:0.1.0``."""
-    if family not in FAMILIES:
-        raise ValueError(f"Unknown image family {family!r}; known: {', '.join(FAMILIES)}")
+    known = (*FAMILIES, *GPU_VARIANTS.values())
+    if family not in known:
+        raise ValueError(f"Unknown image family {family!r}; known: {', '.join(known)}")
     return f"{registry()}/{family}:{tag()}"
