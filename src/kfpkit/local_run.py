@@ -51,6 +51,35 @@ def _read_steps(run_dir: Path) -> list[StepOutputs]:
     return steps
 
 
+def _resolve_task_output_conditions() -> None:
+    """Lets kfp.local evaluate ``dsl.If(task.outputs["name"] == ...)`` on a named output.
+
+    kfp.local (2.17) resolves a condition's channel ``pipelinechannel--<task>-<output>`` only
+    for an output called ``Output``; any other name is looked up as a pipeline parameter,
+    found missing, and the branch is skipped with a warning. Clusters evaluate these
+    conditions correctly. This tries ``<task>``/``<output>`` at each hyphen first. Idempotent.
+    """
+    try:
+        from kfp.local.orchestrator.enhanced_dag_orchestrator import ConditionEvaluator
+    except ImportError:  # an older kfp.local without the enhanced orchestrator
+        return
+    original = ConditionEvaluator._resolve_pipeline_channel
+    if getattr(original, "_kfpkit", False):
+        return
+
+    def resolve(channel_ref: str, io_store: Any) -> Any:
+        ref = channel_ref.replace("pipelinechannel--", "")
+        for i in [i for i, c in enumerate(ref) if c == "-"][::-1]:
+            try:
+                return io_store.get_task_output(ref[:i], ref[i + 1 :])
+            except Exception:  # noqa: BLE001 - not this split: try the next one
+                continue
+        return original(channel_ref, io_store)
+
+    resolve._kfpkit = True  # type: ignore[attr-defined]
+    ConditionEvaluator._resolve_pipeline_channel = staticmethod(resolve)  # type: ignore[assignment]
+
+
 def run_local(
     pipeline: str,
     arguments: dict[str, Any],
@@ -70,6 +99,7 @@ def run_local(
     local.init(
         runner=local.DockerRunner(**run_args), pipeline_root=str(pipeline_root), raise_on_error=True
     )
+    _resolve_task_output_conditions()
     before = set(pipeline_root.iterdir())
     start = time.monotonic()
     try:

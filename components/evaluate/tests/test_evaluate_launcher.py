@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from kfpkit.components._runtime import testing
 from kfpkit.components._runtime.executor import EXIT_USER_ERROR, launch
 from kfpkit.components.evaluate import launcher
 
@@ -16,24 +17,9 @@ OUTPUTS = {
 
 
 def executor_input(out: Path, inputs: dict[str, Path], params: dict) -> dict:
-    def artifact(name: str, kind: str, uri: Path) -> dict:
-        entry = {"name": name, "type": {"schemaTitle": kind}, "uri": str(uri), "metadata": {}}
-        return {"artifacts": [entry]}
-
     kinds = {"test_data": "system.Dataset"}
-    return {
-        "inputs": {
-            "parameterValues": params,
-            "artifacts": {
-                n: artifact(n, kinds.get(n, "system.Model"), p) for n, p in inputs.items()
-            },
-        },
-        "outputs": {
-            "artifacts": {n: artifact(n, kind, out / n) for n, kind in OUTPUTS.items()},
-            "parameters": {"blessed": {"outputFile": str(out / "blessed")}},
-            "outputFile": str(out / "executor_output.json"),
-        },
-    }
+    typed = {n: (kinds.get(n, "system.Model"), str(p)) for n, p in inputs.items()}
+    return testing.executor_input(out, params, OUTPUTS, typed, output_params=["blessed"])
 
 
 def evaluate(out: Path, inputs: dict[str, Path], **params) -> dict:

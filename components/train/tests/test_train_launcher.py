@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
+from kfpkit.components._runtime import testing
 from kfpkit.components._runtime.executor import EXIT_SYSTEM_ERROR, EXIT_USER_ERROR, launch
 from kfpkit.components.train import launcher
 
@@ -18,23 +19,9 @@ FAST = {"epochs": 8, "batch_size": 128, "hidden_units": [32, 16], "learning_rate
 
 
 def executor_input(out: Path, inputs: dict[str, Path], params: dict) -> dict:
-    def artifact(name: str, kind: str, uri: Path) -> dict:
-        entry = {"name": name, "type": {"schemaTitle": kind}, "uri": str(uri), "metadata": {}}
-        return {"artifacts": [entry]}
-
     kinds = {"schema": "system.Artifact"}
-    return {
-        "inputs": {
-            "parameterValues": params,
-            "artifacts": {
-                n: artifact(n, kinds.get(n, "system.Dataset"), p) for n, p in inputs.items()
-            },
-        },
-        "outputs": {
-            "artifacts": {n: artifact(n, kind, out / n) for n, kind in OUTPUTS.items()},
-            "outputFile": str(out / "executor_output.json"),
-        },
-    }
+    typed = {n: (kinds.get(n, "system.Dataset"), str(p)) for n, p in inputs.items()}
+    return testing.executor_input(out, params, OUTPUTS, typed)
 
 
 def run_launcher(out: Path, inputs: dict[str, Path], params: dict) -> int:
