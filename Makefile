@@ -74,6 +74,7 @@ compat: .venv/.synced
 bench: setup images
 	$(PY) benchmarks/bench_split.py
 	.venvs/tfdv/bin/python benchmarks/bench_tfdv.py
+	.venvs/train/bin/python benchmarks/bench_train.py
 
 lint: .venv/.synced
 	.venv/bin/ruff check .

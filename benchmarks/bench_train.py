@@ -77,6 +77,10 @@ def main() -> None:
             )
             print(json.dumps(results[-1]), flush=True)
 
+    out = os.path.join(os.path.dirname(__file__), "results_train.json")
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump({"rows": len(labels), "epochs": args.epochs, "tensorflow": tf.__version__,
+                   "cpus": os.cpu_count(), "results": results}, f, indent=2)  # fmt: skip
     setup = f"{len(labels)} rows, {len(specs)} features, {args.epochs} epochs"
     print(f"\n{setup}, TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, {platform.machine()}\n")
     print("| feed | batch | examples/s epoch 1 | examples/s last epoch | wall s |")
