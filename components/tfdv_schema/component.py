@@ -14,6 +14,7 @@ def tfdv_schema(
     infer_feature_shape: bool = True,
     max_string_domain_size: int = 100,
     coded_strings_as_categories: bool = True,
+    serving_excluded_features: list = [],  # noqa: B006 - KFP needs a literal default
 ):
     """Infers a TFDV schema from statistics, or passes a user's curated schema through as is.
 
@@ -32,6 +33,9 @@ def tfdv_schema(
         coded_strings_as_categories: String features whose values are all integers (codes
             such as ``"01"``) get the list of their values as domain, as other small string
             vocabularies do, instead of TFDV's integer range, so an unseen code is an anomaly.
+        serving_excluded_features: Features serving data does not have (the label): the
+            inferred schema gets TRAINING and SERVING environments, these features absent in
+            SERVING; validate serving data with ``environment="SERVING"``.
 
     Returns:
         schema: ``schema.pbtxt`` (a ``tensorflow_metadata`` Schema text proto, TFX's layout)

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
 from kfpkit.components._tfdv import artifacts
-from kfpkit.components.tfdv_schema.schema import infer_schema, summary_markdown
+from kfpkit.components.tfdv_schema.schema import (
+    exclude_from_serving,
+    infer_schema,
+    summary_markdown,
+)
 
 
 def run(executor: Executor) -> None:
     given = executor.input("user_schema")
     statistics = executor.input("statistics")
+    serving_excluded = list(executor.string_list_param("serving_excluded_features"))
+    if given is not None and serving_excluded:
+        raise ValueError(
+            "serving_excluded_features applies to inferred schemas; a user_schema is used as "
+            "is: declare its environments in the file"
+        )
     if given is not None:
         schema = artifacts.load_schema(given.path, "user_schema")
         origin = f"given: {given.uri}"
@@ -26,6 +36,8 @@ def run(executor: Executor) -> None:
             coded_strings_as_categories=bool(executor.param("coded_strings_as_categories", True)),
         )
         origin = f"inferred from {statistics.uri}"
+        if serving_excluded:
+            exclude_from_serving(schema, serving_excluded)
     else:
         raise ValueError("Give statistics to infer a schema from, or a user_schema")
     out = executor.output("schema")

@@ -58,6 +58,25 @@ def _coded_strings_as_categories(
         feature.string_domain.value.extend(sorted(b.label for b in buckets))
 
 
+TRAINING = "TRAINING"
+SERVING = "SERVING"
+
+
+def exclude_from_serving(schema: schema_pb2.Schema, features: list[str]) -> None:
+    """Declares TRAINING and SERVING environments, ``features`` (e.g. the label) absent in
+    SERVING, so serving data validated with ``environment="SERVING"`` may lack them."""
+    names = {f.name for f in schema.feature}
+    unknown = sorted(set(features) - names)
+    if unknown:
+        raise ValueError(f"serving_excluded_features {unknown} are not features of the schema")
+    for env in (TRAINING, SERVING):
+        if env not in schema.default_environment:
+            schema.default_environment.append(env)
+    for feature in schema.feature:
+        if feature.name in features and SERVING not in feature.not_in_environment:
+            feature.not_in_environment.append(SERVING)
+
+
 def _domain(schema: schema_pb2.Schema, feature: schema_pb2.Feature) -> str:
     kind = feature.WhichOneof("domain_info")
     if kind == "domain":
@@ -94,10 +113,12 @@ def _shape(feature: schema_pb2.Feature) -> str:
 
 def summary_markdown(schema: schema_pb2.Schema, origin: str) -> str:
     """A Markdown table of the schema's features, for the KFP UI."""
+    excluded = sorted(f.name for f in schema.feature if SERVING in f.not_in_environment)
     lines = [
         f"# Schema ({origin})",
         "",
-        f"{len(schema.feature)} features.",
+        f"{len(schema.feature)} features."
+        + (f" Not expected in SERVING: {', '.join(excluded)}." if excluded else ""),
         "",
         "| Feature | Type | Presence | Shape | Domain |",
         "| --- | --- | --- | --- | --- |",

@@ -22,6 +22,7 @@ def tfdv_validate(
     default_numeric_skew_threshold: float = 0.0,
     skew_thresholds: dict = {},  # noqa: B006
     fail_on_anomalies: bool = False,
+    environment: str = "",
 ):
     """Validates statistics against a schema; optionally drift against a baseline and skew
     against serving data. Branch on ``valid`` or fail the step on anomalies.
@@ -46,6 +47,9 @@ def tfdv_validate(
         default_numeric_skew_threshold: As the drift one, for skew.
         skew_thresholds: Feature name -> skew threshold, overriding the defaults.
         fail_on_anomalies: Fail the step, listing every anomaly, when any is found.
+        environment: Schema environment the statistics come from, e.g. ``SERVING`` for
+            serving data without the label (see tfdv_schema's ``serving_excluded_features``);
+            empty: every feature of the schema is expected.
 
     Returns:
         anomalies: ``anomalies.pbtxt`` (an Anomalies text proto) under the artifact; metadata

@@ -63,6 +63,7 @@ def run(executor: Executor) -> None:
         serving=_optional_statistics(executor, "serving_statistics"),
         drift=_thresholds(executor, "drift"),
         skew=_thresholds(executor, "skew"),
+        environment=executor.param("environment", ""),
     )
     lines = anomaly_lines(anomalies)
     if lines and executor.param("fail_on_anomalies", False):

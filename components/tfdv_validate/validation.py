@@ -99,15 +99,28 @@ def validate(
     serving: statistics_pb2.DatasetFeatureStatisticsList | None = None,
     drift: Thresholds | None = None,
     skew: Thresholds | None = None,
+    environment: str = "",
 ) -> anomalies_pb2.Anomalies:
-    """TFDV validation; drift needs ``baseline``, skew needs ``serving`` statistics."""
+    """TFDV validation; drift needs ``baseline``, skew needs ``serving`` statistics.
+
+    ``environment`` (e.g. ``SERVING``) must be one of the schema's ``default_environment``.
+    """
+    if environment and environment not in schema.default_environment:
+        known = list(schema.default_environment) or "none"
+        raise ValueError(
+            f"environment {environment!r} is not in the schema (environments: {known})"
+        )
     schema = schema_pb2.Schema.FromString(schema.SerializeToString())  # leave the input as is
     if drift is not None and apply_thresholds(schema, DRIFT, drift) and baseline is None:
         raise ValueError("Drift thresholds are set but no baseline_statistics were given")
     if skew is not None and apply_thresholds(schema, SKEW, skew) and serving is None:
         raise ValueError("Skew thresholds are set but no serving_statistics were given")
     return tfdv.validate_statistics(
-        stats, schema, previous_statistics=baseline, serving_statistics=serving
+        stats,
+        schema,
+        environment=environment or None,
+        previous_statistics=baseline,
+        serving_statistics=serving,
     )
 
 

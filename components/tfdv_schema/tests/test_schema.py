@@ -99,3 +99,19 @@ def test_no_input_is_a_user_error(tmp_path):
 def test_statistics_that_are_not_a_proto(tmp_path):
     (tmp_path / artifacts.STATISTICS_FILE).write_bytes(b"\xff\xfe not a proto")
     assert run(tmp_path, {"statistics": ("system.Artifact", str(tmp_path))}) == 2
+
+
+def test_serving_excluded_features_declare_environments(tmp_path, stats_dir):
+    params = {"serving_excluded_features": ["employed"]}
+    assert run(tmp_path, {"statistics": ("system.Artifact", str(stats_dir))}, params) == 0
+    schema = artifacts.load_schema(str(tmp_path / "out" / "schema"), "schema")
+    assert list(schema.default_environment) == ["TRAINING", "SERVING"]
+    label = {f.name: f for f in schema.feature}["employed"]
+    assert list(label.not_in_environment) == ["SERVING"]
+    assert "Not expected in SERVING: employed." in (tmp_path / "out" / "summary").read_text()
+
+
+def test_serving_excluded_features_are_checked(tmp_path, stats_dir, caplog):
+    inputs = {"statistics": ("system.Artifact", str(stats_dir))}
+    assert run(tmp_path, inputs, {"serving_excluded_features": ["nope"]}) == 2
+    assert "['nope'] are not features of the schema" in caplog.text

@@ -198,3 +198,19 @@ def test_fail_on_anomalies_lists_every_anomaly_and_writes_nothing(data, tmp_path
     assert "  - DIS: Column dropped" in caplog.text and "  - SEX: " in caplog.text
     for name in ("anomalies", "report", "metrics", "valid", "executor_output.json"):
         assert not (tmp_path / "out" / name).exists()
+
+
+def test_serving_data_without_the_label_passes_in_the_serving_environment(data):
+    from kfpkit.components.tfdv_schema.schema import exclude_from_serving
+
+    schema = infer_schema(data["train_stats"])
+    exclude_from_serving(schema, ["employed"])
+    serving = stats(data, data["validation"].drop(["employed"]))
+    assert anomaly_lines(validate(serving, schema, environment="SERVING")) == []
+    assert reasons(validate(serving, schema)) == {"employed": {"SCHEMA_MISSING_COLUMN"}}
+    assert (
+        anomaly_lines(validate(stats(data, data["validation"]), schema, environment="TRAINING"))
+        == []
+    )
+    with pytest.raises(ValueError, match="environment 'PROD' is not in the schema"):
+        validate(serving, schema, environment="PROD")
