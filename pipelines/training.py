@@ -42,6 +42,7 @@ def training(
     hyperparameters: dict = {},  # noqa: B006
     slice_columns: list = ["SEX", "year"],  # noqa: B006
     min_auc: float = 0.8,
+    max_auc_regression: float = 0.005,
 ):
     """Training pipeline.
 
@@ -63,6 +64,9 @@ def training(
         hyperparameters: Training hyperparameters (JSON dict; see the train component).
         slice_columns: Features the evaluation reports per value of.
         min_auc: Test AUC a model needs to be blessed and published.
+        max_auc_regression: How much lower than the model last published under
+            ``serving_model_uri`` (the baseline) the test AUC may be; the first run has no
+            baseline.
     """
     split = bigquery_split(
         source_table=source_table,
@@ -107,6 +111,8 @@ def training(
         slice_columns=slice_columns,
         metric="auc",
         absolute_threshold=min_auc,
+        baseline_model_dir=serving_model_uri,
+        max_regression=max_auc_regression,
     )
     evaluation.set_display_name("evaluate")
     with dsl.If(evaluation.outputs["blessed"] == True, name="blessed"):  # noqa: E712

@@ -92,6 +92,7 @@ def test_training_pipeline_splits_the_demo_data(image_present, emulator, bq, dat
     judged = run.step("evaluate")
     overall = judged.artifacts["metrics"]["metadata"]
     assert overall["auc"] > 0.85 and judged.parameters["blessed"] is True
+    assert "baseline_auc" not in overall  # nothing published yet: a first run
     published = run.step("publish-model").parameters["published_uri"]
     assert published == str(tmp_path / "root" / "serving" / "employment" / "1")
     assert (Path(published) / "saved_model.pb").is_file()

@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kfpkit.components._runtime.model_versions import latest_version_dir
+
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 SERVING_SIGNATURE = "serving_default"
@@ -139,16 +141,6 @@ def binary_labels(table: pa.Table, label: str, split: str) -> np.ndarray:
         shown = ", ".join(f"{v:g}" for v in distinct[:10])
         raise ValueError(f"{split}: label column {label!r} is not binary 0/1; values: {shown}")
     return values.astype(np.float32)
-
-
-def latest_version_dir(model_path: str, name: str = "model") -> str:
-    """The highest numbered version folder of a model artifact (KServe TF layout)."""
-    versions = (
-        [int(d) for d in os.listdir(model_path) if d.isdigit()] if os.path.isdir(model_path) else []
-    )
-    if not versions:
-        raise ValueError(f"{name}: no numbered SavedModel version folder under {model_path!r}")
-    return os.path.join(model_path, str(max(versions)))
 
 
 class ServingModel:

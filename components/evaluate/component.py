@@ -14,6 +14,7 @@ def evaluate(
     report: dsl.Output[dsl.Markdown],
     blessed: dsl.OutputPath(bool),  # type: ignore[valid-type]  # kfp's own idiom
     baseline_model: dsl.Input[dsl.Model] = None,
+    baseline_model_dir: str = "",
     label_column: str = "employed",
     slice_columns: list = [],  # noqa: B006 - KFP needs a literal default
     metric: str = "auc",
@@ -40,6 +41,10 @@ def evaluate(
             the label, every input column of both models and the slice columns. Read whole
             into memory.
         baseline_model: Optional model to compare with (e.g. the one now deployed).
+        baseline_model_dir: Or the serving directory of the deployed model (publish_model's
+            ``destination``): its newest version is the baseline. While it holds no version
+            (the first run of a continuous-training pipeline) there is no baseline, and the
+            report says so. Not together with ``baseline_model``.
         label_column: Binary 0/1 label column; no nulls.
         slice_columns: Columns whose values each get their metrics (the 50 most frequent
             values per column), e.g. ``["SEX", "year"]``.

@@ -6,11 +6,20 @@ Run inside the train image as
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
+from kfpkit.components._runtime.executor import (
+    Executor,
+    main,
+    uri_to_path,
+    write_text_artifact,
+)
+from kfpkit.components._runtime.model_versions import versions
 from kfpkit.components.evaluate import metrics as m
 from kfpkit.components.evaluate.evaluator import EvaluateRequest, evaluate
+
+_log = logging.getLogger("kfpkit")
 
 
 def _number(executor: Executor, name: str, default: float) -> Any:
@@ -23,15 +32,29 @@ def _number(executor: Executor, name: str, default: float) -> Any:
     return value
 
 
+def baseline_path(executor: Executor) -> str | None:
+    """The baseline: the ``baseline_model`` artifact, or the newest version published under
+    ``baseline_model_dir``; None when neither holds a model (a first run)."""
+    baseline = executor.input("baseline_model")
+    directory = executor.param("baseline_model_dir", "")
+    if baseline is not None and baseline.uri and directory:
+        raise ValueError("Give baseline_model or baseline_model_dir, not both")
+    if directory:
+        path = uri_to_path(directory)
+        if not versions(path):
+            _log.info("No model published under %s yet: evaluating without a baseline", directory)
+            return None
+        return path
+    # An unconnected optional input, or one a pipeline left without files, is no baseline.
+    return baseline.path if baseline is not None and baseline.uri else None
+
+
 def request_from(executor: Executor) -> EvaluateRequest:
     model = executor.input("model")
     test_data = executor.input("test_data")
     if model is None or test_data is None:
         raise ValueError("input artifacts 'model' and 'test_data' are required")
-    baseline = executor.input("baseline_model")
-    slice_columns = executor.json_param("slice_columns", [])
-    if not isinstance(slice_columns, list) or not all(isinstance(c, str) for c in slice_columns):
-        raise ValueError(f"slice_columns must be a list of column names, not {slice_columns!r}")
+    slice_columns = executor.string_list_param("slice_columns")
     rule = m.BlessingRule(
         metric=executor.param("metric", "auc"),
         absolute_threshold=_number(executor, "absolute_threshold", 0.5),
@@ -41,10 +64,9 @@ def request_from(executor: Executor) -> EvaluateRequest:
     return EvaluateRequest(
         model_path=model.path,
         test_path=test_data.path,
-        # An unconnected optional input, or one a pipeline left without files, is no baseline.
-        baseline_path=baseline.path if baseline is not None and baseline.uri else None,
+        baseline_path=baseline_path(executor),
         label_column=executor.param("label_column", "employed"),
-        slice_columns=tuple(slice_columns),
+        slice_columns=slice_columns,
         rule=rule,
     )
 

@@ -15,6 +15,8 @@ import shutil
 import uuid
 from dataclasses import dataclass
 
+from kfpkit.components._runtime.model_versions import latest_version_dir, versions
+
 SOURCE_RECORD = "kfpkit-source.json"
 _TMP_PREFIX = ".kfpkit-tmp-"
 
@@ -24,26 +26,6 @@ class Published:
     path: str
     version: int
     reused: bool
-
-
-def versions(base: str) -> list[int]:
-    """Numbered version folders under ``base`` that hold a SavedModel, ascending."""
-    if not os.path.isdir(base):
-        return []
-    found = [
-        int(name)
-        for name in os.listdir(base)
-        if name.isdigit() and os.path.isfile(os.path.join(base, name, "saved_model.pb"))
-    ]
-    return sorted(found)
-
-
-def latest_model_version(model_path: str) -> str:
-    """The highest version folder of a model artifact; ValueError when it holds none."""
-    found = versions(model_path)
-    if not found:
-        raise ValueError(f"model: no <version>/saved_model.pb under {model_path!r}")
-    return os.path.join(model_path, str(found[-1]))
 
 
 def _source_of(version_dir: str) -> str | None:
@@ -60,7 +42,7 @@ def publish(model_uri: str, model_path: str, destination: str) -> Published:
         raise ValueError("destination is empty: give the serving model directory")
     if os.path.exists(destination) and not os.path.isdir(destination):
         raise ValueError(f"destination {destination!r} exists and is not a directory")
-    source = latest_model_version(model_path)
+    source = latest_version_dir(model_path)
     existing = versions(destination)
     source_id = f"{model_uri.rstrip('/')}/{os.path.basename(source)}"
     if existing:

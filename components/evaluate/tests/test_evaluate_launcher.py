@@ -97,4 +97,27 @@ def test_a_folder_without_a_saved_model_is_named(data, tmp_path, caplog):
         tmp_path, {"model": tmp_path / "empty_model", "test_data": data["test"]}, {}
     )
     assert launch(launcher.run, ["--executor_input", json.dumps(doc)]) == EXIT_USER_ERROR
-    assert "model: no numbered SavedModel version folder" in caplog.text
+    assert "model: no <version>/saved_model.pb under" in caplog.text
+
+
+def test_the_newest_published_version_is_the_baseline(strong_model, weak_model, data, tmp_path):
+    import shutil
+
+    from kfpkit.components._runtime.model_versions import latest_version_dir
+
+    serving = tmp_path / "serving"
+    inputs = {"model": weak_model, "test_data": data["test"]}
+    first = evaluate(tmp_path / "a", inputs, baseline_model_dir=str(serving), max_regression=0.01)
+    assert first["blessed"] is True and "baseline_auc" not in first["metrics"]
+    assert "No baseline model" in first["report_text"]
+    shutil.copytree(latest_version_dir(str(weak_model)), serving / "1")
+    shutil.copytree(latest_version_dir(str(strong_model)), serving / "2")
+    later = evaluate(tmp_path / "b", inputs, baseline_model_dir=str(serving), max_regression=0.01)
+    assert later["blessed"] is False  # the weak model loses to the strong one now deployed
+    assert later["metrics"]["baseline_auc"] > later["metrics"]["auc"]
+
+
+def test_baseline_artifact_and_directory_together_are_refused(strong_model, data, tmp_path):
+    inputs = {"model": strong_model, "test_data": data["test"], "baseline_model": strong_model}
+    doc = executor_input(tmp_path, inputs, {"baseline_model_dir": str(tmp_path / "serving")})
+    assert launch(launcher.run, ["--executor_input", json.dumps(doc)]) == EXIT_USER_ERROR

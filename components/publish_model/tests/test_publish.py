@@ -8,8 +8,9 @@ import os
 import pytest
 
 from kfpkit.components._runtime import executor, testing
+from kfpkit.components._runtime.model_versions import versions
 from kfpkit.components.publish_model import launcher
-from kfpkit.components.publish_model.publisher import SOURCE_RECORD, publish, versions
+from kfpkit.components.publish_model.publisher import SOURCE_RECORD, publish
 
 
 def make_model(path, version=1, payload=b"graph"):
