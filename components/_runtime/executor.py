@@ -143,9 +143,26 @@ class Executor:
             raise ValueError(f"{name} must be a list of strings, not {value!r}")
         return tuple(value)
 
+    def number_param(self, name: str, default: float) -> float:
+        """A float parameter; text such as ``"0.1"`` is accepted too (from a pipeline parameter)."""
+        value = self._params.get(name, default)
+        if isinstance(value, bool):
+            raise ValueError(f"{name} must be a number, not {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number, not {value!r}") from None
+
     def input(self, name: str) -> Artifact | None:
         """An input artifact, or None when an optional input was not connected."""
         return self.input_artifacts.get(name)
+
+    def required_input(self, name: str) -> Artifact:
+        """An input artifact the step cannot run without; ValueError naming it when absent."""
+        artifact = self.input_artifacts.get(name)
+        if artifact is None:
+            raise ValueError(f"input artifact {name!r} is missing")
+        return artifact
 
     def output(self, name: str) -> Artifact:
         try:
@@ -184,9 +201,7 @@ class Executor:
 
 def write_text_artifact(path: str, text: str) -> None:
     """Writes a file artifact: HTML and Markdown artifacts are the file itself in KFP's UI."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    _atomic_write(path, text)
 
 
 def _atomic_write(path: str, text: str) -> None:

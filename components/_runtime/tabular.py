@@ -12,8 +12,6 @@ Limit: a split is read whole into memory (Arrow, then one numpy array per column
 
 from __future__ import annotations
 
-import glob
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kfpkit.components._runtime.files import files_under
 from kfpkit.components._runtime.model_versions import latest_version_dir
 
 NUMERIC = "numeric"
@@ -43,18 +42,7 @@ class FeatureSpec:
 
 def parquet_files(path: str, name: str) -> list[str]:
     """The Parquet files of a split; ValueError naming the input when there are none."""
-    if os.path.isfile(path):
-        return [path]
-    if not os.path.isdir(path):
-        raise ValueError(f"{name}: {path!r} does not exist")
-    found = sorted(
-        p
-        for p in glob.glob(os.path.join(path, "**", "*"), recursive=True)
-        if os.path.isfile(p) and p.lower().endswith(_PARQUET_SUFFIXES)
-    )
-    if not found:
-        raise ValueError(f"{name}: no .parquet files under {path!r}")
-    return found
+    return files_under(path, _PARQUET_SUFFIXES, name, ".parquet")
 
 
 def read_split(path: str, name: str, columns: Sequence[str] | None = None) -> pa.Table:

@@ -8,7 +8,6 @@ column is wrapped into a list column here, without any pandas or CSV round trip.
 from __future__ import annotations
 
 import csv
-import glob
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from kfpkit.components._runtime.files import files_under
 
 PARQUET = "parquet"
 CSV = "csv"
@@ -40,18 +41,7 @@ def find_data_files(path: str, name: str = "input") -> DataFiles:
     Raises ValueError naming the path when there is nothing to read, formats are mixed, a
     file is corrupt or empty, or the input holds no rows.
     """
-    if os.path.isdir(path):
-        found = sorted(
-            p
-            for p in glob.glob(os.path.join(path, "**", "*"), recursive=True)
-            if os.path.isfile(p) and os.path.splitext(p)[1].lower() in _SUFFIXES
-        )
-    elif os.path.isfile(path):
-        found = [path]
-    else:
-        raise ValueError(f"{name}: {path!r} does not exist")
-    if not found:
-        raise ValueError(f"{name}: no .parquet or .csv files under {path!r}")
+    found = files_under(path, tuple(_SUFFIXES), name, ".parquet or .csv")
     formats = {_SUFFIXES.get(os.path.splitext(p)[1].lower()) for p in found}
     if None in formats or len(formats) > 1:
         raise ValueError(f"{name}: expected only Parquet or only CSV files, found {found[:5]}")

@@ -7,7 +7,6 @@ Run inside the train image as
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from kfpkit.components._runtime.executor import (
     Executor,
@@ -20,16 +19,6 @@ from kfpkit.components.evaluate import metrics as m
 from kfpkit.components.evaluate.evaluator import EvaluateRequest, evaluate
 
 _log = logging.getLogger("kfpkit")
-
-
-def _number(executor: Executor, name: str, default: float) -> Any:
-    value = executor.param(name, default)
-    if isinstance(value, str):  # a pipeline parameter may arrive as text
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"{name} must be a number, not {value!r}") from None
-    return value
 
 
 def baseline_path(executor: Executor) -> str | None:
@@ -50,16 +39,14 @@ def baseline_path(executor: Executor) -> str | None:
 
 
 def request_from(executor: Executor) -> EvaluateRequest:
-    model = executor.input("model")
-    test_data = executor.input("test_data")
-    if model is None or test_data is None:
-        raise ValueError("input artifacts 'model' and 'test_data' are required")
+    model = executor.required_input("model")
+    test_data = executor.required_input("test_data")
     slice_columns = executor.string_list_param("slice_columns")
     rule = m.BlessingRule(
         metric=executor.param("metric", "auc"),
-        absolute_threshold=_number(executor, "absolute_threshold", 0.5),
-        max_regression=_number(executor, "max_regression", 0.0),
-        min_improvement=_number(executor, "min_improvement", 0.0),
+        absolute_threshold=executor.number_param("absolute_threshold", 0.5),
+        max_regression=executor.number_param("max_regression", 0.0),
+        min_improvement=executor.number_param("min_improvement", 0.0),
     )
     return EvaluateRequest(
         model_path=model.path,

@@ -15,9 +15,7 @@ _log = logging.getLogger("kfpkit")
 
 
 def run(executor: Executor) -> None:
-    model = executor.input("model")
-    if model is None:
-        raise ValueError("model: no input Model given")
+    model = executor.required_input("model")
     destination = executor.param("destination", "")
     done = publish(model.uri, model.path, uri_to_path(destination) if destination else "")
     uri = path_to_uri(done.path)

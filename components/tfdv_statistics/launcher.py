@@ -14,9 +14,7 @@ from kfpkit.components.tfdv_statistics.statistics import compute_statistics
 
 
 def run(executor: Executor) -> None:
-    data = executor.input("data")
-    if data is None:
-        raise ValueError("data: no input Dataset given")
+    data = executor.required_input("data")
     files = data_files.find_data_files(data.path, "data")
     statistics = executor.output("statistics")
     os.makedirs(statistics.path, exist_ok=True)

@@ -28,8 +28,8 @@ def _thresholds(executor: Executor, kind: str) -> Thresholds:
     if not isinstance(per_feature, dict):
         raise ValueError(f"{kind}_thresholds must be a dict feature -> threshold: {per_feature!r}")
     return Thresholds(
-        categorical=float(executor.param(f"default_categorical_{kind}_threshold", 0.0)),
-        numeric=float(executor.param(f"default_numeric_{kind}_threshold", 0.0)),
+        categorical=executor.number_param(f"default_categorical_{kind}_threshold", 0.0),
+        numeric=executor.number_param(f"default_numeric_{kind}_threshold", 0.0),
         per_feature=per_feature,
     )
 
@@ -51,11 +51,8 @@ def _metrics(anomalies: anomalies_pb2.Anomalies) -> dict[str, float]:
 
 
 def run(executor: Executor) -> None:
-    for required in ("statistics", "schema"):
-        if executor.input(required) is None:
-            raise ValueError(f"{required}: no input given")
-    stats = artifacts.load_statistics(executor.input("statistics").path, "statistics")
-    schema = artifacts.load_schema(executor.input("schema").path, "schema")
+    stats = artifacts.load_statistics(executor.required_input("statistics").path, "statistics")
+    schema = artifacts.load_schema(executor.required_input("schema").path, "schema")
     anomalies = validate(
         stats,
         schema,

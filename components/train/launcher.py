@@ -36,8 +36,8 @@ def _whole_number(executor: Executor, name: str, default: int) -> int:
 def request_from(executor: Executor) -> trainer.TrainRequest:
     schema = executor.input("schema")
     return trainer.TrainRequest(
-        train_path=_input_path(executor, "train_data"),
-        validation_path=_input_path(executor, "validation_data"),
+        train_path=executor.required_input("train_data").path,
+        validation_path=executor.required_input("validation_data").path,
         model_dir=executor.output("model").path,
         label_column=executor.param("label_column", "employed"),
         hyperparameters=trainer.parse_hyperparameters(executor.json_param("hyperparameters")),
@@ -49,13 +49,6 @@ def request_from(executor: Executor) -> trainer.TrainRequest:
         model_version=_whole_number(executor, "model_version", 1),
         mixed_precision=bool(executor.param("mixed_precision", False)),
     )
-
-
-def _input_path(executor: Executor, name: str) -> str:
-    artifact = executor.input(name)
-    if artifact is None:
-        raise ValueError(f"input artifact {name!r} is missing")
-    return artifact.path
 
 
 def run(executor: Executor) -> None:
