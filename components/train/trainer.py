@@ -392,8 +392,12 @@ def load_features(
     return tuple(out)  # type: ignore[return-value]
 
 
-def train(request: TrainRequest) -> TrainResult:
-    """Trains, then exports the best epoch's weights (early stopping on validation loss)."""
+def train(request: TrainRequest, callbacks: Sequence[Any] = ()) -> TrainResult:
+    """Trains, then exports the best epoch's weights (early stopping on validation loss).
+
+    ``callbacks`` are extra Keras callbacks (a tuner's per-epoch reporting and pruning); a
+    callback that sets ``model.stop_training`` ends the run early like early stopping does.
+    """
     if request.model_version < 1:
         raise ValueError(f"model_version must be a positive integer, not {request.model_version}")
     hp = request.hyperparameters
@@ -422,7 +426,7 @@ def train(request: TrainRequest) -> TrainResult:
             train_data,
             validation_data=validation_data,
             epochs=hp.epochs,
-            callbacks=[stopper, timer],
+            callbacks=[stopper, timer, *callbacks],
             shuffle=False,  # the dataset reshuffles its rows every epoch
             verbose=2,
         ).history
