@@ -9,7 +9,7 @@ BASE_IMAGE ?= $(shell docker image inspect $(LOCAL_BASE) >/dev/null 2>&1 && echo
 export BASE_IMAGE
 KFP_OLDEST := 2.7.0
 
-.PHONY: setup images run test test-fast compile check-compiled compat bench lint clean
+.PHONY: setup images run test test-fast compile check-compiled compat bench lint clean kube-apiserver
 
 .venv/.synced: pyproject.toml uv.lock
 	uv sync --frozen --quiet
@@ -53,7 +53,12 @@ image-%: .venv/.synced
 run: setup images
 	.venv/bin/kfpkit run training --local --emulator
 
-test: setup images
+# A real kube-apiserver for the Kubernetes-side tests (Katib, KServe), built once from Debian's
+# source package and cached by content hash under .cache/kube-apiserver/ (instant when cached).
+kube-apiserver:
+	tools/kube-apiserver/build.sh
+
+test: setup images kube-apiserver
 	$(PY) -m pytest -q
 	set -e; for f in $(RUNTIME_FAMILIES); do KFPKIT_TEST_FAMILY=$$f .venvs/$$f/bin/python -m pytest -q; done
 

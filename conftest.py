@@ -59,3 +59,17 @@ def dataset(bq) -> str:  # type: ignore[no-untyped-def]
     name = f"{PROJECT}.t_{uuid.uuid4().hex[:10]}"
     bq.create_dataset(name)
     return name
+
+
+@pytest.fixture(scope="session")
+def kube_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real kube-apiserver + etcd on 127.0.0.1 for the session (no controllers: a test plays
+    the controller). Install CRDs with ``kube_server.install_crd(manifest)``; clients from
+    ``kube_server.api_client()``. Skips only when the binary or etcd is missing."""
+    from kfpkit.components._runtime import kube_testserver
+
+    reason = kube_testserver.missing_reason()
+    if reason:
+        pytest.skip(reason)
+    with kube_testserver.KubeTestServer(workdir=tmp_path_factory.mktemp("kube")) as server:
+        yield server

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from kfpkit.components._runtime.executor import Executor, main
+from kfpkit.components._runtime.identity import step_key
 from kfpkit.components.bigquery_split import sql
 from kfpkit.components.bigquery_split.runner import (
     PARQUET_PATTERN,
     SplitRequest,
     SplitRunner,
-    step_key,
 )
 
 OTHER_SPLITS = "other_splits"

@@ -18,8 +18,6 @@ backoff. SIGTERM (the pod being stopped) cancels the running BigQuery job.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -30,6 +28,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
 from kfpkit.components._runtime.executor import Cancelled, path_to_uri
+from kfpkit.components._runtime.identity import step_key
 from kfpkit.components._runtime.retry import retry
 from kfpkit.components.bigquery_split import sql
 
@@ -89,10 +88,6 @@ def is_transient(error: BaseException) -> bool:
         reasons = {e.get("reason") for e in (error.errors or []) if isinstance(e, dict)}
         return bool(reasons & {"backendError", "rateLimitExceeded", "internalError"})
     return False
-
-
-def step_key(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def export_uri_pattern(artifact_uri: str, emulator: bool) -> str:
