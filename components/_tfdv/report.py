@@ -1,85 +1,23 @@
 """Self-contained HTML reports of TFDV statistics and anomalies for the KFP UI.
 
 TFDV's own visualization loads Facets scripts from the internet, which shows nothing in an
-air-gapped cluster. These pages carry everything inline (CSS, SVG charts), run no script
-and forbid every fetch through their Content-Security-Policy.
+air-gapped cluster. These pages are built with the shared report kit
+(:mod:`kfpkit.components._runtime.report`): everything inline, no script, no fetch.
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
-_CSS = """
-body{font:13px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:16px;color:#202124}
-h1{font-size:18px;margin:0 0 4px}h2{font-size:15px;margin:20px 0 6px}
-.sub{color:#5f6368;margin-bottom:12px}
-table{border-collapse:collapse;margin:4px 0 12px;min-width:60%}
-th,td{border-bottom:1px solid #e0e0e0;padding:4px 8px;text-align:left;vertical-align:middle}
-th{background:#f1f3f4;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
-.bad{color:#c5221f;font-weight:600}.ok{color:#188038;font-weight:600}
-.warn{background:#fce8e6}svg{display:block}
-"""
-# No script, no remote fonts/styles/images: the page renders the same offline.
-_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+# The shared report kit; re-exported because the TFDV launchers build pages from it here.
+from kfpkit.components._runtime.report import bars, esc, fmt, page, table, td
 
 _NUMERIC = (
     statistics_pb2.FeatureNameStatistics.INT,
     statistics_pb2.FeatureNameStatistics.FLOAT,
 )
-
-
-def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def page(title: str, subtitle: str, body: str) -> str:
-    return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<meta http-equiv='Content-Security-Policy' content=\"{_CSP}\">"
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{esc(title)}</h1><div class='sub'>{esc(subtitle)}</div>{body}</body></html>\n"
-    )
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]], css_id: str = "") -> str:
-    """An HTML table; cells are already-escaped HTML fragments."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(cells) + "</tr>" for cells in rows)
-    ident = f" id='{esc(css_id)}'" if css_id else ""
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def td(value: object, numeric: bool = False, css: str = "") -> str:
-    classes = " ".join(c for c in ("n" if numeric else "", css) if c)
-    return f"<td class='{classes}'>{esc(value)}</td>" if classes else f"<td>{esc(value)}</td>"
-
-
-def fmt(value: float) -> str:
-    if value == int(value) and abs(value) < 1e15:
-        return f"{int(value):,}"
-    return f"{value:.4g}"
-
-
-def bars(values: Sequence[float], labels: Sequence[str], width: int = 160, height: int = 36) -> str:
-    """A tiny inline SVG bar chart; each bar's label shows on hover."""
-    if not values or max(values) <= 0:
-        return ""
-    step = width / len(values)
-    top = max(values)
-    rects = []
-    for i, (v, label) in enumerate(zip(values, labels, strict=True)):
-        h = max(1.0, height * v / top) if v > 0 else 0.0
-        rects.append(
-            f"<rect x='{i * step:.1f}' y='{height - h:.1f}' width='{max(step - 1, 1):.1f}' "
-            f"height='{h:.1f}' fill='#1a73e8'><title>{esc(label)}: {fmt(v)}</title></rect>"
-        )
-    return (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-        f"role='img'>{''.join(rects)}</svg>"
-    )
 
 
 def feature_name(feature: statistics_pb2.FeatureNameStatistics) -> str:
@@ -209,6 +147,18 @@ def anomalies_html(
 
     ``comparisons`` rows: (feature, "drift"|"skew", measure name, value, threshold).
     """
+    body, count = anomalies_section(anomalies, comparisons)
+    subtitle = f"{count} anomalies; {len(comparisons)} drift/skew measurements"
+    return page(title, subtitle, body)
+
+
+def anomalies_section(
+    anomalies: anomalies_pb2.Anomalies,
+    comparisons: Sequence[tuple[str, str, str, float, float]],
+    css_suffix: str = "",
+) -> tuple[str, int]:
+    """The body of :func:`anomalies_html` and its anomaly count (several on one page when
+    each gets its own ``css_suffix`` for element ids)."""
     rows = []
     for name in sorted(anomalies.anomaly_info):
         info = anomalies.anomaly_info[name]
@@ -237,15 +187,15 @@ def anomalies_html(
         )
     if rows:
         verdict = (
-            f"<p class='bad' id='verdict'>{len(rows)} anomal{'y' if len(rows) == 1 else 'ies'}</p>"
+            f"<p class='bad' id='verdict{css_suffix}'>{len(rows)} anomal{'y' if len(rows) == 1 else 'ies'}</p>"
         )
         body = verdict + table(
             ["Feature", "Anomaly", "Short description", "Description", "Severity"],
             rows,
-            "anomalies",
+            f"anomalies{css_suffix}",
         )
     else:
-        body = "<p class='ok' id='verdict'>No anomalies found.</p>"
+        body = f"<p class='ok' id='verdict{css_suffix}'>No anomalies found.</p>"
     if comparisons:
         body += "<h2>Drift and skew measurements</h2>" + table(
             ["Feature", "Comparison", "Measure", "Value", "Threshold", "Status"],
@@ -264,7 +214,6 @@ def anomalies_html(
                 ]  # fmt: skip
                 for feature, kind, measure, value, threshold in comparisons
             ),
-            "comparisons",
+            f"comparisons{css_suffix}",
         )
-    subtitle = f"{len(rows)} anomalies; {len(comparisons)} drift/skew measurements"
-    return page(title, subtitle, body)
+    return body, len(rows)
