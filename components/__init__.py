@@ -14,6 +14,7 @@ if importlib.util.find_spec("kfp") is not None:
     from kfpkit.components.tfdv_schema.component import tfdv_schema
     from kfpkit.components.tfdv_statistics.component import tfdv_statistics
     from kfpkit.components.tfdv_validate.component import tfdv_validate
+    from kfpkit.components.tfdv_validate_splits.component import tfdv_validate_splits
     from kfpkit.components.train.component import train
 
     __all__ = [
@@ -23,5 +24,6 @@ if importlib.util.find_spec("kfp") is not None:
         "tfdv_schema",
         "tfdv_statistics",
         "tfdv_validate",
+        "tfdv_validate_splits",
         "train",
     ]

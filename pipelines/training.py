@@ -10,9 +10,7 @@ from kfpkit.components import (
     bigquery_split,
     evaluate,
     publish_model,
-    tfdv_schema,
-    tfdv_statistics,
-    tfdv_validate,
+    tfdv_validate_splits,
     train,
 )
 from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
@@ -23,7 +21,8 @@ PIPELINE_NAME = "kfpkit-training"
 @dsl.pipeline(
     name=PIPELINE_NAME,
     description="Split a BigQuery table by a repeatable key hash, validate the splits with TFDV "
-    "(schema, anomalies, drift), train a Keras model, evaluate it on the test split, and "
+    "in one step (statistics, schema, anomalies, drift), train a Keras model, evaluate it on "
+    "the test split, and "
     "publish it to the serving directory when it is blessed.",
 )
 def training(
@@ -37,6 +36,7 @@ def training(
     bigquery_endpoint: str = "",
     categorical_drift_threshold: float = 0.1,
     numeric_drift_threshold: float = 0.1,
+    drift_thresholds: dict = {},  # noqa: B006
     fail_on_anomalies: bool = False,
     label_column: str = "employed",
     hyperparameters: dict = {},  # noqa: B006
@@ -59,6 +59,8 @@ def training(
         categorical_drift_threshold: L-infinity drift threshold of the validation split's
             categorical features against the train split (0 turns it off).
         numeric_drift_threshold: Jensen-Shannon drift threshold of numeric features.
+        drift_thresholds: Feature -> drift threshold, overriding the two defaults (0 turns a
+            feature off, e.g. an id or time column that differs by construction).
         fail_on_anomalies: Stop the run when the validation split has anomalies.
         label_column: The binary label.
         hyperparameters: Training hyperparameters (JSON dict; see the train component).
@@ -80,18 +82,13 @@ def training(
     )
     split.set_display_name("split")
 
-    train_stats = tfdv_statistics(data=split.outputs["train"])
-    train_stats.set_display_name("statistics-train")
-    validation_stats = tfdv_statistics(data=split.outputs["validation"])
-    validation_stats.set_display_name("statistics-validation")
-    schema = tfdv_schema(statistics=train_stats.outputs["statistics"])
-    schema.set_display_name("schema")
-    validation = tfdv_validate(
-        statistics=validation_stats.outputs["statistics"],
-        schema=schema.outputs["schema"],
-        baseline_statistics=train_stats.outputs["statistics"],
+    validation = tfdv_validate_splits(
+        train=split.outputs["train"],
+        validation=split.outputs["validation"],
+        test=split.outputs["test"],
         default_categorical_drift_threshold=categorical_drift_threshold,
         default_numeric_drift_threshold=numeric_drift_threshold,
+        drift_thresholds=drift_thresholds,
         fail_on_anomalies=fail_on_anomalies,
     )
     validation.set_display_name("validate-data")
@@ -99,7 +96,7 @@ def training(
     trained = train(
         train_data=split.outputs["train"],
         validation_data=split.outputs["validation"],
-        schema=schema.outputs["schema"],
+        schema=validation.outputs["schema"],
         label_column=label_column,
         hyperparameters=hyperparameters,
     ).after(validation)  # data that failed validation (fail_on_anomalies) is not trained on

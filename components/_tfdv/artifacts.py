@@ -36,12 +36,19 @@ def load_statistics(path: str, name: str) -> statistics_pb2.DatasetFeatureStatis
         raise ValueError(f"{name}: {file!r} is not a statistics proto: {e}") from e
     if not stats.datasets:
         raise ValueError(f"{name}: {file!r} holds no datasets")
-    if len(stats.datasets) == 1:
-        return stats
     try:
-        return tfdv.get_slice_stats(stats, tfdv.constants.DEFAULT_SLICE_KEY)
+        return default_slice(stats)
     except ValueError as e:
         raise ValueError(f"{name}: {file!r} has slices but no default slice: {e}") from e
+
+
+def default_slice(
+    stats: statistics_pb2.DatasetFeatureStatisticsList,
+) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """The ``All Examples`` dataset of sliced statistics (unsliced ones as they are)."""
+    if len(stats.datasets) == 1:
+        return stats
+    return tfdv.get_slice_stats(stats, tfdv.constants.DEFAULT_SLICE_KEY)
 
 
 def load_schema(path: str, name: str) -> schema_pb2.Schema:

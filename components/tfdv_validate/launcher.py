@@ -23,7 +23,8 @@ from kfpkit.components.tfdv_validate.validation import (
 _METRIC_NAME = re.compile(r"[^A-Za-z0-9_]+")
 
 
-def _thresholds(executor: Executor, kind: str) -> Thresholds:
+def thresholds_from(executor: Executor, kind: str) -> Thresholds:
+    """Drift or skew thresholds from the step's parameters (shared by tfdv_validate_splits)."""
     per_feature = executor.json_param(f"{kind}_thresholds", {}) or {}
     if not isinstance(per_feature, dict):
         raise ValueError(f"{kind}_thresholds must be a dict feature -> threshold: {per_feature!r}")
@@ -39,15 +40,28 @@ def _optional_statistics(executor: Executor, name: str) -> Any:
     return artifacts.load_statistics(given.path, name) if given is not None else None
 
 
-def _metrics(anomalies: anomalies_pb2.Anomalies) -> dict[str, float]:
+def validation_metrics(anomalies: anomalies_pb2.Anomalies, prefix: str = "") -> dict[str, float]:
+    """``anomaly_count``, ``features_over_threshold``, ``<drift|skew>_<feature>``, prefixed."""
     found = measurements(anomalies)
     metrics: dict[str, float] = {
-        "anomaly_count": float(len(anomaly_lines(anomalies))),
-        "features_over_threshold": float(len({m.feature for m in found if m.value > m.threshold})),
+        f"{prefix}anomaly_count": float(len(anomaly_lines(anomalies))),
+        f"{prefix}features_over_threshold": float(
+            len({m.feature for m in found if m.value > m.threshold})
+        ),
     }
     for m in found:
-        metrics[f"{m.kind}_{_METRIC_NAME.sub('_', m.feature)}"] = round(m.value, 6)
+        metrics[f"{prefix}{m.kind}_{_METRIC_NAME.sub('_', m.feature)}"] = round(m.value, 6)
     return metrics
+
+
+def comparison_rows(anomalies: anomalies_pb2.Anomalies) -> list[tuple[str, str, str, float, float]]:
+    return [(m.feature, m.kind, m.measure, m.value, m.threshold) for m in measurements(anomalies)]
+
+
+def fail_if_anomalies(lines: list[str], executor: Executor) -> None:
+    if lines and executor.param("fail_on_anomalies", False):
+        listing = "\n".join(f"  - {line}" for line in lines)
+        raise ValueError(f"{len(lines)} data anomalies (fail_on_anomalies is set):\n{listing}")
 
 
 def run(executor: Executor) -> None:
@@ -58,24 +72,21 @@ def run(executor: Executor) -> None:
         schema,
         baseline=_optional_statistics(executor, "baseline_statistics"),
         serving=_optional_statistics(executor, "serving_statistics"),
-        drift=_thresholds(executor, "drift"),
-        skew=_thresholds(executor, "skew"),
+        drift=thresholds_from(executor, "drift"),
+        skew=thresholds_from(executor, "skew"),
         environment=executor.param("environment", ""),
     )
     lines = anomaly_lines(anomalies)
-    if lines and executor.param("fail_on_anomalies", False):
-        listing = "\n".join(f"  - {line}" for line in lines)
-        raise ValueError(f"{len(lines)} data anomalies (fail_on_anomalies is set):\n{listing}")
+    fail_if_anomalies(lines, executor)
 
     out = executor.output("anomalies")
     artifacts.write_proto_text(out.path, artifacts.ANOMALIES_FILE, anomalies)
     out.metadata.update({"file": artifacts.ANOMALIES_FILE, "anomaly_count": len(lines),
                          "anomalies": lines})  # fmt: skip
-    executor.output("metrics").metadata.update(_metrics(anomalies))
-    rows = [(m.feature, m.kind, m.measure, m.value, m.threshold) for m in measurements(anomalies)]
+    executor.output("metrics").metadata.update(validation_metrics(anomalies))
     write_text_artifact(
         executor.output("report").path,
-        report.anomalies_html(anomalies, rows, "Data validation"),
+        report.anomalies_html(anomalies, comparison_rows(anomalies), "Data validation"),
     )
     executor.set_output_param("valid", not lines)
 

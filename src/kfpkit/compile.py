@@ -17,6 +17,7 @@ COMPONENTS = {
         "tfdv_statistics",
         "tfdv_schema",
         "tfdv_validate",
+        "tfdv_validate_splits",
         "train",
         "evaluate",
         "publish_model",

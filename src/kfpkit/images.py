@@ -30,6 +30,7 @@ COMPONENT_FAMILIES = {
     "tfdv_statistics": "tfdv",
     "tfdv_schema": "tfdv",
     "tfdv_validate": "tfdv",
+    "tfdv_validate_splits": "tfdv",
     "train": "train",
     "evaluate": "train",
     "publish_model": "core",

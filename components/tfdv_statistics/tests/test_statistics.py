@@ -97,7 +97,8 @@ def test_beam_workers_give_the_same_statistics(tmp_path):
 
 def test_dataflow_runner_is_told_apart_from_local():
     assert runs_remotely(["--runner=DataflowRunner", "--project=p"])
-    assert runs_remotely(["--runner", "DataflowRunner"]) is False  # two-token form: value only
+    assert runs_remotely(["--runner", "DataflowRunner"])  # Beam's own parser: both forms
+    assert runs_remotely(["--runner=dataflow"])
     assert not runs_remotely(["--direct_num_workers=2"])
 
 
