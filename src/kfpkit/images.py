@@ -34,6 +34,7 @@ COMPONENT_FAMILIES = {
     "train": "train",
     "evaluate": "train",
     "publish_model": "core",
+    "kserve_push": "train",
 }
 
 _REGISTRY_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9]\Z")
