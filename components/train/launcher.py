@@ -15,15 +15,7 @@ import tensorflow as tf
 from kfpkit.components._runtime.executor import Executor, main
 from kfpkit.components.train import trainer
 from kfpkit.components.train.curve import training_curve_html
-
-# Printed last as `name=value` lines: Katib's StdOut metrics collector reads these.
-OBJECTIVE_METRICS = {
-    "validation-accuracy": "validation_accuracy",
-    "validation-loss": "validation_loss",
-    "validation-auc": "validation_auc",
-    "train-accuracy": "train_accuracy",
-    "train-loss": "train_loss",
-}
+from kfpkit.components.train.objective_metrics import metric_lines
 
 
 def _whole_number(executor: Executor, name: str, default: int) -> int:
@@ -86,8 +78,8 @@ def run(executor: Executor) -> None:
     title = f"Training curve: model version {request.model_version} ({result.strategy.name})"
     with open(curve_path, "w", encoding="utf-8") as f:
         f.write(training_curve_html(result.history, title))
-    for printed, key in OBJECTIVE_METRICS.items():
-        print(f"{printed}={result.metrics[key]:.6f}")
+    # Printed last as `name=value` lines: Katib's StdOut metrics collector reads these.
+    print("\n".join(metric_lines(result.metrics)))
     sys.stdout.flush()
 
 

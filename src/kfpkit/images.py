@@ -35,6 +35,7 @@ COMPONENT_FAMILIES = {
     "evaluate": "train",
     "publish_model": "core",
     "kserve_push": "train",
+    "katib_tune": "train",
 }
 
 _REGISTRY_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9]\Z")

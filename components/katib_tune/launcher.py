@@ -1,0 +1,151 @@
+"""Launcher of katib_tune: parses the executor input, tunes on the chosen backend, records
+the outputs.
+
+Run inside the train image as
+``python3 -m kfpkit.components.katib_tune.launcher --executor_input '{{$}}'``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from typing import Any
+
+from kfpkit.components._runtime import kube
+from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
+from kfpkit.components._runtime.identity import executor_identity, step_key
+from kfpkit.components._runtime.remote import check_wait_settings
+from kfpkit.components.katib_tune import experiment as katib
+from kfpkit.components.katib_tune import local
+from kfpkit.components.katib_tune.report import tuning_html
+from kfpkit.components.katib_tune.result import TuneResult
+from kfpkit.components.katib_tune.spec import BACKENDS, TuneSpec, parse_spec
+from kfpkit.components.katib_tune.trial import TrialData
+
+_log = logging.getLogger("kfpkit")
+EXPERIMENT_PREFIX = "katib-tune"
+DEFAULT_TIMEOUT = 6 * 3600.0
+
+
+def spec_from(executor: Executor, known: Any = None) -> TuneSpec:
+    fixed = executor.json_param("fixed_hyperparameters", {}) or {}
+    if not isinstance(fixed, dict):
+        raise ValueError(f"fixed_hyperparameters must be a JSON object, not {fixed!r}")
+    return parse_spec(
+        search_space=executor.json_param("search_space", []),
+        objective_metric=executor.param("objective_metric", "validation-auc"),
+        objective_type=executor.param("objective_type", "maximize"),
+        objective_goal=executor.param("objective_goal"),
+        additional_metrics=executor.string_list_param("additional_metrics"),
+        algorithm=executor.param("algorithm", "tpe"),
+        algorithm_settings=executor.json_param("algorithm_settings", {}),
+        early_stopping=executor.param("early_stopping", ""),
+        early_stopping_settings=executor.json_param("early_stopping_settings", {}),
+        max_trial_count=executor.param("max_trial_count", 12),
+        parallel_trial_count=executor.param("parallel_trial_count", 1),
+        max_failed_trial_count=executor.param("max_failed_trial_count", 3),
+        fixed_hyperparameters=fixed,
+        known_hyperparameters=known,
+    )
+
+
+def check_against_trainer(spec: TuneSpec) -> TuneSpec:
+    """The trainer's own rules on every key and on the ends of every range (imports
+    TensorFlow): a learning rate of 0 or an unknown key fails here, before any trial."""
+    from kfpkit.components.train import trainer
+
+    for p in spec.parameters:
+        for value in (p.min, p.max) if p.continuous else p.values:
+            candidate = {**spec.fixed_hyperparameters, p.name: value}
+            try:
+                trainer.parse_hyperparameters(candidate)
+            except ValueError as e:
+                raise ValueError(f"search_space[{p.name!r}] value {value!r}: {e}") from e
+    trainer.parse_hyperparameters(spec.fixed_hyperparameters)
+    return spec
+
+
+def trainer_keys() -> list[str]:
+    from kfpkit.components.train import trainer
+
+    return [f.name for f in fields(trainer.Hyperparameters)]
+
+
+def trial_data(executor: Executor, uris: bool) -> TrialData:
+    """The splits as URIs (Katib: a Job without KFP's mounts reads them itself) or as this
+    step's mounted paths (local)."""
+
+    def where(name: str) -> str:
+        artifact = executor.required_input(name)
+        return artifact.uri if uris else artifact.path
+
+    schema = executor.input("schema")
+    return TrialData(
+        train=where("train_data"),
+        validation=where("validation_data"),
+        schema=(schema.uri if uris else schema.path) if schema is not None else "",
+        label_column=executor.param("label_column", "employed"),
+        feature_columns=executor.string_list_param("feature_columns"),
+        exclude_columns=executor.string_list_param("exclude_columns", ["id"]),
+    )
+
+
+def run_katib(executor: Executor, spec: TuneSpec) -> TuneResult:
+    namespace = kube.check_name(executor.param("namespace", "kubeflow"), "namespace")
+    identity = executor_identity(executor.raw)
+    name = kube.object_name(EXPERIMENT_PREFIX, identity, katib.MAX_EXPERIMENT_NAME)
+    owner = step_key(identity)
+    doc = katib.build_experiment(
+        spec,
+        name=name,
+        namespace=namespace,
+        image=executor.param("trial_image", ""),
+        data=trial_data(executor, uris=True),
+        service_account=executor.param("service_account", ""),
+        owner=owner,
+    )
+    katib.check_experiment(doc)
+    poll = executor.number_param("poll_interval", 30.0)
+    timeout = executor.number_param("timeout", DEFAULT_TIMEOUT)
+    check_wait_settings(poll, timeout)
+    objects = katib.experiments(kube.api_client())
+    return katib.run_experiment(objects, doc, spec, owner, poll, timeout)
+
+
+def run_local(executor: Executor, spec: TuneSpec) -> TuneResult:
+    local.check_local(spec)
+    timeout = executor.number_param("timeout", DEFAULT_TIMEOUT)
+    check_wait_settings(1.0, timeout)
+    seed = int(executor.number_param("seed", 0))
+    with local.WorkerPool(trial_data(executor, uris=False), spec.parallel_trial_count) as pool:
+        result = local.tune(spec, pool, seed=seed, timeout=timeout)
+        result.notes.append(
+            "trial worker start-up (spawn + imports) seconds: "
+            + ", ".join(f"{s:.1f}" for s in pool.startup_seconds)
+        )
+    return result
+
+
+def run(executor: Executor) -> None:
+    backend = executor.param("backend", "local")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
+    spec = spec_from(executor)
+    if not spec.tuning:
+        result = TuneResult(
+            backend=backend,
+            best_hyperparameters=dict(spec.fixed_hyperparameters),
+            notes=["max_trial_count 0: no tuning; the fixed hyperparameters are passed on"],
+        )
+    else:
+        spec = check_against_trainer(spec_from(executor, trainer_keys()))
+        result = run_katib(executor, spec) if backend == "katib" else run_local(executor, spec)
+    executor.set_output_param("best_hyperparameters", result.best_hyperparameters)
+    executor.output("metrics").metadata.update(result.metrics(spec.objective_metric))
+    title = f"Hyperparameter tuning ({spec.algorithm}, {backend})"
+    write_text_artifact(executor.output("report").path, tuning_html(spec, result, title))
+    _log.info("best hyperparameters: %s", result.best_hyperparameters)
+
+
+if __name__ == "__main__":
+    main(run)
