@@ -6,7 +6,9 @@ with ``BASE_IMAGE``. The image is labelled with a hash of everything that goes i
 (Dockerfile, lock file, kfpkit sources, base image id); an image whose label matches is
 not rebuilt. Prints each image's size.
 
-Usage: python images/build.py [FAMILY ...]   (env: BASE_IMAGE, KFPKIT_IMAGE_REGISTRY/TAG)
+Usage: python images/build.py [FAMILY ...]   (env: BASE_IMAGE, KFPKIT_IMAGE_REGISTRY/TAG;
+KFPKIT_BYTE_COMPILE=0 builds the source-only variant that benchmarks/bench_pipeline.py
+compares with)
 """
 
 from __future__ import annotations
@@ -67,8 +69,12 @@ def source_files() -> list[Path]:
     return files
 
 
+def byte_compile() -> str:
+    return "0" if os.environ.get("KFPKIT_BYTE_COMPILE", "1") == "0" else "1"
+
+
 def content_hash(family: str, base_id: str) -> str:
-    h = hashlib.sha256(base_id.encode())
+    h = hashlib.sha256(base_id.encode() + b"\0byte-compile=" + byte_compile().encode())
     fam = ROOT / "images" / family
     extra = [f for f in (fam / SOURCE_BUILDS,) if f.exists()]
     for f in [DOCKERFILE, fam / "requirements.lock", *extra, *source_files()]:
@@ -172,6 +178,8 @@ def build(family: str) -> None:
             f"BASE_IMAGE={base}",
             "--build-arg",
             f"FAMILY={family}",
+            "--build-arg",
+            f"BYTE_COMPILE={byte_compile()}",
             "--build-arg",
             f"KFPKIT_CONTENT_HASH={digest}",
             "-t",

@@ -186,9 +186,8 @@ def anomalies_section(
             ]  # fmt: skip
         )
     if rows:
-        verdict = (
-            f"<p class='bad' id='verdict{css_suffix}'>{len(rows)} anomal{'y' if len(rows) == 1 else 'ies'}</p>"
-        )
+        noun = "anomaly" if len(rows) == 1 else "anomalies"
+        verdict = f"<p class='bad' id='verdict{css_suffix}'>{len(rows)} {noun}</p>"
         body = verdict + table(
             ["Feature", "Anomaly", "Short description", "Description", "Severity"],
             rows,

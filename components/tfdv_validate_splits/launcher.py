@@ -61,7 +61,9 @@ def run(executor: Executor) -> None:
             }
         )
     if "test" not in splits:  # an explicitly empty artifact, never a silent one
-        executor.output(statistics_output("test")).metadata.update({"split": "test", "absent": True})
+        executor.output(statistics_output("test")).metadata.update(
+            {"split": "test", "absent": True}
+        )
 
     overall_train = artifacts.default_slice(stats[BASELINE])
     schema, origin = schema_from(executor, overall_train)
@@ -78,7 +80,9 @@ def run(executor: Executor) -> None:
     write_schema(executor, schema, origin)
     out = executor.output("anomalies")
     for name, anomalies in validated.items():
-        artifacts.write_proto_text(os.path.join(out.path, name), artifacts.ANOMALIES_FILE, anomalies)
+        artifacts.write_proto_text(
+            os.path.join(out.path, name), artifacts.ANOMALIES_FILE, anomalies
+        )
     out.metadata.update(
         {
             "files": {name: f"{name}/{artifacts.ANOMALIES_FILE}" for name in validated},
