@@ -97,8 +97,9 @@ def api_client(kubeconfig: str = "", context: str = "") -> k8s.ApiClient:
         configuration = k8s.Configuration()
         k8s_config.load_incluster_config(client_configuration=configuration)
         return k8s.ApiClient(configuration)
+    # $KUBECONFIG read now: the client library reads it once, when it is imported.
     return k8s_config.new_client_from_config(
-        config_file=kubeconfig or None, context=context or None
+        config_file=kubeconfig or os.environ.get("KUBECONFIG") or None, context=context or None
     )
 
 
@@ -157,6 +158,33 @@ class CustomObjects:
             raise
         _log.info("deleted %s %s/%s", self.kind, namespace, name)
         return True
+
+    def replace(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Replaces an existing object (spec and metadata; status is the controller's).
+
+        ``body`` carries the ``metadata.resourceVersion`` it was read at: a change made by
+        someone else since then is refused (RuntimeError) instead of being overwritten. Other
+        4xx answers are RuntimeError with the server's message.
+        """
+        check_name(namespace, "namespace")
+        name = check_name(body.get("metadata", {}).get("name"), f"{self.kind} name")
+        doc = {**body, "apiVersion": self.api_version, "kind": self.kind}
+        try:
+            replaced = call(
+                lambda: self.api.replace_namespaced_custom_object(
+                    name=name, body=doc, **self._args(namespace)
+                ),
+                f"replace {self.kind} {namespace}/{name}",
+            )
+        except ApiException as e:
+            if e.status in (400, 403, 404, 409, 422):
+                raise RuntimeError(
+                    f"the API server refused to update {self.kind} {namespace}/{name}: "
+                    f"{_reason(e)}"
+                ) from e
+            raise
+        _log.info("updated %s %s/%s", self.kind, namespace, name)
+        return replaced
 
     def create_or_resume(
         self,
