@@ -112,6 +112,10 @@ def training(
         max_regression=max_auc_regression,
     )
     evaluation.set_display_name("evaluate")
+    # The baseline is whatever is published under serving_model_uri now, not an input KFP's
+    # cache key sees: always evaluate again.
+    evaluation.set_caching_options(False)
     with dsl.If(evaluation.outputs["blessed"] == True, name="blessed"):  # noqa: E712
         publish = publish_model(model=trained.outputs["model"], destination=serving_model_uri)
         publish.set_display_name("publish-model")
+        publish.set_caching_options(False)  # a side effect outside the pipeline root

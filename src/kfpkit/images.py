@@ -6,10 +6,15 @@ before ``kfpkit`` is imported:
 
 - ``KFPKIT_IMAGE_REGISTRY`` (default ``ghcr.io/kfpkit``)
 - ``KFPKIT_IMAGE_TAG`` (default: the package version)
+- ``KFPKIT_IMAGE_PINS``: a JSON object family -> full image reference (a content tag or a
+  digest), which wins over the two above for the families it names. ``kfpkit run --cache``
+  pins each family to its content-hash tag, so KFP's cache, keyed by image reference, never
+  serves a result of an older image under the same version tag.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -61,4 +66,26 @@ def image(family: str) -> str:
     known = (*FAMILIES, *GPU_VARIANTS.values())
     if family not in known:
         raise ValueError(f"Unknown image family {family!r}; known: {', '.join(known)}")
-    return f"{registry()}/{family}:{tag()}"
+    pinned = pins().get(family)
+    return pinned or f"{registry()}/{family}:{tag()}"
+
+
+_REFERENCE_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+                           r"(@sha256:[0-9a-f]{64})?\Z")  # fmt: skip
+
+
+def pins() -> dict[str, str]:
+    """``KFPKIT_IMAGE_PINS``, checked: family -> image reference."""
+    text = os.environ.get("KFPKIT_IMAGE_PINS", "")
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"KFPKIT_IMAGE_PINS is not a JSON object: {text!r} ({e})") from e
+    if not isinstance(value, dict):
+        raise ValueError(f"KFPKIT_IMAGE_PINS is not a JSON object: {text!r}")
+    for family, ref in value.items():
+        if not isinstance(ref, str) or not _REFERENCE_RE.match(ref):
+            raise ValueError(f"KFPKIT_IMAGE_PINS: {family!r} -> {ref!r} is not an image reference")
+    return value

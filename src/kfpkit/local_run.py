@@ -7,14 +7,19 @@ root belong to the caller). Outputs are read back from each step's executor outp
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kfpkit import images
 from kfpkit.compile import load_pipeline
+
+CACHE_DIR = ".kfp_cache"  # under the pipeline root: kfp.local's cache entries
 
 
 @dataclass
@@ -80,14 +85,60 @@ def _resolve_task_output_conditions() -> None:
     ConditionEvaluator._resolve_pipeline_channel = staticmethod(resolve)  # type: ignore[assignment]
 
 
+def pin_images_by_content() -> dict[str, str]:
+    """Pins every image family to its content-hash tag (``KFPKIT_IMAGE_PINS``).
+
+    KFP's cache keys a step by its image reference, command and inputs: under a version tag
+    that stays the same while the image changes, a rebuilt image would be answered from the
+    cache of the old one. The content-hash tag (images/build.py) changes with the image.
+    Must run before ``kfpkit.components`` is imported, which resolves the references.
+    """
+    if "kfpkit.components" in sys.modules and "KFPKIT_IMAGE_PINS" not in os.environ:
+        raise RuntimeError(
+            "images must be pinned before kfpkit.components is imported (kfp's cache keys on "
+            "the image reference): use `kfpkit run --cache` or set KFPKIT_IMAGE_PINS"
+        )
+    import docker
+
+    client = docker.from_env()
+    pins = {}
+    for family in images.FAMILIES:
+        ref = images.image(family)
+        try:
+            label = client.images.get(ref).labels.get("org.kfpkit.content-hash", "")
+        except docker.errors.ImageNotFound:
+            label = ""
+        if not label:
+            raise RuntimeError(f"image {ref} is not built with a content label: run `make images`")
+        pins[family] = f"{ref.rsplit(':', 1)[0]}:{label}"
+    os.environ["KFPKIT_IMAGE_PINS"] = json.dumps(pins, sort_keys=True)
+    return pins
+
+
 def run_local(
     pipeline: str,
     arguments: dict[str, Any],
     pipeline_root: Path,
     docker_args: dict[str, Any] | None = None,
+    enable_caching: bool = False,
 ) -> LocalRun:
-    """Runs ``pipeline`` with ``kfp.local.DockerRunner``; raises RuntimeError if a step fails."""
+    """Runs ``pipeline`` with ``kfp.local.DockerRunner``; raises RuntimeError if a step fails.
+
+    With ``enable_caching``, a step whose image, command and inputs equal an earlier run's
+    is answered from kfp.local's cache under ``<pipeline_root>/.kfp_cache`` (kfp >= 2.17);
+    steps with caching turned off in the pipeline (those that read or change state outside
+    their inputs) always run. Pin the images first (:func:`pin_images_by_content`).
+    """
     from kfp import local
+
+    cache_args: dict[str, Any] = {}
+    if enable_caching:
+        if "enable_caching" not in inspect.signature(local.init).parameters:
+            raise RuntimeError("local caching needs kfp >= 2.17 (kfp.local.init(enable_caching))")
+        cache_args = {
+            "enable_caching": True,
+            "cache_root": str(pipeline_root.absolute() / CACHE_DIR),
+        }
 
     pipeline_root = pipeline_root.absolute()
     pipeline_root.mkdir(parents=True, exist_ok=True)
@@ -97,21 +148,28 @@ def run_local(
         **(docker_args or {}),
     }
     local.init(
-        runner=local.DockerRunner(**run_args), pipeline_root=str(pipeline_root), raise_on_error=True
+        runner=local.DockerRunner(**run_args),
+        pipeline_root=str(pipeline_root),
+        raise_on_error=True,
+        **cache_args,
     )
     _resolve_task_output_conditions()
-    before = set(pipeline_root.iterdir())
+    before = set(_run_dirs(pipeline_root))
     start = time.monotonic()
     try:
         load_pipeline(pipeline)(**arguments)
     except Exception as e:  # kfp.local raises RuntimeError naming the failed task
         raise RuntimeError(f"pipeline {pipeline!r} failed: {e}") from e
     seconds = time.monotonic() - start
-    new = sorted(set(pipeline_root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
+    new = sorted(set(_run_dirs(pipeline_root)) - before, key=lambda p: p.stat().st_mtime)
     if not new:
         raise RuntimeError(f"pipeline {pipeline!r} wrote no run folder under {pipeline_root}")
     run_dir = new[-1]
     return LocalRun(pipeline, run_dir, seconds, _read_steps(run_dir))
+
+
+def _run_dirs(pipeline_root: Path) -> list[Path]:
+    return [p for p in pipeline_root.iterdir() if p.is_dir() and not p.name.startswith(".")]
 
 
 def summary(run: LocalRun) -> str:
