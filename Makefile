@@ -9,7 +9,7 @@ BASE_IMAGE ?= $(shell docker image inspect $(LOCAL_BASE) >/dev/null 2>&1 && echo
 export BASE_IMAGE
 KFP_OLDEST := 2.7.0
 
-.PHONY: setup images run test test-fast compile check-compiled compat bench lint clean kube-apiserver
+.PHONY: setup images run test test-fast compile check-compiled compat bench bench-tfx lint clean kube-apiserver
 
 .venv/.synced: pyproject.toml uv.lock
 	uv sync --frozen --quiet
@@ -80,6 +80,12 @@ bench: setup images
 	$(PY) benchmarks/bench_split.py
 	.venvs/tfdv/bin/python benchmarks/bench_tfdv.py
 	.venvs/train/bin/python benchmarks/bench_train.py
+
+# kfpkit beside TFX 1.16's LocalDagRunner, same rows and model (TFX in its own environment,
+# .venvs/tfx-bench, made from benchmarks/tfx/requirements.txt; not part of make bench or CI).
+# make bench-tfx BENCH_TFX_ARGS="--sizes 277677 1000000 --rounds 2"
+bench-tfx: setup images
+	$(PY) benchmarks/bench_vs_tfx.py $(BENCH_TFX_ARGS)
 
 lint: .venv/.synced
 	.venv/bin/ruff check .

@@ -1,0 +1,728 @@
+"""kfpkit's local training pipeline beside TFX 1.16's LocalDagRunner: same rows, same model.
+
+    .venv/bin/python benchmarks/bench_vs_tfx.py [--rounds 2] [--sizes 277677 1000000]
+    make bench-tfx            # the same, after make's set-up and images
+
+Each round runs both sides as separate processes, one after the other (the order alternates
+from round to round), and times each process from spawn to exit:
+
+- TFX: ``benchmarks/tfx/pipeline.py`` in its own environment, ``.venvs/tfx-bench``, made here
+  from ``benchmarks/tfx/requirements.txt`` when missing or older than it (TFX 1.16 pins
+  TF 2.16 and protobuf 4: it cannot share kfpkit's environments; not part of the project's
+  dependencies, CI or ``make test``). CsvExampleGen reads a CSV of exactly the rows kfpkit
+  loads into the emulator, written before any timing. Step times come from ML Metadata.
+- kfpkit: ``kfpkit run training --local --emulator`` (``--rows N`` for an upsampled size),
+  Docker steps under kfp.local. Step times come from kfp.local's timestamped
+  ``Executing task`` / ``Task ... finished`` log lines; test accuracy/AUC from the evaluate
+  step's metrics.
+
+The model on the TFX side is kfpkit's (``components/train/trainer.py``: build_model and the
+Hyperparameters defaults, read from the source here, merged with the pipeline's default
+``hyperparameters``); features, label, split ratios, slice columns and blessing thresholds
+come from the pipeline's defaults. Step names are not hard-coded on the kfpkit side: whatever
+steps ran are reported, grouped by name (``GROUP_PATTERNS``); a pipeline parameter whose name
+contains ``trial`` (a tuning budget) is set to 0.
+
+Prints a markdown table per size and writes ``benchmarks/results_vs_tfx.json``. Work files
+go under ``build/bench-vs-tfx/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+TFX_DIR = REPO / "benchmarks" / "tfx"
+TFX_VENV = REPO / ".venvs" / "tfx-bench"
+TFX_REQUIREMENTS = TFX_DIR / "requirements.txt"
+# No CPython 3.11 wheels: built from their hash-checked sdists.
+TFX_BUILD_FROM_SOURCE = ("pyfarmhash", "google-apitools", "rouge-score")
+WORK = REPO / "build" / "bench-vs-tfx"
+DEFAULT_JSON = REPO / "benchmarks" / "results_vs_tfx.json"
+TRAINER_SOURCE = REPO / "components" / "train" / "trainer.py"
+PIPELINE = "training"
+GROUPS = ("split", "validation", "training", "evaluation")
+GROUP_TITLES = {
+    "split": "split / CsvExampleGen",
+    "validation": "statistics, schema, validation",
+    "training": "training",
+    "evaluation": "evaluation + push",
+}
+TFX_GROUPS = {
+    "CsvExampleGen": "split",
+    "StatisticsGen": "validation",
+    "SchemaGen": "validation",
+    "ExampleValidator": "validation",
+    "Trainer": "training",
+    "latest_blessed_model_resolver": "evaluation",
+    "Evaluator": "evaluation",
+    "Pusher": "evaluation",
+}
+# kfpkit task names -> group, first match wins ("other" when none does): validation first,
+# since a data-validation step may name the splits it checks (tfdv-validate-splits).
+GROUP_PATTERNS = (
+    ("validation", re.compile(r"tfdv|statistic|schema|validat|anomal|drift")),
+    ("split", re.compile(r"split")),
+    ("evaluation", re.compile(r"evaluat|publish|push|deploy|serv")),
+    ("training", re.compile(r"train|tun|katib|trial")),
+)
+TFX_SPLIT_NAMES = {"train": "train", "validation": "eval", "test": "test"}
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_KFP_LINE = re.compile(
+    r"^(?P<time>\d\d:\d\d:\d\d\.\d{3}) - \w+ - "
+    r"(?:Executing task '(?P<start>[^']+)'"
+    r"|Task '(?P<end>[^']+)' finished with status (?P<status>\w+)"
+    r"|Skipping (?:conditional )?task '?(?P<skip>[\w.-]+)'?)"
+)
+_RUN_DIR = re.compile(r"Pipeline '.*' succeeded in [\d.]+s; outputs under (?P<dir>\S+)")
+
+
+# ----------------------------------------------------------------------------- set-up
+
+
+def ensure_tfx_env() -> Path:
+    """The TFX environment, (re)made when missing or older than the requirements file."""
+    python = TFX_VENV / "bin" / "python"
+    stamp = TFX_VENV / ".synced"
+    if (
+        python.exists()
+        and stamp.exists()
+        and stamp.stat().st_mtime >= TFX_REQUIREMENTS.stat().st_mtime
+    ):
+        return python
+    uv = shutil.which("uv")
+    if uv is None:
+        raise SystemExit("uv is needed to make the TFX environment (https://docs.astral.sh/uv/)")
+    print(f"[bench] making {TFX_VENV} from {TFX_REQUIREMENTS.relative_to(REPO)}", flush=True)
+    start = time.monotonic()
+    subprocess.run([uv, "venv", "-q", "--allow-existing", "-p", "3.11", str(TFX_VENV)], check=True)
+    no_binary = [arg for name in TFX_BUILD_FROM_SOURCE for arg in ("--no-binary", name)]
+    subprocess.run(
+        [
+            uv,
+            "pip",
+            "sync",
+            "-q",
+            "--require-hashes",
+            "--only-binary",
+            ":all:",
+            *no_binary,
+            str(TFX_REQUIREMENTS),
+        ],
+        check=True,
+        env={**os.environ, "VIRTUAL_ENV": str(TFX_VENV)},
+    )
+    stamp.touch()
+    print(f"[bench] TFX environment ready in {time.monotonic() - start:.0f} s", flush=True)
+    return python
+
+
+def _literal(node: ast.AST) -> Any:
+    value = ast.literal_eval(node)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def kfpkit_trainer_defaults() -> tuple[dict[str, Any], list[str]]:
+    """(Hyperparameters defaults, DEFAULT_EXCLUDE_COLUMNS) read from the trainer's source.
+
+    Read, not imported: the trainer imports TensorFlow, which kfpkit's SDK environment lacks.
+    """
+    tree = ast.parse(TRAINER_SOURCE.read_text())
+    hp: dict[str, Any] = {}
+    exclude: list[str] | None = None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Hyperparameters":
+            for item in node.body:
+                if (
+                    isinstance(item, ast.AnnAssign)
+                    and isinstance(item.target, ast.Name)
+                    and item.value
+                ):
+                    hp[item.target.id] = _literal(item.value)
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "DEFAULT_EXCLUDE_COLUMNS" for t in node.targets
+        ):
+            exclude = _literal(node.value)
+    if not hp or exclude is None:
+        raise SystemExit(f"{TRAINER_SOURCE}: no Hyperparameters defaults / DEFAULT_EXCLUDE_COLUMNS")
+    return hp, exclude
+
+
+def pipeline_defaults() -> dict[str, Any]:
+    """The training pipeline's inputs and their defaults (None: required)."""
+    from kfpkit.compile import load_pipeline
+
+    pipeline = load_pipeline(PIPELINE)
+    return {name: spec.default for name, spec in pipeline.component_spec.inputs.items()}
+
+
+def trial_parameters(inputs: dict[str, Any]) -> list[str]:
+    """Pipeline parameters that look like a tuning trial budget (set to 0: no tuning)."""
+    return sorted(name for name in inputs if "trial" in name.lower())
+
+
+def tfx_hash_buckets(split_ratios: dict[str, float]) -> dict[str, int]:
+    """kfpkit's split ratios as TFX hash buckets (train/eval/test 8:1:1 for 0.8/0.1/0.1)."""
+    missing = set(TFX_SPLIT_NAMES) - set(split_ratios)
+    if missing:
+        raise SystemExit(f"the pipeline's split_ratios {split_ratios} lack {sorted(missing)}")
+    hundredths = {TFX_SPLIT_NAMES[k]: round(split_ratios[k] * 100) for k in TFX_SPLIT_NAMES}
+    divisor = math.gcd(*hundredths.values())
+    return {k: v // divisor for k, v in hundredths.items()}
+
+
+def source_parquet(rows: int) -> Path:
+    """The Parquet file kfpkit's CLI loads into the emulator for this size."""
+    from kfpkit import demo_data
+
+    return (
+        REPO
+        / (demo_data.demo_parquet() if rows == demo_data.ROWS else demo_data.scaled_parquet(rows))
+    ).resolve()
+
+
+def write_csv(parquet: Path, rows: int) -> Path:
+    """CsvExampleGen's input folder for one size (written once, before any timing)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    folder = WORK / "data" / str(rows)
+    csv = folder / "data.csv"
+    if csv.exists() and csv.stat().st_mtime >= parquet.stat().st_mtime:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pq.read_table(parquet)
+    if table.num_rows != rows:
+        raise SystemExit(f"{parquet} has {table.num_rows} rows, expected {rows}")
+    tmp = folder / "data.csv.tmp"
+    # TFX's CSV reader takes the header line literally: no quotes (no value needs them).
+    with open(tmp, "wb") as f:
+        f.write((",".join(table.column_names) + "\n").encode())
+        pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    tmp.replace(csv)
+    return folder
+
+
+def categorical_columns(parquet: Path) -> list[str]:
+    """String columns: what kfpkit's schema (TFDV BYTES) makes categorical."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(parquet)
+    return [
+        f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    ]
+
+
+def machine() -> dict[str, Any]:
+    """Date, CPUs, memory, kernel and the emulator's versions: bench_split's record."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_split import machine as split_bench_machine
+
+    return split_bench_machine()
+
+
+# ----------------------------------------------------------------------------- the two sides
+
+
+def _run_logged(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Runs a command with its output in ``log``; spawn/exit epoch times and the exit code."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    with open(log, "wb") as out:
+        spawn = time.time()
+        start = time.monotonic()
+        code = subprocess.run(
+            cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env
+        ).returncode
+        wall = time.monotonic() - start
+    return {
+        "spawn": spawn,
+        "exit": spawn + wall,
+        "wall_s": round(wall, 2),
+        "returncode": code,
+        "log": str(log.relative_to(REPO)),
+        "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+def _tail(log: Path, lines: int = 25, width: int = 300) -> str:
+    return "\n".join(line[:width] for line in log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def run_tfx(python: Path, config: dict[str, Any], rows: int, rnd: int) -> dict[str, Any]:
+    root = WORK / "tfx" / f"{rows}-r{rnd}"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    config = {**config, "root": str(root)}
+    (root / "config.json").write_text(json.dumps(config, indent=1))
+    times_file, result_file = root / "times.json", root / "result.json"
+    base = [str(python), str(TFX_DIR / "pipeline.py"), "--config", str(root / "config.json")]
+    proc = _run_logged([*base, "--out", str(times_file)], root / "log.txt")
+    if proc["returncode"] != 0 or not times_file.exists():
+        return {
+            **proc,
+            "error": f"TFX run failed (exit {proc['returncode']}); log tail:\n"
+            + _tail(root / "log.txt"),
+        }
+    collected = subprocess.run(
+        [*base, "--out", str(result_file), "--collect"], capture_output=True, text=True
+    )
+    if collected.returncode != 0:
+        return {**proc, "error": "reading the TFX results failed:\n" + collected.stderr[-3000:]}
+    res = {**json.loads(times_file.read_text()), **json.loads(result_file.read_text())}
+    steps = [
+        {
+            "name": s["node"],
+            "group": TFX_GROUPS.get(s["node"], "other"),
+            "state": s["state"],
+            "start": s["start"],
+            "end": s["end"],
+            "seconds": round(s["end"] - s["start"], 2),
+        }
+        for s in res["steps"]
+    ]
+    overall = res.get("metrics", {}).get("overall", {})
+    training = res.get("training", {})
+    return {
+        **proc,
+        "steps": steps,
+        "imports_s": round(res["imports_done"] - proc["spawn"], 2),
+        "test_accuracy": overall.get("binary_accuracy"),
+        "test_auc": overall.get("auc"),
+        "test_rows": int(overall["example_count"]) if "example_count" in overall else None,
+        "split_rows": res.get("split_rows"),
+        "epochs_run": training.get("epochs_run"),
+        "best_epoch": training.get("best_epoch"),
+        "model_parameters": training.get("parameters"),
+        "training": training,
+        "blessed": res.get("blessed"),
+        "pushed": res.get("pushed"),
+        "slices": res.get("metrics", {}).get("slices"),
+        "versions": res.get("versions"),
+    }
+
+
+def _epoch_of(clock: str, spawn: float) -> float:
+    """kfp.local's local-time HH:MM:SS.mmm as epoch seconds (the day of the spawn, or later)."""
+    day = datetime.fromtimestamp(spawn).date()
+    t = datetime.combine(day, datetime.strptime(clock, "%H:%M:%S.%f").time()).timestamp()
+    while t < spawn - 5:  # past midnight
+        t = (datetime.fromtimestamp(t) + timedelta(days=1)).timestamp()
+    return t
+
+
+def parse_kfp_log(text: str, spawn: float) -> tuple[list[dict[str, Any]], list[str], Path | None]:
+    """(steps in start order, skipped tasks, run folder) from a ``kfpkit run`` log."""
+    started: dict[str, float] = {}
+    steps: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    run_dir = None
+    for raw in text.splitlines():
+        line = _ANSI.sub("", raw).rstrip()
+        m = _KFP_LINE.match(line)
+        if m:
+            t = _epoch_of(m["time"], spawn)
+            if m["start"]:
+                started[m["start"]] = t
+            elif m["end"] and m["end"] in started:
+                begin = started.pop(m["end"])
+                steps.append(
+                    {
+                        "name": m["end"],
+                        "state": m["status"],
+                        "start": begin,
+                        "end": t,
+                        "seconds": round(t - begin, 2),
+                    }
+                )
+            elif m["skip"]:
+                skipped.append(m["skip"])
+            continue
+        d = _RUN_DIR.search(line)
+        if d:
+            run_dir = Path(d["dir"])
+    return sorted(steps, key=lambda s: s["start"]), skipped, run_dir
+
+
+def kfpkit_group(task: str) -> str:
+    for group, pattern in GROUP_PATTERNS:
+        if pattern.search(task):
+            return group
+    return "other"
+
+
+def _step_metrics(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Task folder -> metadata of its Metrics artifacts (from executor_output.json)."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(run_dir.glob("*/executor_output.json")):
+        doc = json.loads(path.read_text())
+        merged: dict[str, Any] = {}
+        for entry in doc.get("artifacts", {}).values():
+            for art in entry.get("artifacts", []):
+                merged.update(art.get("metadata", {}))
+        merged.update({f"param:{k}": v for k, v in doc.get("parameterValues", {}).items()})
+        out[path.parent.name] = merged
+    return out
+
+
+def run_kfpkit(rows: int, rnd: int, params: dict[str, Any], demo_rows: int) -> dict[str, Any]:
+    root = WORK / "kfpkit" / f"{rows}-r{rnd}"
+    shutil.rmtree(root, ignore_errors=True)
+    cmd = [
+        str(REPO / ".venv" / "bin" / "kfpkit"),
+        "run",
+        PIPELINE,
+        "--local",
+        "--emulator",
+        "--pipeline-root",
+        str(root),
+    ]
+    if rows != demo_rows:
+        cmd += ["--rows", str(rows)]
+    for name, value in params.items():
+        cmd += ["--param", f"{name}={json.dumps(value)}"]
+    log = WORK / "kfpkit" / f"{rows}-r{rnd}.log"  # beside the root: the run must make the root
+    proc = _run_logged(cmd, log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc["command"] = " ".join(["kfpkit", *cmd[1:]])
+    text = log.read_text(errors="replace")
+    steps, skipped, run_dir = parse_kfp_log(text, proc["spawn"])
+    for s in steps:
+        s["group"] = kfpkit_group(s["name"])
+    if proc["returncode"] != 0 or run_dir is None:
+        return {
+            **proc,
+            "steps": steps,
+            "error": f"kfpkit run failed (exit {proc['returncode']}); log tail:\n{_tail(log)}",
+        }
+    metrics = _step_metrics(run_dir)
+    evaluation = next(
+        (m for name, m in metrics.items() if name.startswith("evaluat") and "auc" in m),
+        next((m for m in metrics.values() if "auc" in m and "accuracy" in m), {}),
+    )
+    trained = next((m for m in metrics.values() if "epochs_run" in m), {})
+    split = next((m for m in metrics.values() if "rows_train" in m), {})
+    return {
+        **proc,
+        "steps": steps,
+        "skipped": skipped,
+        "run_dir": str(run_dir),
+        "test_accuracy": evaluation.get("accuracy"),
+        "test_auc": evaluation.get("auc"),
+        "test_rows": evaluation.get("count"),
+        "blessed": evaluation.get("param:blessed"),
+        "split_rows": {
+            k.removeprefix("rows_"): v for k, v in split.items() if k.startswith("rows_")
+        },
+        "epochs_run": trained.get("epochs_run"),
+        "best_epoch": trained.get("best_epoch"),
+        "validation_accuracy": trained.get("validation_accuracy"),
+        "validation_auc": trained.get("validation_auc"),
+        # what the train step actually used (its model artifact's metadata)
+        "hyperparameters": trained.get("hyperparameters"),
+        "features": trained.get("features"),
+    }
+
+
+def model_differences(setup: dict[str, Any], tfx: dict[str, Any], kfp: dict[str, Any]) -> list[str]:
+    """Where the two sides' models differ (hyperparameters, features); empty when the same."""
+    out = []
+    used = kfp.get("hyperparameters")
+    if used is not None:
+        for key in sorted(set(used) | set(setup["hyperparameters"])):
+            if used.get(key) != setup["hyperparameters"].get(key):
+                out.append(
+                    f"{key}: kfpkit {used.get(key)!r}, TFX {setup['hyperparameters'].get(key)!r}"
+                )
+    kfp_features = kfp.get("features")
+    tfx_features = (tfx.get("training") or {}).get("features")
+    if kfp_features is not None and tfx_features is not None:
+        mine = {name: kind for name, kind, _ in tfx_features}
+        if mine != kfp_features:
+            out.append(f"features: kfpkit {kfp_features}, TFX {mine}")
+    return out
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def phases(run: dict[str, Any]) -> dict[str, Any]:
+    """Seconds per group and phase of one run (None where the run failed)."""
+    steps = run.get("steps") or []
+    if "error" in run or not steps:
+        return {}
+    out: dict[str, Any] = {"whole": run["wall_s"]}
+    for group in (*GROUPS, "other"):
+        members = [s for s in steps if s["group"] == group]
+        out[group] = round(sum(s["seconds"] for s in members), 2) if members else None
+    first, last = min(s["start"] for s in steps), max(s["end"] for s in steps)
+    splits = [s for s in steps if s["group"] == "split"]
+    out["before_first_step"] = round(first - run["spawn"], 2)
+    out["after_last_step"] = round(run["exit"] - last, 2)
+    out["after_split"] = round(last - max(s["end"] for s in splits), 2) if splits else None
+    out["between_steps"] = round((last - first) - sum(s["seconds"] for s in steps), 2)
+    return out
+
+
+def _fmt(values: list[Any], unit: str = " s", digits: int = 1) -> str:
+    shown = ["n/a" if v is None else f"{v:.{digits}f}{unit}" for v in values]
+    return ", ".join(shown) if shown else "n/a"
+
+
+def _ratio(k: dict[str, Any], t: dict[str, Any], key: str) -> float | None:
+    if k.get(key) is None or not t.get(key):
+        return None
+    return round(k[key] / t[key], 3)
+
+
+def markdown(rows: int, rounds: list[dict[str, Any]]) -> str:
+    tfx = [phases(r["tfx"]) for r in rounds]
+    kfp = [phases(r["kfpkit"]) for r in rounds]
+
+    def cells(ph: list[dict[str, Any]], key: str) -> str:
+        return _fmt([p.get(key) for p in ph])
+
+    def names(side: str, group: str) -> str:
+        seen = []
+        for r in rounds:
+            for s in r[side].get("steps") or []:
+                if s["group"] == group and s["name"] not in seen:
+                    seen.append(s["name"])
+        return ", ".join(seen) or "none"
+
+    def epochs(side: str) -> str:
+        runs = [r[side].get("epochs_run") for r in rounds]
+        if all(n is None for n in runs):
+            return ""
+        return " (" + ", ".join("?" if n is None else str(n) for n in runs) + " epochs)"
+
+    def quality(side: str) -> str:
+        out = []
+        for r in rounds:
+            acc, auc = r[side].get("test_accuracy"), r[side].get("test_auc")
+            out.append("n/a" if acc is None or auc is None else f"{acc:.4f} / {auc:.4f}")
+        return ", ".join(out)
+
+    lines = [
+        f"#### {rows:,} rows, {len(rounds)} round(s)",
+        "",
+        "| | TFX 1.16 LocalDagRunner | `kfpkit run training --local --emulator` |",
+        "|---|---|---|",
+        f"| whole process, wall | {cells(tfx, 'whole')} | {cells(kfp, 'whole')} |",
+    ]
+    for group in GROUPS:
+        label = GROUP_TITLES[group]
+        extra_t = extra_k = ""
+        if group == "training":
+            extra_t, extra_k = epochs("tfx"), epochs("kfpkit")
+        lines.append(f"| {label} | {cells(tfx, group)}{extra_t} | {cells(kfp, group)}{extra_k} |")
+    if any(p.get("other") is not None for p in kfp + tfx):
+        lines.append(f"| other steps | {cells(tfx, 'other')} | {cells(kfp, 'other')} |")
+    imports = _fmt([r["tfx"].get("imports_s") for r in rounds])
+    lines += [
+        f"| before the first step | {cells(tfx, 'before_first_step')} (imports {imports}) "
+        f"| {cells(kfp, 'before_first_step')} (CLI start, emulator start, data load) |",
+    ]
+    for key, title in (
+        ("between_steps", "between steps (orchestration)"),
+        ("after_last_step", "after the last step"),
+        ("after_split", "after the split, wall"),
+    ):
+        lines.append(f"| {title} | {cells(tfx, key)} | {cells(kfp, key)} |")
+    lines.append(f"| test accuracy / AUC | {quality('tfx')} | {quality('kfpkit')} |")
+    ratio_whole = [_ratio(k, t, "whole") for k, t in zip(kfp, tfx, strict=True)]
+    ratio_after = [_ratio(k, t, "after_split") for k, t in zip(kfp, tfx, strict=True)]
+    lines += [
+        f"| **ratio kfpkit / TFX**, whole | | {_fmt(ratio_whole, '', 2)} |",
+        f"| **ratio kfpkit / TFX**, after the split | | {_fmt(ratio_after, '', 2)} |",
+        "",
+        "Groups (step times summed; each kfpkit step includes its container's start):",
+    ]
+    for group in (*GROUPS, "other"):
+        t, k = names("tfx", group), names("kfpkit", group)
+        if group == "other" and t == k == "none":
+            continue
+        lines.append(f"- {GROUP_TITLES.get(group, group)}: TFX {t}; kfpkit {k}")
+    loads = {
+        side: ", ".join(
+            "/".join(f"{v:.1f}" for v in r[side].get("loadavg_1m_before_after") or []) or "n/a"
+            for r in rounds
+        )
+        for side in ("tfx", "kfpkit")
+    }
+    lines.append(
+        f"- load average (1 min) before/after each run: TFX {loads['tfx']}; "
+        f"kfpkit {loads['kfpkit']}"
+    )
+    skipped = sorted({s for r in rounds for s in r["kfpkit"].get("skipped") or []})
+    if skipped:
+        lines.append(f"- kfpkit steps skipped: {', '.join(skipped)}")
+    for r in rounds:
+        for difference in r.get("model_differences") or []:
+            lines.append(f"- round {r['round']}: MODELS DIFFER: {difference}")
+        for side in ("tfx", "kfpkit"):
+            if "error" in r[side]:
+                lines.append(
+                    f"- round {r['round']} {side} FAILED: {r[side]['error'].splitlines()[0]}"
+                    f" (log: {r[side]['log']})"
+                )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per size (default 2)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="rows per run (default: the 277,677 demo rows; add 1000000 for the seeded upsample)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("both", "tfx", "kfpkit"),
+        default="both",
+        help="run one side only (to check it)",
+    )
+    parser.add_argument(
+        "--tfx-beam-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra Beam pipeline argument for TFX, e.g. "
+        "--direct_running_mode=multi_processing (default: none)",
+    )
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+
+    os.chdir(REPO)  # kfpkit's demo data cache and CLI paths are relative to the repository
+    from kfpkit import demo_data
+
+    sizes = args.sizes or [demo_data.ROWS]
+    if any(n <= 0 for n in sizes):
+        parser.error("--sizes must be positive")
+    python = ensure_tfx_env() if args.only != "kfpkit" else None
+
+    inputs = pipeline_defaults()
+    hp, exclude = kfpkit_trainer_defaults()
+    hp = {**hp, **(inputs.get("hyperparameters") or {})}
+    trials = trial_parameters(inputs)
+    kfpkit_params = {name: 0 for name in trials}
+    key_columns = inputs.get("key_columns") or ["id"]
+    if len(key_columns) != 1:
+        raise SystemExit(f"TFX hash-splits on one feature; the pipeline splits on {key_columns}")
+    setup: dict[str, Any] = {
+        "label": inputs.get("label_column") or "employed",
+        "key_column": key_columns[0],
+        "splits": tfx_hash_buckets(inputs.get("split_ratios") or {}),
+        "exclude_columns": exclude,
+        "hyperparameters": hp,
+        "slice_columns": inputs.get("slice_columns") or [],
+        "min_auc": inputs.get("min_auc", 0.8),
+        "max_auc_regression": inputs.get("max_auc_regression", 0.005),
+        "beam_pipeline_args": args.tfx_beam_arg,
+    }
+    print(
+        f"[bench] model: {json.dumps(hp)}; kfpkit parameters: {kfpkit_params or 'defaults'}",
+        flush=True,
+    )
+
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "command": "benchmarks/bench_vs_tfx.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "setup": {
+            **setup,
+            "kfpkit_parameters": kfpkit_params,
+            "trial_parameters_found": trials,
+            "tfx_groups": TFX_GROUPS,
+            "kfpkit_group_patterns": [[g, p.pattern] for g, p in GROUP_PATTERNS],
+            "notes": [
+                "whole = process spawn to exit, measured by this driver",
+                "TFX step = ML Metadata execution create -> last update; kfpkit step = kfp.local "
+                "'Executing task' -> 'finished' log timestamps (includes container start)",
+                "after the split = end of the split step to the end of the last step (wall)",
+                "data: the Parquet kfpkit's CLI loads; TFX reads it as CSV written before timing",
+            ],
+        },
+        "sizes": {},
+    }
+    failed = False
+    for rows in sizes:
+        parquet = source_parquet(rows)
+        config = {
+            **setup,
+            "data_dir": str(write_csv(parquet, rows)),
+            "categorical_features": categorical_columns(parquet),
+        }
+        rounds = []
+        for rnd in range(1, args.rounds + 1):
+            order = ("tfx", "kfpkit") if rnd % 2 else ("kfpkit", "tfx")
+            entry: dict[str, Any] = {"round": rnd, "order": list(order)}
+            for side in order:
+                if args.only not in ("both", side):
+                    entry[side] = {"error": "not run (--only)", "log": "-", "steps": []}
+                    continue
+                print(f"[bench] {rows} rows, round {rnd}: {side} ...", flush=True)
+                if side == "tfx":
+                    assert python is not None
+                    entry[side] = run_tfx(python, config, rows, rnd)
+                else:
+                    entry[side] = run_kfpkit(rows, rnd, kfpkit_params, demo_data.ROWS)
+                run = entry[side]
+                if "error" in run:
+                    failed = True
+                    print(f"[bench]   {run['error']}", flush=True)
+                else:
+                    steps = ", ".join(f"{s['name']} {s['seconds']:.1f}" for s in run["steps"])
+                    print(
+                        f"[bench]   {run['wall_s']:.1f} s; accuracy {run['test_accuracy']}, "
+                        f"AUC {run['test_auc']}; steps: {steps}",
+                        flush=True,
+                    )
+            for side in ("tfx", "kfpkit"):
+                entry.setdefault(side, {"error": "not run", "log": "-", "steps": []})
+                entry[f"{side}_phases"] = phases(entry[side])
+            entry["model_differences"] = model_differences(setup, entry["tfx"], entry["kfpkit"])
+            for line in entry["model_differences"]:
+                print(f"[bench]   MODELS DIFFER: {line}", flush=True)
+            rounds.append(entry)
+        table = markdown(rows, rounds)
+        report["sizes"][str(rows)] = {
+            "parquet": str(parquet.relative_to(REPO)),
+            "rounds": rounds,
+            "table": table,
+        }
+        print("\n" + table + "\n", flush=True)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1) + "\n")  # after every size
+    m = report["machine"]
+    print(
+        f"{m['date_utc']}, {m['cpus']} CPUs ({m['cpu_model']}), {m['mem_gib']} GiB, kernel "
+        f"{m['kernel']}; wrote {args.json}",
+        flush=True,
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
