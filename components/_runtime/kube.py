@@ -108,6 +108,10 @@ def _reason(error: ApiException) -> str:
     return f"{error.status} {error.reason}: {body[:500]}"
 
 
+class Conflict(RuntimeError):
+    """The object changed since it was read (409 on update): read it again and retry."""
+
+
 class CustomObjects:
     """Namespaced custom objects of one kind (``group/version``, ``plural``)."""
 
@@ -163,8 +167,9 @@ class CustomObjects:
         """Replaces an existing object (spec and metadata; status is the controller's).
 
         ``body`` carries the ``metadata.resourceVersion`` it was read at: a change made by
-        someone else since then is refused (RuntimeError) instead of being overwritten. Other
-        4xx answers are RuntimeError with the server's message.
+        someone else since then (a controller writing status, too) is refused with
+        :class:`Conflict` instead of being overwritten. Other 4xx answers are RuntimeError
+        with the server's message.
         """
         check_name(namespace, "namespace")
         name = check_name(body.get("metadata", {}).get("name"), f"{self.kind} name")
@@ -177,10 +182,11 @@ class CustomObjects:
                 f"replace {self.kind} {namespace}/{name}",
             )
         except ApiException as e:
-            if e.status in (400, 403, 404, 409, 422):
+            if e.status == 409:
+                raise Conflict(f"{self.kind} {namespace}/{name} changed since it was read") from e
+            if e.status in (400, 403, 404, 422):
                 raise RuntimeError(
-                    f"the API server refused to update {self.kind} {namespace}/{name}: "
-                    f"{_reason(e)}"
+                    f"the API server refused to update {self.kind} {namespace}/{name}: {_reason(e)}"
                 ) from e
             raise
         _log.info("updated %s %s/%s", self.kind, namespace, name)
