@@ -298,7 +298,7 @@ def test_replace_with_a_stale_read_is_a_conflict_not_an_overwrite(pusher):
     _deploy_first(pusher, name)
     stale = pusher.services.get(NS, name)
     pusher.services.api.patch_namespaced_custom_object_status(
-        isvc.GROUP, isvc.VERSION, NS, isvc.PLURAL, name, {"status": {"observedGeneration": 1}}
+        isvc.GROUP, isvc.VERSION, NS, isvc.PLURAL, name, {"status": {"url": "http://moved"}}
     )  # the controller writes in between
     stale["spec"]["predictor"]["minReplicas"] = 2
     with pytest.raises(kube.Conflict):
