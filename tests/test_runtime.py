@@ -154,3 +154,17 @@ def test_retry_gives_up_after_attempts():
     with pytest.raises(ConnectionError):
         retry(down, lambda e: True, attempts=4, sleep=lambda s: None)
     assert len(calls) == 4
+
+
+def test_outputs_described_by_metadata_alone_still_get_a_path(tmp_path):
+    """kfp.local's cache treats a missing output path as a deleted result: every output
+    artifact exists after a successful step (Metrics as its JSON, others as a folder)."""
+    doc = executor_input(tmp_path, outputs=("data", "metrics"))
+    doc["outputs"]["artifacts"]["metrics"]["artifacts"][0]["type"]["schemaTitle"] = "system.Metrics"
+
+    def run(e: ex.Executor) -> None:
+        e.output("metrics").metadata["auc"] = 0.9
+
+    assert ex.launch(run, ["--executor_input", json.dumps(doc)]) == 0
+    assert json.loads((tmp_path / "metrics").read_text()) == {"auc": 0.9}
+    assert (tmp_path / "data").is_dir() and not any((tmp_path / "data").iterdir())

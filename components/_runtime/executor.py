@@ -183,7 +183,19 @@ class Executor:
                 os.remove(path)
 
     def write_outputs(self) -> None:
-        """Writes the executor output JSON (and output parameter files), last and atomically."""
+        """Writes the executor output JSON (and output parameter files), last and atomically.
+
+        An output artifact the step described by metadata alone (Metrics, an empty split) is
+        given a file all the same: a Metrics artifact its metrics as JSON, any other an empty
+        folder. KFP's local cache takes a missing output path for a deleted result and
+        would never answer from the cache; a cluster uploads what is there.
+        """
+        for art in self.output_artifacts.values():
+            if not os.path.lexists(art.path):
+                if art.schema_title == "system.Metrics":
+                    _atomic_write(art.path, json.dumps(art.metadata, sort_keys=True))
+                else:
+                    os.makedirs(art.path, exist_ok=True)
         for name, value in self._output_params.items():
             if name in self._output_param_files:
                 text = value if isinstance(value, str) else json.dumps(value)
