@@ -48,12 +48,23 @@ def api(kube_server, tmp_path_factory):
 
 def step_input(tmp_path: Path, run: str, **params) -> dict:
     base = f"gs://kfpkit-test/{run}"
-    values = {"backend": "katib", "namespace": NS, "search_space": SPACE, "max_trial_count": 4,
-              "parallel_trial_count": 2, "algorithm": "tpe", "poll_interval": 0.2,
-              "timeout": 60, "fixed_hyperparameters": {"epochs": 3},
-              "trial_image": "ghcr.io/kfpkit/train:test", **params}  # fmt: skip
-    inputs = {"train_data": ("system.Dataset", f"{base}/train"),
-              "validation_data": ("system.Dataset", f"{base}/validation")}  # fmt: skip
+    values = {
+        "backend": "katib",
+        "namespace": NS,
+        "search_space": SPACE,
+        "max_trial_count": 4,
+        "parallel_trial_count": 2,
+        "algorithm": "tpe",
+        "poll_interval": 0.2,
+        "timeout": 60,
+        "fixed_hyperparameters": {"epochs": 3},
+        "trial_image": "ghcr.io/kfpkit/train:test",
+        **params,
+    }
+    inputs = {
+        "train_data": ("system.Dataset", f"{base}/train"),
+        "validation_data": ("system.Dataset", f"{base}/validation"),
+    }
     return executor_input(tmp_path / run, values, OUTPUTS, inputs, ["best_hyperparameters"])
 
 
@@ -64,7 +75,8 @@ def experiment_name(raw: dict) -> str:
 
 def experiments(api) -> list[dict]:
     return katib.experiments(api).api.list_namespaced_custom_object(
-        katib.GROUP, katib.VERSION, NS, katib.PLURAL)["items"]  # fmt: skip
+        katib.GROUP, katib.VERSION, NS, katib.PLURAL
+    )["items"]
 
 
 class Controller(threading.Thread):
@@ -80,7 +92,8 @@ class Controller(threading.Thread):
 
     def status(self, plural: str, name: str, status: dict) -> None:
         self.objects.api.patch_namespaced_custom_object_status(
-            katib.GROUP, katib.VERSION, NS, plural, name, {"status": status})  # fmt: skip
+            katib.GROUP, katib.VERSION, NS, plural, name, {"status": status}
+        )
 
     def run(self) -> None:
         try:
@@ -94,45 +107,94 @@ class Controller(threading.Thread):
             assert time.monotonic() < deadline, "the Experiment never appeared"
             time.sleep(0.1)
         self.seen = exp
-        self.status(katib.PLURAL, self.name, {"conditions": [
-            {"type": "Created", "status": "True"}, {"type": "Running", "status": "True"}]})
+        self.status(
+            katib.PLURAL,
+            self.name,
+            {
+                "conditions": [
+                    {"type": "Created", "status": "True"},
+                    {"type": "Running", "status": "True"},
+                ]
+            },
+        )
         time.sleep(self.delay)
         if self.outcome == "Running":
             return
-        trials = [("0.001", "64,32", 0.71, "Succeeded"), ("0.02", "128", 0.83, "Succeeded"),
-                  ("0.0002", "128", 0.55, "EarlyStopped"), ("0.09", "64,32", None, "Failed")]
+        trials = [
+            ("0.001", "64,32", 0.71, "Succeeded"),
+            ("0.02", "128", 0.83, "Succeeded"),
+            ("0.0002", "128", 0.55, "EarlyStopped"),
+            ("0.09", "64,32", None, "Failed"),
+        ]
         for i, (lr, units, auc, state) in enumerate(trials):
             trial_name = f"{self.name}-t{i}"
             self.objects.api.create_namespaced_custom_object(
-                katib.GROUP, katib.VERSION, NS, katib.TRIAL_PLURAL,
-                {"apiVersion": "kubeflow.org/v1beta1", "kind": "Trial",
-                 "metadata": {"name": trial_name,
-                              "labels": {katib.EXPERIMENT_LABEL: self.name}},
-                 "spec": {"parameterAssignments": [
-                     {"name": "learning_rate", "value": lr},
-                     {"name": "hidden_units", "value": units}]}})
+                katib.GROUP,
+                katib.VERSION,
+                NS,
+                katib.TRIAL_PLURAL,
+                {
+                    "apiVersion": "kubeflow.org/v1beta1",
+                    "kind": "Trial",
+                    "metadata": {"name": trial_name, "labels": {katib.EXPERIMENT_LABEL: self.name}},
+                    "spec": {
+                        "parameterAssignments": [
+                            {"name": "learning_rate", "value": lr},
+                            {"name": "hidden_units", "value": units},
+                        ]
+                    },
+                },
+            )
             status = {"conditions": [{"type": state, "status": "True"}]}
             if auc is not None:
-                status["observation"] = {"metrics": [
-                    {"name": "validation-auc", "latest": str(auc), "max": str(auc),
-                     "min": str(auc)}]}
+                status["observation"] = {
+                    "metrics": [
+                        {
+                            "name": "validation-auc",
+                            "latest": str(auc),
+                            "max": str(auc),
+                            "min": str(auc),
+                        }
+                    ]
+                }
             self.status(katib.TRIAL_PLURAL, trial_name, status)
         if self.outcome == "Failed":
-            self.status(katib.PLURAL, self.name, {"conditions": [
-                {"type": "Failed", "status": "True",
-                 "reason": "ExperimentMaxFailedTrialsReached",
-                 "message": "Experiment has failed because max failed count has reached"}]})
+            self.status(
+                katib.PLURAL,
+                self.name,
+                {
+                    "conditions": [
+                        {
+                            "type": "Failed",
+                            "status": "True",
+                            "reason": "ExperimentMaxFailedTrialsReached",
+                            "message": "Experiment has failed because max failed count has reached",
+                        }
+                    ]
+                },
+            )
             return
-        self.status(katib.PLURAL, self.name, {
-            "trials": 4, "trialsSucceeded": 2, "trialsFailed": 1, "trialsEarlyStopped": 1,
-            "conditions": [{"type": "Succeeded", "status": "True",
-                            "reason": "ExperimentMaxTrialsReached"}],
-            "currentOptimalTrial": {
-                "bestTrialName": f"{self.name}-t1",
-                "parameterAssignments": [{"name": "learning_rate", "value": "0.02"},
-                                         {"name": "hidden_units", "value": "128"}],
-                "observation": {"metrics": [{"name": "validation-auc", "latest": "0.83"}]}}})
-    # fmt: skip
+        self.status(
+            katib.PLURAL,
+            self.name,
+            {
+                "trials": 4,
+                "trialsSucceeded": 2,
+                "trialsFailed": 1,
+                "trialsEarlyStopped": 1,
+                "conditions": [
+                    {"type": "Succeeded", "status": "True", "reason": "ExperimentMaxTrialsReached"}
+                ],
+                "currentOptimalTrial": {
+                    "bestTrialName": f"{self.name}-t1",
+                    "parameterAssignments": [
+                        {"name": "learning_rate", "value": "0.02"},
+                        {"name": "hidden_units", "value": "128"},
+                    ],
+                    "observation": {"metrics": [{"name": "validation-auc", "latest": "0.83"}]},
+                },
+            },
+        )
 
 
 def run_step(raw: dict) -> int:
@@ -141,8 +203,9 @@ def run_step(raw: dict) -> int:
 
 def outputs_of(raw: dict) -> tuple[dict, dict]:
     out = json.loads(Path(raw["outputs"]["outputFile"]).read_text())
-    best = json.loads(Path(raw["outputs"]["parameters"]["best_hyperparameters"]["outputFile"])
-                      .read_text())  # fmt: skip
+    best = json.loads(
+        Path(raw["outputs"]["parameters"]["best_hyperparameters"]["outputFile"]).read_text()
+    )
     return best, out["artifacts"]["metrics"]["artifacts"][0]["metadata"]
 
 
@@ -158,7 +221,8 @@ def test_create_wait_and_succeed_with_the_optimal_trial(api, tmp_path):
     assert katib.webhook_errors(stored) == []
     assert stored["metadata"]["labels"][kube.OWNER_LABEL] == step_key(executor_identity(raw))
     command = stored["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
-        "containers"][0]["command"]  # fmt: skip
+        "containers"
+    ][0]["command"]
     assert "gs://kfpkit-test/run-ok/train" in command
     best, metrics = outputs_of(raw)
     assert best == {"epochs": 3, "learning_rate": 0.02, "hidden_units": "128"}
@@ -173,9 +237,14 @@ def test_restart_resumes_the_same_experiment(api, tmp_path):
     name = experiment_name(raw)
     # attempt 1 created its Experiment and died (pod evicted): no cleanup ran
     spec = launcher.spec_from(launcher.Executor(raw))
-    doc = katib.build_experiment(spec, name, NS, "ghcr.io/kfpkit/train:test",
-                                 launcher.trial_data(launcher.Executor(raw), uris=True),
-                                 owner=step_key(executor_identity(raw)))  # fmt: skip
+    doc = katib.build_experiment(
+        spec,
+        name,
+        NS,
+        "ghcr.io/kfpkit/train:test",
+        launcher.trial_data(launcher.Executor(raw), uris=True),
+        owner=step_key(executor_identity(raw)),
+    )
     first, _ = katib.experiments(api).create_or_resume(NS, doc, step_key(executor_identity(raw)))
     controller = Controller(api, name)
     controller.start()
@@ -189,11 +258,13 @@ def test_restart_resumes_the_same_experiment(api, tmp_path):
 def test_an_experiment_of_the_same_name_not_ours_is_left_alone(api, tmp_path):
     raw = step_input(tmp_path, "run-foreign")
     name = experiment_name(raw)
-    katib.experiments(api).create_or_resume(NS, {"metadata": {"name": name}, "spec": {}},
-                                            owner="someone-else")  # fmt: skip
+    katib.experiments(api).create_or_resume(
+        NS, {"metadata": {"name": name}, "spec": {}}, owner="someone-else"
+    )
     assert run_step(raw) == 1
     assert katib.experiments(api).find(NS, name)["metadata"]["labels"][kube.OWNER_LABEL] == (
-        "someone-else")  # fmt: skip
+        "someone-else"
+    )
     assert not (tmp_path / "run-foreign" / "executor_output.json").exists()
 
 
@@ -237,14 +308,17 @@ def test_sigterm_deletes_the_experiment(api, tmp_path):
     assert not (tmp_path / "run-cancel" / "executor_output.json").exists()
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"namespace": "Team_A"}, "namespace 'Team_A'"),
-    ({"service_account": "Not Valid"}, "service_account 'Not Valid'"),
-    ({"search_space": []}, "search_space is empty"),
-    ({"algorithm": "hyperband"}, "algorithm 'hyperband'"),
-    ({"search_space": [{**SPACE[0], "max": 50}]}, "out of range"),
-    ({"poll_interval": 0}, "poll_interval must be > 0"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"namespace": "Team_A"}, "namespace 'Team_A'"),
+        ({"service_account": "Not Valid"}, "service_account 'Not Valid'"),
+        ({"search_space": []}, "search_space is empty"),
+        ({"algorithm": "hyperband"}, "algorithm 'hyperband'"),
+        ({"search_space": [{**SPACE[0], "max": 50}]}, "out of range"),
+        ({"poll_interval": 0}, "poll_interval must be > 0"),
+    ],
+)
 def test_bad_input_creates_nothing(api, tmp_path, params, message):
     raw = step_input(tmp_path, "run-bad", **params)
     before = len(experiments(api))
