@@ -10,6 +10,7 @@ import importlib.util
 if importlib.util.find_spec("kfp") is not None:
     from kfpkit.components.bigquery_split.component import bigquery_split
     from kfpkit.components.evaluate.component import evaluate
+    from kfpkit.components.katib_tune.component import katib_tune
     from kfpkit.components.publish_model.component import publish_model
     from kfpkit.components.tfdv_schema.component import tfdv_schema
     from kfpkit.components.tfdv_statistics.component import tfdv_statistics
@@ -20,6 +21,7 @@ if importlib.util.find_spec("kfp") is not None:
     __all__ = [
         "bigquery_split",
         "evaluate",
+        "katib_tune",
         "publish_model",
         "tfdv_schema",
         "tfdv_statistics",
