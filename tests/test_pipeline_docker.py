@@ -134,3 +134,32 @@ def test_quickstart_notebook_runs(image_present, tmp_path, monkeypatch):
             code = compile("".join(cell["source"]), "quickstart.ipynb", "exec", dont_inherit=True)
             exec(code, namespace)
     assert Path("/tmp/notebook_split.yaml").exists()
+
+
+def test_warm_rerun_takes_unchanged_steps_from_kfp_cache(image_present, tmp_path):
+    """Two `kfpkit run --cache` of the same data: the second runs only the steps that must
+    run (evaluate, publish: they read and change the serving directory); a different data
+    size misses the cache from the split on."""
+    import subprocess
+    import sys
+
+    def run(rows: int) -> str:
+        cmd = [sys.executable, "-m", "kfpkit.cli", "run", "training", "--local", "--emulator",
+               "--cache", "--rows", str(rows), "--pipeline-root", str(tmp_path)]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return done.stdout
+
+    def cached_steps(out: str) -> set[str]:
+        return {
+            line.split()[1].rstrip(":")
+            for line in out.splitlines()
+            if line.startswith("  step ") and "from KFP's cache" in line
+        }
+
+    first = run(20_000)
+    assert cached_steps(first) == set()
+    second = run(20_000)
+    assert cached_steps(second) == {"bigquery-split", "tfdv-validate-splits", "train"}
+    assert "  step evaluate:\n" in second and "  step publish-model:\n" in second
+    assert cached_steps(run(21_000)) == set()  # other data: the split's inputs changed

@@ -27,6 +27,7 @@ class StepOutputs:
     task: str
     parameters: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    from_cache: bool = False  # answered by kfp.local's cache: the outputs of an earlier run
 
 
 @dataclass
@@ -43,17 +44,30 @@ class LocalRun:
         raise KeyError(f"no step {task!r}; steps: {[s.task for s in self.steps]}")
 
 
-def _read_steps(run_dir: Path) -> list[StepOutputs]:
-    steps = []
-    for out in sorted(run_dir.glob("*/executor_output.json")):
-        doc = json.loads(out.read_text())
-        arts = {
-            name: entry["artifacts"][0]
-            for name, entry in doc.get("artifacts", {}).items()
-            if entry.get("artifacts")
-        }
-        steps.append(StepOutputs(out.parent.name, doc.get("parameterValues", {}), arts))
-    return steps
+def _read_step(out: Path, from_cache: bool = False) -> StepOutputs:
+    doc = json.loads(out.read_text())
+    arts = {
+        name: entry["artifacts"][0]
+        for name, entry in doc.get("artifacts", {}).items()
+        if entry.get("artifacts")
+    }
+    return StepOutputs(out.parent.name, doc.get("parameterValues", {}), arts, from_cache)
+
+
+def _read_steps(run_dir: Path, cache_root: Path | None = None) -> list[StepOutputs]:
+    steps = [_read_step(out) for out in sorted(run_dir.glob("*/executor_output.json"))]
+    if cache_root is not None and cache_root.is_dir():
+        ran = {s.task for s in steps}
+        cached = {}  # task -> executor output of the run whose outputs the cache returned
+        for entry in sorted(cache_root.glob("*.json"), key=lambda p: p.stat().st_mtime):
+            for value in json.loads(entry.read_text()).values():
+                uri = value.get("uri", "") if isinstance(value, dict) else ""
+                task_dir = Path(uri).parent
+                if uri and task_dir.parent != run_dir and task_dir.name not in ran:
+                    cached[task_dir.name] = task_dir / "executor_output.json"
+                    break
+        steps += [_read_step(out, True) for out in cached.values() if out.is_file()]
+    return sorted(steps, key=lambda s: s.task)
 
 
 def _resolve_task_output_conditions() -> None:
@@ -165,7 +179,8 @@ def run_local(
     if not new:
         raise RuntimeError(f"pipeline {pipeline!r} wrote no run folder under {pipeline_root}")
     run_dir = new[-1]
-    return LocalRun(pipeline, run_dir, seconds, _read_steps(run_dir))
+    cache_root = pipeline_root / CACHE_DIR if enable_caching else None
+    return LocalRun(pipeline, run_dir, seconds, _read_steps(run_dir, cache_root))
 
 
 def _run_dirs(pipeline_root: Path) -> list[Path]:
@@ -178,7 +193,10 @@ def summary(run: LocalRun) -> str:
         f"Pipeline {run.pipeline!r} succeeded in {run.seconds:.1f}s; outputs under {run.run_dir}"
     ]
     for step in run.steps:
-        lines.append(f"  step {step.task}:")
+        cached = (
+            " (from KFP's cache: inputs, image and command unchanged)" if step.from_cache else ""
+        )
+        lines.append(f"  step {step.task}:{cached}")
         for name, value in sorted(step.parameters.items()):
             lines.append(f"    {name} = {value!r}")
         for name, art in sorted(step.artifacts.items()):
