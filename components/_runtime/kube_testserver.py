@@ -165,7 +165,7 @@ class KubeTestServer:
             for proc in self._procs:
                 if proc.poll() is not None:
                     raise RuntimeError(
-                        f"{proc.args[0]} exited with {proc.returncode}:\n"
+                        f"{proc.args!r} exited with {proc.returncode}:\n"
                         f"{self.log_tail('etcd')}\n{self.log_tail()}"
                     )
             try:

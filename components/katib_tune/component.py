@@ -12,7 +12,7 @@ def katib_tune(
     train_data: dsl.Input[dsl.Dataset],
     validation_data: dsl.Input[dsl.Dataset],
     search_space: list,
-    best_hyperparameters: dsl.OutputPath(dict),
+    best_hyperparameters: dsl.OutputPath(dict),  # type: ignore[valid-type]  # kfp's own idiom
     metrics: dsl.Output[dsl.Metrics],
     report: dsl.Output[dsl.HTML],
     schema: dsl.Input[dsl.Artifact] = None,

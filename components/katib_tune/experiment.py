@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubeflow_katib_api import models
@@ -220,7 +220,7 @@ def webhook_errors(doc: Mapping[str, Any]) -> list[str]:
     if not _KATIB_NAME.match(name):
         errors.append(f"metadata.name {name!r}: must match {_KATIB_NAME.pattern}")
     spec = doc.get("spec") or {}
-    counts = {
+    counts: dict[str, Any] = {
         k: spec.get(k) for k in ("maxTrialCount", "parallelTrialCount", "maxFailedTrialCount")
     }
     if counts["maxFailedTrialCount"] is not None and counts["maxFailedTrialCount"] < 0:
@@ -228,9 +228,11 @@ def webhook_errors(doc: Mapping[str, Any]) -> list[str]:
     for key in ("maxTrialCount", "parallelTrialCount"):
         if counts[key] is not None and counts[key] <= 0:
             errors.append(f"spec.{key}: must be greater than 0")
-    if counts["maxTrialCount"] is not None:
+    most = counts["maxTrialCount"]
+    if most is not None:
         for key in ("maxFailedTrialCount", "parallelTrialCount"):
-            if counts[key] is not None and counts[key] > counts["maxTrialCount"]:
+            value = counts[key]
+            if value is not None and value > most:
                 errors.append(f"spec.{key}: should be less than or equal to spec.maxTrialCount")
     objective = spec.get("objective")
     if not objective:
@@ -441,7 +443,7 @@ def trial_record(spec: TuneSpec, trial: Mapping[str, Any], number: int) -> resul
 
 
 def experiment_result(
-    spec: TuneSpec, experiment: Mapping[str, Any], trials: list[Mapping[str, Any]]
+    spec: TuneSpec, experiment: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]
 ) -> results.TuneResult:
     """best_hyperparameters from ``status.currentOptimalTrial``; every trial for the report."""
     meta = experiment.get("metadata") or {}

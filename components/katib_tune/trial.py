@@ -164,6 +164,13 @@ def print_metrics(metrics: Mapping[str, float], out: Any = None) -> None:
     stream.flush()
 
 
+def print_epoch(_epoch: int, metrics: dict[str, float]) -> bool:
+    """A Katib trial's reporter: print the epoch's lines; Katib's medianstop kills the pod
+    itself when it decides to stop a trial, so this never asks to stop."""
+    print_metrics(metrics)
+    return False
+
+
 def hyperparameters_from(
     search_space: Sequence[Mapping[str, Any]], fixed: Mapping[str, Any], assignments: Sequence[str]
 ) -> dict[str, Any]:
@@ -210,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.loads(args.search_space), json.loads(args.fixed), args.assign
         )
         _log.info("trial hyperparameters %s", json.dumps(hp, sort_keys=True))
-        outcome = run_trial(data, hp, lambda _step, metrics: print_metrics(metrics) or False)
+        outcome = run_trial(data, hp, print_epoch)
     except ValueError as e:
         _log.error("Invalid input: %s", e)
         return 2
