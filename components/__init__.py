@@ -11,6 +11,7 @@ if importlib.util.find_spec("kfp") is not None:
     from kfpkit.components.bigquery_split.component import bigquery_split
     from kfpkit.components.evaluate.component import evaluate
     from kfpkit.components.katib_tune.component import katib_tune
+    from kfpkit.components.kserve_push.component import kserve_push
     from kfpkit.components.publish_model.component import publish_model
     from kfpkit.components.tfdv_schema.component import tfdv_schema
     from kfpkit.components.tfdv_statistics.component import tfdv_statistics
@@ -22,6 +23,7 @@ if importlib.util.find_spec("kfp") is not None:
         "bigquery_split",
         "evaluate",
         "katib_tune",
+        "kserve_push",
         "publish_model",
         "tfdv_schema",
         "tfdv_statistics",

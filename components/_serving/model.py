@@ -25,7 +25,7 @@ import numpy as np
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from kfpkit.components._runtime.tabular import FeatureSpec, ServingModel
+from kfpkit.components._runtime.tabular import CATEGORICAL, FeatureSpec, ServingModel
 from kfpkit.components._serving import requests
 from kfpkit.components._serving.limits import DEFAULT_MAX_ROWS
 from kfpkit.components._serving.request_log import LoggedRequest, RequestLog
@@ -142,6 +142,11 @@ class TabularModel(kserve.Model):
         self.serving = ServingModel(self.model_dir, self.name)
         self.specs = list(self.serving.feature_specs)
         self.version = model_version(self.serving.path)
+        # the first call traces the graph (tens of ms): pay it here, not in a client's request
+        self.serving.predict(
+            {s.name: np.array([""], dtype=object) if s.kind == CATEGORICAL else
+             np.zeros(1, dtype=np.float32) for s in self.specs}
+        )  # fmt: skip
         self.batcher = Batcher(self.serving.predict)
         log_dir, batch_rows, flush_seconds = self._log_settings
         if log_dir:

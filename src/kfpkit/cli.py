@@ -2,6 +2,7 @@
 
 kfpkit compile [--out compiled]
 kfpkit run training --local [--emulator] [--rows N] [--param name=value ...]
+kfpkit serve MODEL_DIR [--shadow CANDIDATE_DIR] [--log-dir DIR] [--port N] [--smoke-test N]
 """
 
 from __future__ import annotations
@@ -92,6 +93,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from kfpkit.serve import ServeOptions, serve
+
+    options = ServeOptions(
+        model_dir=args.model_dir,
+        name=args.name,
+        shadow_dir=args.shadow or "",
+        log_dir=args.log_dir or "",
+        port=args.port,
+        runner=args.runner,
+        python=args.python,
+        image=args.image,
+    )
+    return serve(options, smoke_rows=args.smoke_test, data=args.data)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="kfpkit", description=__doc__.split("\n")[0] if __doc__ else None
@@ -124,6 +141,31 @@ def main(argv: list[str] | None = None) -> int:
         "(kfp.local's cache under the pipeline root; images pinned by content)",
     )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve a SavedModel locally with KServe's model server (127.0.0.1 only)",
+        description="Serves MODEL_DIR (<version>/saved_model.pb folders) over KServe V1 and V2 "
+        "on 127.0.0.1, in the train image (Docker) or a Python environment that has kserve.",
+    )
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("--shadow", metavar="CANDIDATE_DIR", help="also answer with this candidate, "
+                   "off the client's path, and report the agreement")  # fmt: skip
+    p.add_argument("--log-dir", metavar="DIR", help="log requests and answers to Parquet here")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--name", default="", help="model name in URLs (default: MODEL_DIR's name)")
+    p.add_argument("--runner", choices=("docker", "python"), default="docker")
+    p.add_argument("--python", default="", help="with --runner python: the interpreter")
+    p.add_argument("--image", default="", help="with --runner docker: default the train image")
+    p.add_argument(
+        "--smoke-test",
+        type=int,
+        default=0,
+        metavar="N",
+        help="send N rows of --data over V1 and V2, print answers and latency, stop",
+    )
+    p.add_argument("--data", default="", help="Parquet file or folder for --smoke-test")
+    p.set_defaults(func=cmd_serve)
 
     args = parser.parse_args(argv)
     try:

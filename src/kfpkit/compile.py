@@ -21,6 +21,7 @@ COMPONENTS = {
         "train",
         "evaluate",
         "publish_model",
+        "kserve_push",
     )  # fmt: skip
 }
 

@@ -1,0 +1,120 @@
+"""KFP definition of kserve_push: a thin container component around its launcher."""
+
+from kfp import dsl
+
+from kfpkit import images
+
+
+@dsl.container_component
+def kserve_push(
+    model_name: str,
+    deployment: dsl.Output[dsl.Artifact],
+    infra_validation: dsl.Output[dsl.Metrics],
+    summary: dsl.Output[dsl.Markdown],
+    endpoint_url: dsl.OutputPath(str),  # type: ignore[valid-type]  # kfp's own idiom
+    model: dsl.Input[dsl.Model] = None,
+    test_data: dsl.Input[dsl.Dataset] = None,
+    action: str = "apply",
+    backend: str = "local",
+    namespace: str = "default",
+    storage_uri: str = "",
+    deployment_mode: str = "Serverless",
+    runtime: str = "tensorflow",
+    runtime_version: str = "",
+    canary_traffic_percent: int = 10,
+    mirror_percent: float = 100.0,
+    cpu: str = "1",
+    memory: str = "2Gi",
+    gpu: int = 0,
+    min_replicas: int = 1,
+    max_replicas: int = 1,
+    scale_target: int = 0,
+    scale_metric: str = "",
+    service_account: str = "",
+    logger_url: str = "",
+    logger_mode: str = "all",
+    timeout_seconds: float = 900.0,
+    infra_validation_rows: int = 100,
+    kubeconfig: str = "",
+):
+    """Proves a SavedModel serves on KServe's own model server, then pushes it to KServe.
+
+    Infra validation first, for every action that deploys a model (apply, canary, shadow):
+    the step serves ``model`` with KServe's Python ``ModelServer`` on 127.0.0.1, sends real
+    V1 ``:predict`` and V2 ``/infer`` requests built from the first ``infra_validation_rows``
+    rows of ``test_data`` (one row a request), checks every answer against the model's own
+    in-process prediction (within 1e-5) and records p50/p99 latency. A model that fails is
+    never deployed; the step fails and says why.
+
+    Backends: ``local`` (default; for ``make run``) stops after validation and says how to
+    serve the model (``kfpkit serve``): a pipeline step cannot keep a server running.
+    ``kserve`` writes an ``serving.kserve.io/v1beta1`` InferenceService (built with the
+    kserve SDK's models) in ``namespace`` and waits until it is Ready for the new
+    generation (``observedGeneration``), within ``timeout_seconds``; when it fails or times
+    out it is rolled back (previous spec; a first deployment is deleted) and the step fails
+    with KServe's reason. SIGTERM rolls back too.
+
+    Actions (kserve backend): ``apply`` (all traffic to the new model), ``canary``
+    (``canary_traffic_percent`` % to it), ``promote`` (all traffic to the canary),
+    ``rollback`` (all traffic back), ``shadow`` (the model as ``<model_name>-shadow`` plus
+    an Istio VirtualService mirroring ``mirror_percent`` % of production traffic to it; its
+    answers never reach clients), ``delete``. In ``Serverless`` mode canaries use
+    ``canaryTrafficPercent``; in ``RawDeployment`` mode, which ignores that field, the
+    ``spec.canary`` list. Refused: switching a running service's mode, shadow in
+    RawDeployment mode (no Istio VirtualService there), touching an InferenceService kfpkit
+    did not create.
+
+    Limits: runtime ``tensorflow`` only so far; the cluster path was tested against a real
+    kube-apiserver with the InferenceService CRD generated from the SDK's models, the test
+    playing KServe's controller, not against a cluster running KServe (see README).
+
+    Args:
+        model_name: The InferenceService (and local model) name: a DNS-1035 label of at
+            most 45 characters.
+        model: A Model with ``<version>/saved_model.pb`` folders (train or publish_model's
+            output; for publish_model's the serving directory holding the versions is used).
+            Not needed for promote, rollback, delete.
+        test_data: Rows to infra-validate with (the test split). Needed for apply, canary,
+            shadow.
+        action: apply, canary, promote, rollback, shadow or delete.
+        backend: ``local`` or ``kserve``.
+        namespace: Kubernetes namespace of the InferenceService.
+        storage_uri: Where KServe reads the model (gs://, s3://, pvc://); default: the
+            model artifact's URI.
+        deployment_mode: ``Serverless`` or ``RawDeployment`` (written as the
+            ``serving.kserve.io/deploymentMode`` annotation).
+        runtime: The model format (``tensorflow``).
+        runtime_version: The serving runtime's image version; empty: KServe's default.
+        canary_traffic_percent: Share of traffic for a canary, 1-99.
+        mirror_percent: Share of production traffic mirrored to a shadow, (0, 100].
+        cpu: CPU request and limit (a Kubernetes quantity).
+        memory: Memory request and limit.
+        gpu: NVIDIA GPUs (limit), 0 for none.
+        min_replicas: Minimum replicas (0 allows scale to zero in Serverless mode).
+        max_replicas: Maximum replicas.
+        scale_target: Autoscaling target (per ``scale_metric``); 0: KServe's default.
+        scale_metric: concurrency, rps, cpu or memory; empty: KServe's default.
+        service_account: Service account of the predictor (storage credentials).
+        logger_url: Request logging: KServe's logger sends CloudEvents here (http/https).
+        logger_mode: all, request or response.
+        timeout_seconds: How long to wait for Ready.
+        infra_validation_rows: Test rows sent in the infra validation.
+        kubeconfig: A kubeconfig file; empty: the pod's service account (in a cluster).
+
+    Returns:
+        deployment: Metadata ``endpoint_url``, ``revision``, ``traffic`` (JSON),
+            ``objects`` (JSON), ``serve_command`` (local), ``infra_validation`` (JSON).
+        infra_validation: p50/p99 latency (ms) per protocol, maximum difference from the
+            in-process predictions, rows, server start time.
+        summary: Markdown: validation table, endpoint, revision, traffic split.
+        endpoint_url: The endpoint (cluster URL, or the local server's V1 URL).
+
+    Raises (the step fails and writes no outputs):
+        Bad settings (named), an action the backend or mode cannot do, a model that fails
+        infra validation, an InferenceService that does not become ready.
+    """
+    return dsl.ContainerSpec(
+        image=images.image("train"),
+        command=["python3", "-m", "kfpkit.components.kserve_push.launcher"],
+        args=["--executor_input", "{{$}}"],
+    )

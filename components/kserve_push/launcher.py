@@ -1,0 +1,82 @@
+"""Launcher of kserve_push: parses the executor input, validates and pushes, records outputs.
+
+Run inside the train image as
+``python3 -m kfpkit.components.kserve_push.launcher --executor_input '{{$}}'``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
+from kfpkit.components._runtime.identity import executor_identity, step_key
+from kfpkit.components.kserve_push import isvc
+from kfpkit.components.kserve_push.runner import PushRequest, push, storage_uri
+
+_log = logging.getLogger("kfpkit")
+
+
+def _int(executor: Executor, name: str, default: int) -> int:
+    value = executor.number_param(name, default)
+    if value != int(value):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    return int(value)
+
+
+def request_from(executor: Executor) -> PushRequest:
+    model = executor.input("model")
+    test_data = executor.input("test_data")
+    has_model = model is not None and bool(model.uri)
+    uri = executor.param("storage_uri", "") or (
+        storage_uri(model.uri, model.metadata) if model is not None and has_model else ""
+    )
+    settings = isvc.ServingSettings(
+        name=executor.param("model_name", ""),
+        namespace=executor.param("namespace", "") or "default",
+        storage_uri=uri,
+        runtime=executor.param("runtime", "tensorflow"),
+        runtime_version=executor.param("runtime_version", ""),
+        deployment_mode=executor.param("deployment_mode", isvc.SERVERLESS),
+        cpu=str(executor.param("cpu", "1")),
+        memory=str(executor.param("memory", "2Gi")),
+        gpu=_int(executor, "gpu", 0),
+        min_replicas=_int(executor, "min_replicas", 1),
+        max_replicas=_int(executor, "max_replicas", 1),
+        scale_target=_int(executor, "scale_target", 0),
+        scale_metric=executor.param("scale_metric", ""),
+        service_account=executor.param("service_account", ""),
+        logger_url=executor.param("logger_url", ""),
+        logger_mode=executor.param("logger_mode", "all"),
+    )
+    return PushRequest(
+        action=executor.param("action", "apply"),
+        backend=executor.param("backend", "local"),
+        settings=settings,
+        model_path=model.path if model is not None and has_model else None,
+        test_path=test_data.path if test_data is not None and test_data.uri else None,
+        canary_traffic_percent=_int(executor, "canary_traffic_percent", 10),
+        mirror_percent=executor.number_param("mirror_percent", 100.0),
+        timeout_seconds=executor.number_param("timeout_seconds", 900.0),
+        infra_validation_rows=_int(executor, "infra_validation_rows", 100),
+        owner=step_key(executor_identity(executor.raw)),
+        kubeconfig=executor.param("kubeconfig", ""),
+    )
+
+
+def run(executor: Executor) -> None:
+    result = push(request_from(executor))
+    executor.output("deployment").metadata.update(
+        {
+            k: (v if isinstance(v, str | int | float | bool) else json.dumps(v))
+            for k, v in result.metadata().items()
+        }  # fmt: skip
+    )
+    if result.validation is not None:
+        executor.output("infra_validation").metadata.update(result.validation.metrics())
+    write_text_artifact(executor.output("summary").path, result.summary)
+    executor.set_output_param("endpoint_url", result.endpoint_url)
+
+
+if __name__ == "__main__":
+    main(run)

@@ -1,0 +1,181 @@
+"""``kfpkit serve``: a local model server in one command, from the SDK (no TensorFlow here).
+
+The SDK environment stays free of TensorFlow and kserve (they need protobuf 6 and 2 GB; a
+notebook's kfp may pin otherwise), so the server runs where that stack already is:
+
+- ``--runner docker`` (default): the train image, the very image the ``kserve_push`` step
+  runs and infra-validates in, with ``docker run --network host`` (the server binds the
+  host's 127.0.0.1 only, so nothing is exposed) and the model (and log) folders mounted at
+  the same paths, read-only for models.
+- ``--runner python --python PATH``: any interpreter that has kfpkit, TensorFlow and kserve
+  (e.g. ``.venvs/train/bin/python``), for development without Docker.
+
+``--smoke-test N`` starts the server, sends N rows of ``--data`` one request each over V1
+and V2, prints the first answers and the latency (p50/p99), then stops it: what ``make run``
+ends with.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kfpkit.components._serving.client import (
+    CATEGORICAL,
+    SERVER_MODULE,
+    ServerProcess,
+    percentile,
+    server_args,
+)
+
+RUNNERS = ("docker", "python")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    model_dir: str
+    name: str = ""
+    shadow_dir: str = ""
+    log_dir: str = ""
+    port: int = 8080
+    runner: str = "docker"
+    python: str = ""
+    image: str = ""
+
+
+def _existing_dir(path: str, what: str) -> str:
+    full = os.path.abspath(path)
+    if not os.path.isdir(full):
+        raise ValueError(f"{what} {path!r} is not a directory")
+    return full
+
+
+def command(options: ServeOptions) -> list[str]:
+    """The command that runs the server for these options."""
+    if options.runner not in RUNNERS:
+        raise ValueError(f"--runner {options.runner!r}: expected one of {RUNNERS}")
+    model = _existing_dir(options.model_dir, "MODEL_DIR")
+    shadow = _existing_dir(options.shadow_dir, "--shadow") if options.shadow_dir else ""
+    logs = os.path.abspath(options.log_dir) if options.log_dir else ""
+    args = server_args(model, options.name, options.port, shadow, logs)
+    if options.runner == "python":
+        if not options.python:
+            raise ValueError("--runner python needs --python PATH (an interpreter with kserve)")
+        return [options.python, "-m", SERVER_MODULE, *args]
+    from kfpkit import images
+
+    mounts = ["-v", f"{model}:{model}:ro"]
+    if shadow:
+        mounts += ["-v", f"{shadow}:{shadow}:ro"]
+    if logs:
+        os.makedirs(logs, exist_ok=True)
+        mounts += ["-v", f"{logs}:{logs}"]
+    return [
+        "docker", "run", "--rm", "--network", "host", "--name", f"kfpkit-serve-{os.getpid()}",
+        "--user", f"{os.getuid()}:{os.getgid()}", *mounts,
+        options.image or images.image("train"), "python3", "-m", SERVER_MODULE, *args,
+    ]  # fmt: skip
+
+
+def request_rows(data: str, features: Sequence[dict[str, str]], rows: int) -> list[dict]:
+    """The first ``rows`` rows of a Parquet file or folder, as the model's inputs."""
+    import pyarrow.dataset as ds
+
+    names = [f["name"] for f in features]
+    try:
+        dataset = ds.dataset(data, format="parquet")
+        missing = [n for n in names if n not in dataset.schema.names]
+        if missing:
+            raise ValueError(f"--data {data!r} lacks the model's feature column(s) {missing}")
+        table = dataset.head(rows, columns=names)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--data {data!r}: {e}") from e
+    out = []
+    for record in table.to_pylist():
+        row: dict[str, Any] = {}
+        for f in features:
+            v = record[f["name"]]
+            if f["kind"] == CATEGORICAL:
+                row[f["name"]] = None if v is None else str(v)
+            else:
+                row[f["name"]] = None if v is None or math.isnan(float(v)) else float(v)
+        out.append(row)
+    return out
+
+
+def smoke_test(server: ServerProcess, data: str, rows: int, show: int = 5) -> dict[str, Any]:
+    client = server.client()
+    status = client.status()
+    payload = request_rows(data, status["features"], rows)
+    kinds = {f["name"]: f["kind"] for f in status["features"]}
+    report: dict[str, Any] = {"rows": len(payload), "model": status["model_name"],
+                              "version": status["model_version"]}  # fmt: skip
+    for protocol in ("v1", "v2"):
+        answers, latencies = [], []
+        for row in payload:
+            started = time.perf_counter()
+            if protocol == "v1":
+                answers += client.predict_v1(server.model, [row])
+            else:
+                answers += client.infer_v2(server.model, [row], kinds)
+            latencies.append((time.perf_counter() - started) * 1000)
+        report[protocol] = {
+            "answers": answers,
+            "p50_ms": percentile(latencies, 50),
+            "p99_ms": percentile(latencies, 99),
+        }
+    for i, row in enumerate(payload[:show]):
+        shown = ", ".join(f"{k}={v}" for k, v in list(row.items())[:4])
+        print(f"[kfpkit serve] row {i} ({shown}, ...): V1 {report['v1']['answers'][i]:.4f}, "
+              f"V2 {report['v2']['answers'][i]:.4f}")  # fmt: skip
+    for protocol in ("v1", "v2"):
+        r = report[protocol]
+        print(f"[kfpkit serve] {protocol}: {len(payload)} requests of 1 row: p50 "
+              f"{r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")  # fmt: skip
+    client.close()
+    return report
+
+
+def serve(options: ServeOptions, smoke_rows: int = 0, data: str = "",
+          start_timeout: float = 300.0) -> int:  # fmt: skip
+    cmd = command(options)
+    if smoke_rows and not data:
+        raise ValueError("--smoke-test needs --data (a Parquet file or folder of rows)")
+    if smoke_rows and not Path(data).exists():
+        raise ValueError(f"--data {data!r} does not exist")
+    print(f"[kfpkit serve] starting: {shlex.join(cmd)}", flush=True)
+    server = ServerProcess(cmd)
+    server.start(start_timeout)
+    base = server.base_url
+    print(f"[kfpkit serve] ready in {server.ready_seconds:.1f} s: {base}/v1/models/"
+          f"{server.model}:predict and {base}/v2/models/{server.model}/infer "
+          f"(status: {base}/kfpkit/v1/status)", flush=True)  # fmt: skip
+    try:
+        if smoke_rows:
+            smoke_test(server, data, smoke_rows)
+        else:
+            print("[kfpkit serve] Ctrl-C stops it", flush=True)
+            while server.process is not None and server.process.poll() is None:
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        code = server.stop()
+    if server.stopped is not None:
+        shadow, log = server.stopped.get("shadow"), server.stopped.get("request_log")
+        if shadow:
+            print(f"[kfpkit serve] shadow: {shadow}")
+        if log:
+            print(f"[kfpkit serve] request log: {log['rows_written']} rows in "
+                  f"{log['files_written']} file(s) under {log['directory']}")  # fmt: skip
+    if code not in (0, None):
+        print(server.output()[-3000:], file=sys.stderr)
+        return int(code)
+    return 0

@@ -1,0 +1,70 @@
+"""``kfpkit serve`` from the SDK environment (no TensorFlow, no kserve in this process): the
+server runs in the train environment, answers real requests, and the SDK stays TF-free."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from kfpkit.cli import main
+from kfpkit.serve import ServeOptions, command
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN_PYTHON = ROOT / ".venvs" / "train" / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def candidate(tmp_path_factory) -> Path:
+    """A real SavedModel, written by the train environment (this one has no TensorFlow)."""
+    if not TRAIN_PYTHON.exists():
+        pytest.skip(f"{TRAIN_PYTHON} is missing (make .venvs/train/.synced)")
+    path = tmp_path_factory.mktemp("models") / "candidate"
+    script = ("import sys; from pathlib import Path; from kfpkit.components._serving.testing "
+              "import write_candidate; write_candidate(Path(sys.argv[1]))")  # fmt: skip
+    subprocess.run([str(TRAIN_PYTHON), "-c", script, str(path)], check=True, capture_output=True)
+    return path
+
+
+def test_serve_smoke_test_answers_from_the_sdk_without_tensorflow(candidate, tmp_path, capsys):
+    from kfpkit.components._serving.testing import candidate_probability
+
+    data = tmp_path / "rows.parquet"
+    ages, sexes = [23.0, 41.0, 67.0], ["1", "2", "1"]
+    pq.write_table(pa.table({"AGEP": ages, "SEX": sexes, "other": [1, 2, 3]}), data)
+    logs = tmp_path / "logs"
+    code = main(["serve", str(candidate), "--runner", "python", "--python", str(TRAIN_PYTHON),
+                 "--port", "0", "--smoke-test", "3", "--data", str(data),
+                 "--log-dir", str(logs)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    expected = candidate_probability(np.array(ages), np.array(sexes))
+    for i, p in enumerate(expected):
+        assert f"row {i} (AGEP={ages[i]}, SEX={sexes[i]}, ...): V1 {p:.4f}, V2 {p:.4f}" in out
+    assert "v1: 3 requests of 1 row: p50" in out and "v2: 3 requests" in out
+    assert "request log: 6 rows in" in out
+    assert len(list((logs / "candidate").glob("*.parquet"))) >= 1
+    assert "tensorflow" not in sys.modules and "kserve" not in sys.modules
+
+
+def test_docker_runner_uses_the_train_image_host_network_and_read_only_model(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    cmd = command(ServeOptions(str(model), log_dir=str(tmp_path / "logs"), port=9000))
+    assert cmd[:5] == ["docker", "run", "--rm", "--network", "host"]
+    assert f"{model}:{model}:ro" in cmd and f"{tmp_path / 'logs'}:{tmp_path / 'logs'}" in cmd
+    assert any(part.endswith("/train:0.1.0") or "/train:" in part for part in cmd)
+    assert cmd[cmd.index("--port") + 1] == "9000"
+
+
+def test_bad_arguments_fail_with_a_clear_message(tmp_path, capsys):
+    assert main(["serve", str(tmp_path / "nowhere"), "--runner", "python"]) == 1
+    assert "MODEL_DIR" in capsys.readouterr().err
+    (tmp_path / "m").mkdir()
+    assert main(["serve", str(tmp_path / "m"), "--runner", "python"]) == 1
+    assert "--python PATH" in capsys.readouterr().err
