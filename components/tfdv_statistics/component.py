@@ -17,8 +17,10 @@ def tfdv_statistics(
 
     Reads Parquet files (as ``bigquery_split`` exports them) as Arrow record batches straight
     into TFDV's statistics pipeline, without a CSV or pandas round trip; CSV files (with a
-    header row) work too. Runs on Apache Beam: the DirectRunner in the step's container by
-    default, several local workers or Dataflow through ``beam_pipeline_args``.
+    header row) work too. Parquet without slices or Beam arguments is computed in the step's
+    process by TFDV's own generators, batch by batch (the same statistics, without Beam's
+    start-up); CSV, slices or any ``beam_pipeline_args`` run an Apache Beam pipeline: the
+    DirectRunner in the container, several local workers or Dataflow.
 
     Args:
         data: A Dataset whose path is a Parquet or CSV file, or a directory of them (searched

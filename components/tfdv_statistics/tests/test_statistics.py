@@ -51,6 +51,34 @@ def test_parquet_statistics_match_the_data(tmp_path):
     assert feature(stats, "year").type == statistics_pb2.FeatureNameStatistics.INT
 
 
+def test_in_process_statistics_equal_the_beam_pipelines(tmp_path):
+    """Parquet without slices or Beam arguments skips Beam; the result must not change."""
+    table = tfdv_testing.sample()
+    agep = table["AGEP"].to_pylist()
+    agep[:9] = [None] * 9  # missing values take the same path
+    table = table.set_column(table.schema.get_field_index("AGEP"), "AGEP", pa.array(agep))
+    files = find_data_files(str(tfdv_testing.write_parquet(table, tmp_path / "data", parts=3)))
+    in_process = compute_statistics(files, str(tmp_path / "a.pb"))
+    beam = compute_statistics(files, str(tmp_path / "b.pb"), beam_args=["--direct_num_workers=1"])
+    assert len(in_process.datasets) == len(beam.datasets) == 1
+    assert in_process.datasets[0].num_examples == beam.datasets[0].num_examples == table.num_rows
+    ours = {".".join(f.path.step): f for f in in_process.datasets[0].features}
+    theirs = {".".join(f.path.step): f for f in beam.datasets[0].features}
+    assert ours.keys() == theirs.keys()
+    for name, f in theirs.items():
+        g = ours[name]
+        assert g.type == f.type, name
+        if f.HasField("num_stats"):
+            assert g.num_stats.mean == pytest.approx(f.num_stats.mean), name
+            assert g.num_stats.common_stats.num_missing == f.num_stats.common_stats.num_missing
+            assert g.num_stats.min == f.num_stats.min and g.num_stats.max == f.num_stats.max
+        else:
+            assert g.string_stats.unique == f.string_stats.unique, name
+            assert [v.value for v in g.string_stats.top_values] == [
+                v.value for v in f.string_stats.top_values
+            ], name
+
+
 def test_missing_values_are_counted_as_missing(tmp_path):
     table = tfdv_testing.sample().slice(0, 100)
     agep = table["AGEP"].to_pylist()
