@@ -171,7 +171,26 @@ def pipeline_defaults() -> dict[str, Any]:
 
 def trial_parameters(inputs: dict[str, Any]) -> list[str]:
     """Pipeline parameters that look like a tuning trial budget (set to 0: no tuning)."""
-    return sorted(name for name in inputs if "trial" in name.lower())
+    return sorted(name for name in inputs if re.search(r"trial|budget", name, re.IGNORECASE))
+
+
+def code_state() -> dict[str, Any]:
+    """The commit, uncommitted changes under the code the pipeline runs, and kfpkit's images."""
+
+    def out(*cmd: str) -> str:
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else f"unavailable: {done.stderr[:200]}"
+
+    dirty = out("git", "status", "--porcelain", "--", "pipelines", "components", "src", "images")
+    images = out(
+        "docker", "images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", "ghcr.io/kfpkit/*"
+    )
+    return {
+        "commit": out("git", "rev-parse", "HEAD"),
+        "uncommitted_under_pipelines_components_src_images": dirty.splitlines(),
+        # the tags kfpkit runs by default (images.py), with the image ids they name now
+        "images": sorted(line for line in images.splitlines() if ":0.1.0 " in line),
+    }
 
 
 def tfx_hash_buckets(split_ratios: dict[str, float]) -> dict[str, int]:
@@ -396,7 +415,9 @@ def run_kfpkit(rows: int, rnd: int, params: dict[str, Any], demo_rows: int) -> d
     for name, value in params.items():
         cmd += ["--param", f"{name}={json.dumps(value)}"]
     log = WORK / "kfpkit" / f"{rows}-r{rnd}.log"  # beside the root: the run must make the root
+    code = code_state()  # images may be rebuilt between runs: record what this run used
     proc = _run_logged(cmd, log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc["code"] = code
     proc["command"] = " ".join(["kfpkit", *cmd[1:]])
     text = log.read_text(errors="replace")
     steps, skipped, run_dir = parse_kfp_log(text, proc["spawn"])
