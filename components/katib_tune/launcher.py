@@ -3,6 +3,10 @@ the outputs.
 
 Run inside the train image as
 ``python3 -m kfpkit.components.katib_tune.launcher --executor_input '{{$}}'``.
+
+Each backend's libraries (the Kubernetes client and Katib's models, or Optuna and, in the
+trial workers, TensorFlow) are imported only when that backend runs: a step with
+``max_trial_count=0`` imports none of them.
 """
 
 from __future__ import annotations
@@ -11,12 +15,9 @@ import logging
 from dataclasses import fields
 from typing import Any
 
-from kfpkit.components._runtime import kube
 from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
 from kfpkit.components._runtime.identity import executor_identity, step_key
 from kfpkit.components._runtime.remote import check_wait_settings
-from kfpkit.components.katib_tune import experiment as katib
-from kfpkit.components.katib_tune import local
 from kfpkit.components.katib_tune.report import tuning_html
 from kfpkit.components.katib_tune.result import TuneResult
 from kfpkit.components.katib_tune.spec import BACKENDS, TuneSpec, parse_spec
@@ -91,6 +92,9 @@ def trial_data(executor: Executor, uris: bool) -> TrialData:
 
 
 def run_katib(executor: Executor, spec: TuneSpec) -> TuneResult:
+    from kfpkit.components._runtime import kube
+    from kfpkit.components.katib_tune import experiment as katib
+
     namespace = kube.check_name(executor.param("namespace", "kubeflow"), "namespace")
     identity = executor_identity(executor.raw)
     name = kube.object_name(EXPERIMENT_PREFIX, identity, katib.MAX_EXPERIMENT_NAME)
@@ -104,7 +108,6 @@ def run_katib(executor: Executor, spec: TuneSpec) -> TuneResult:
         service_account=executor.param("service_account", ""),
         owner=owner,
     )
-    katib.check_experiment(doc)
     poll = executor.number_param("poll_interval", 30.0)
     timeout = executor.number_param("timeout", DEFAULT_TIMEOUT)
     check_wait_settings(poll, timeout)
@@ -113,6 +116,8 @@ def run_katib(executor: Executor, spec: TuneSpec) -> TuneResult:
 
 
 def run_local(executor: Executor, spec: TuneSpec) -> TuneResult:
+    from kfpkit.components.katib_tune import local
+
     local.check_local(spec)
     timeout = executor.number_param("timeout", DEFAULT_TIMEOUT)
     check_wait_settings(1.0, timeout)

@@ -35,6 +35,8 @@ import math
 import multiprocessing
 import queue
 import random
+import shutil
+import tempfile
 import threading
 import time
 import traceback
@@ -286,7 +288,7 @@ def tune(
 
 
 # -- worker processes running the real trainer ----------------------------------------------
-def _worker(conn: Any, data: TrialData) -> None:
+def _worker(conn: Any, data: TrialData, scratch: str) -> None:
     """A worker process: imports the trainer once, then runs trials sent over ``conn``."""
     started = time.perf_counter()
     from kfpkit.components.katib_tune.trial import run_trial
@@ -302,7 +304,7 @@ def _worker(conn: Any, data: TrialData) -> None:
             return bool(conn.recv())
 
         try:
-            outcome = run_trial(data, job, report)
+            outcome = run_trial(data, job, report, scratch)
             conn.send(("done", outcome.metrics))
         except ValueError as e:
             conn.send(("value_error", str(e)))
@@ -324,14 +326,23 @@ class WorkerPool:
         self._free: queue.Queue[tuple[Any, Any]] = queue.Queue()
         self._all: list[tuple[Any, Any]] = []
         self.startup_seconds: list[float] = []  # per worker: spawn + imports
+        # trials' model exports; removed by close(), also after killed trials
+        self.scratch = tempfile.mkdtemp(prefix="kfpkit-tune-")
+        self._lock = threading.Lock()
+        self._closed = False
 
     def _spawn(self) -> tuple[Any, Any]:
         parent, child = self._context.Pipe()
-        proc = self._context.Process(target=_worker, args=(child, self.data), daemon=True)
-        begun = time.perf_counter()
-        proc.start()
+        proc = self._context.Process(
+            target=_worker, args=(child, self.data, self.scratch), daemon=True
+        )
+        with self._lock:  # close() ends every process started before it, none starts after
+            if self._closed:  # a trial thread replacing its worker after a cancel
+                raise TrialFailed("the trial pool is closed")
+            begun = time.perf_counter()
+            proc.start()
+            self._all.append((proc, parent))
         child.close()
-        self._all.append((proc, parent))
         if not parent.poll(self.start_timeout):
             raise RuntimeError(f"trial worker did not start within {self.start_timeout:g} s")
         try:
@@ -342,12 +353,12 @@ class WorkerPool:
         return proc, parent
 
     def __enter__(self) -> WorkerPool:
+        # Started together, so their imports overlap.
+        starters = [
+            threading.Thread(target=lambda: self._free.put(self._spawn()), daemon=True)
+            for _ in range(self.size)
+        ]
         try:
-            # Start them together: their imports overlap.
-            starters = [
-                threading.Thread(target=lambda: self._free.put(self._spawn()))
-                for _ in range(self.size)
-            ]
             for t in starters:
                 t.start()
             for t in starters:
@@ -355,6 +366,9 @@ class WorkerPool:
             if self._free.qsize() != self.size:
                 raise RuntimeError("trial workers failed to start")
         except BaseException:
+            for t in starters:  # a cancel mid-start: let every spawn finish, then end them all
+                if t.is_alive():
+                    t.join(self.start_timeout)
             self.close()
             raise
         return self
@@ -383,6 +397,8 @@ class WorkerPool:
             raise TrialFailed(f"trial worker died (exit code {code}): {e}") from None
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
         for _proc, conn in self._all:
             with contextlib.suppress(OSError, ValueError):  # already gone
                 conn.send(None)
@@ -393,3 +409,4 @@ class WorkerPool:
                 proc.join(5)
             conn.close()
         self._all.clear()
+        shutil.rmtree(self.scratch, ignore_errors=True)

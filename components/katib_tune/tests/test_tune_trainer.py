@@ -4,10 +4,15 @@ sample of the demo data set), the Katib trial entry point, and the launcher end 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -190,13 +195,15 @@ def test_launcher_tunes_locally_and_writes_every_output(tmp_path, splits):
 
 
 def test_zero_trials_passes_the_fixed_hyperparameters_at_once(tmp_path, splits):
-    """No trial, no TensorFlow import: a pipeline without tuning pays nothing for the step."""
+    """No trial, and none of the backends' libraries imported: a pipeline without tuning pays
+    next to nothing for the step."""
     raw = step_input(tmp_path, splits, max_trial_count=0, search_space=[])
     script = (
         "import json, sys; from kfpkit.components._runtime.executor import launch; "
         "from kfpkit.components.katib_tune import launcher; "
         "code = launch(launcher.run, ['--executor_input', sys.argv[1]]); "
-        "print(json.dumps({'code': code, 'tf': 'tensorflow' in sys.modules}))"
+        "heavy = ['tensorflow', 'optuna', 'kubernetes', 'kubeflow_katib_api']; "
+        "print(json.dumps({'code': code, 'imported': [m for m in heavy if m in sys.modules]}))"
     )
     started = time.perf_counter()
     proc = subprocess.run(
@@ -204,7 +211,7 @@ def test_zero_trials_passes_the_fixed_hyperparameters_at_once(tmp_path, splits):
     )
     seconds = time.perf_counter() - started
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result == {"code": 0, "tf": False}, proc.stderr[-2000:]
+    assert result == {"code": 0, "imported": []}, proc.stderr[-2000:]
     assert json.loads((tmp_path / "best_hyperparameters").read_text()) == FIXED
     out = json.loads((tmp_path / "executor_output.json").read_text())
     assert out["artifacts"]["metrics"]["artifacts"][0]["metadata"]["trials"] == 0
@@ -217,3 +224,41 @@ def test_bad_input_leaves_no_outputs(tmp_path, splits):
     assert launch(launcher.run, ["--executor_input", json.dumps(raw)]) == 2
     assert not (tmp_path / "executor_output.json").exists()
     assert not (tmp_path / "report").exists() and not (tmp_path / "best_hyperparameters").exists()
+
+
+def test_sigterm_stops_the_local_trials(tmp_path, splits):
+    """A terminated run: the step exits 130, its trial workers are gone, no outputs."""
+    raw = step_input(
+        tmp_path,
+        splits,
+        max_trial_count=4,
+        early_stopping="",
+        fixed_hyperparameters={**FIXED, "epochs": 200, "early_stopping_patience": 200},
+    )
+    before = set(multiprocessing.active_children())
+    scratch_before = set(Path(tempfile.gettempdir()).glob("kfpkit-tune-*/kfpkit-trial-*"))
+
+    def stop_once_a_trial_runs() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if (
+                set(Path(tempfile.gettempdir()).glob("kfpkit-tune-*/kfpkit-trial-*"))
+                - scratch_before
+            ):
+                time.sleep(2)  # inside the trial's training
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.2)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    threading.Thread(target=stop_once_a_trial_runs, daemon=True).start()
+    started = time.monotonic()
+    try:
+        code = launch(launcher.run, ["--executor_input", json.dumps(raw)])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert code == 130 and time.monotonic() - started < 200  # 200 epochs x 4 trials never ran
+    assert set(multiprocessing.active_children()) - before == set()
+    assert not (tmp_path / "executor_output.json").exists()
+    assert not (tmp_path / "best_hyperparameters").exists()
