@@ -429,6 +429,13 @@ def run_kfpkit(rows: int, rnd: int, params: dict[str, Any], demo_rows: int) -> d
             "steps": steps,
             "error": f"kfpkit run failed (exit {proc['returncode']}); log tail:\n{_tail(log)}",
         }
+    if not steps:
+        return {
+            **proc,
+            "steps": [],
+            "error": "no step timings in the log: kfp.local's "
+            "'Executing task' / 'Task ... finished' lines changed? (see _KFP_LINE)",
+        }
     metrics = _step_metrics(run_dir)
     evaluation = next(
         (m for name, m in metrics.items() if name.startswith("evaluat") and "auc" in m),
@@ -661,6 +668,10 @@ def main(argv: list[str] | None = None) -> int:
         "min_auc": inputs.get("min_auc", 0.8),
         "max_auc_regression": inputs.get("max_auc_regression", 0.005),
         "beam_pipeline_args": args.tfx_beam_arg,
+        # what kfpkit's tfdv_validate_splits does: statistics of every split, train's schema,
+        # validation and test checked against it
+        "statistics_exclude_splits": [],
+        "validation_exclude_splits": ["train"],
     }
     print(
         f"[bench] model: {json.dumps(hp)}; kfpkit parameters: {kfpkit_params or 'defaults'}",

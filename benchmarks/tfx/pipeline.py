@@ -10,8 +10,8 @@ The pipeline does the work of kfpkit's training pipeline the TFX way, with Local
 an on-disk ML Metadata SQLite store (fresh per round: no cache, no baseline model):
 
 - CsvExampleGen: a repeatable hash split on ``id``, train/eval/test 8:1:1;
-- StatisticsGen over train and eval (kfpkit computes statistics of those two), SchemaGen from
-  train, ExampleValidator of eval against that schema (TFX has no drift check without a
+- StatisticsGen over every split, SchemaGen from train, ExampleValidator of eval and test
+  against that schema, as kfpkit's validation step does (TFX has no drift check without a
   curated schema; kfpkit's validation also checks drift against train);
 - Trainer with ``trainer_module.py`` (kfpkit's model shape and hyperparameters);
 - a LatestBlessedModelStrategy resolver (the baseline: none on a fresh store), Evaluator (TFMA)
@@ -61,18 +61,21 @@ def build_pipeline(config: dict, root: str) -> tfx.dsl.Pipeline:
             )
         ),
     )
+    # kfpkit's validation step: statistics of every split, schema from train, eval and test
+    # validated against it.
     statistics_gen = tfx.components.StatisticsGen(
-        examples=example_gen.outputs["examples"], exclude_splits=["test"]
+        examples=example_gen.outputs["examples"],
+        exclude_splits=config.get("statistics_exclude_splits", []),
     )
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"],
         infer_feature_shape=True,
-        exclude_splits=["eval"],
+        exclude_splits=[s for s in (config.get("splits") or SPLITS) if s != "train"],
     )
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
-        exclude_splits=["train"],
+        exclude_splits=config.get("validation_exclude_splits", ["train"]),
     )
     trainer = tfx.components.Trainer(
         module_file=os.path.join(here, "trainer_module.py"),
