@@ -123,6 +123,8 @@ def build_experiment(
             f"at most {MAX_EXPERIMENT_NAME} characters"
         )
     kube.check_name(namespace, "namespace")
+    if not image or any(c.isspace() for c in image):
+        raise ValueError(f"trial_image {image!r} must name the trials' image")
     if service_account:
         kube.check_name(service_account, "service_account", 253)
     pod_spec: dict[str, Any] = {

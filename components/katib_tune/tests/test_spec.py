@@ -180,7 +180,9 @@ def test_bad_experiment_names_are_refused(name):
         build(spec, name)
 
 
-@pytest.mark.parametrize("field, value", [("namespace", "Team_A"), ("service_account", "a b")])
+@pytest.mark.parametrize(
+    "field, value", [("namespace", "Team_A"), ("service_account", "a b"), ("image", "")]
+)
 def test_bad_kubernetes_names_are_refused(field, value):
     spec = specs.parse_spec([LR], max_trial_count=4)
     args = {
@@ -190,7 +192,7 @@ def test_bad_kubernetes_names_are_refused(field, value):
         "data": DATA,
         field: value,
     }
-    with pytest.raises(ValueError, match=f"{field} {value!r}"):
+    with pytest.raises(ValueError, match=f"{field} {value!r}".replace("image", "trial_image")):
         katib.build_experiment(spec, **args)
 
 
