@@ -21,7 +21,8 @@ Hyperparameters defaults, read from the source here, merged with the pipeline's 
 ``hyperparameters``); features, label, split ratios, slice columns and blessing thresholds
 come from the pipeline's defaults. Step names are not hard-coded on the kfpkit side: whatever
 steps ran are reported, grouped by name (``GROUP_PATTERNS``); a pipeline parameter whose name
-contains ``trial`` (a tuning budget) is set to 0.
+contains ``trial`` or ``budget`` (a tuning budget) is set to 0. The hyperparameters and
+features the train step recorded are compared with the TFX side's: any difference is flagged.
 
 Prints a markdown table per size and writes ``benchmarks/results_vs_tfx.json``. Work files
 go under ``build/bench-vs-tfx/``.
