@@ -80,6 +80,7 @@ bench: setup images
 	$(PY) benchmarks/bench_split.py
 	.venvs/tfdv/bin/python benchmarks/bench_tfdv.py
 	.venvs/train/bin/python benchmarks/bench_train.py
+	$(PY) benchmarks/bench_pipeline.py
 
 # kfpkit beside TFX 1.16's LocalDagRunner, same rows and model (TFX in its own environment,
 # .venvs/tfx-bench, made from benchmarks/tfx/requirements.txt; not part of make bench or CI).
