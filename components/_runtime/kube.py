@@ -147,7 +147,8 @@ class CustomObjects:
             raise
 
     def delete(self, namespace: str, name: str) -> bool:
-        """Deletes the object and what it owns (foreground); False when it was already gone."""
+        """Deletes the object; what it owns goes with it (background propagation: the object
+        goes at once, the garbage collector removes dependents). False when already gone."""
         body = k8s.V1DeleteOptions(propagation_policy="Background")
         try:
             call(
