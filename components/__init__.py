@@ -31,3 +31,29 @@ if importlib.util.find_spec("kfp") is not None:
         "tfdv_validate_splits",
         "train",
     ]
+
+
+def _with_importable_submodules(component: object, package: str) -> None:
+    """``import kfpkit.components.<name>.<module> as m`` resolves ``<module>`` as an attribute
+    of ``kfpkit.components.<name>``, which is the component here (the name users import), not
+    the package: the component answers such lookups with the package's submodule, imported
+    on first use, so every module stays importable by its dotted path."""
+    base = type(component)
+
+    def __getattr__(self: object, attr: str) -> object:  # only when normal lookup fails
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        try:
+            return importlib.import_module(f"{package}.{attr}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{package}.{attr}":
+                raise  # the submodule exists but needs what this environment lacks
+            raise AttributeError(f"{base.__name__!r} object has no attribute {attr!r}") from None
+
+    namespace = {"__getattr__": __getattr__, "__module__": base.__module__}
+    component.__class__ = type(base.__name__, (base,), namespace)
+
+
+if importlib.util.find_spec("kfp") is not None:
+    for _name in __all__:
+        _with_importable_submodules(globals()[_name], f"{__name__}.{_name}")
