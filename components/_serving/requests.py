@@ -77,14 +77,25 @@ def _check_names(names: Sequence[str], specs: Sequence[FeatureSpec], where: str)
 
 
 def _numeric(values: Sequence[Any], name: str, row_label: str) -> np.ndarray:
+    # fast path: all plain numbers (numpy infers an int or float array; bools, strings and
+    # nulls make another dtype and take the checking loop below, which names the bad value)
+    fast = np.asarray(values)
+    if fast.dtype.kind in "iuf" and fast.ndim == 1 and not any(v.__class__ is bool for v in values):
+        with np.errstate(over="ignore"):
+            result = fast.astype(np.float32)
+        if np.all(np.isfinite(result)):
+            return result
     out = np.empty(len(values), dtype=np.float32)
     for i, v in enumerate(values):
         if v is None:
             out[i] = np.nan
         elif type(v) is float or type(v) is int:  # noqa: E721 - bool is an int subclass
-            if not math.isfinite(v):
-                raise BadRequest(f"feature {name!r} {row_label} {i}: {v!r} is not finite")
-            out[i] = v
+            with np.errstate(over="ignore"):
+                out[i] = v
+            if not math.isfinite(out[i]):
+                raise BadRequest(
+                    f"feature {name!r} {row_label} {i}: {_show(v)} is not a finite 32-bit float"
+                )
         else:
             raise BadRequest(
                 f"feature {name!r} {row_label} {i}: expected a number or null, got "
@@ -94,6 +105,8 @@ def _numeric(values: Sequence[Any], name: str, row_label: str) -> np.ndarray:
 
 
 def _categorical(values: Sequence[Any], name: str, row_label: str) -> np.ndarray:
+    if all(v.__class__ is str for v in values):  # numpy would turn numbers into text: check
+        return np.array(values, dtype=object)
     out = np.empty(len(values), dtype=object)
     for i, v in enumerate(values):
         if v is None:

@@ -156,6 +156,7 @@ def serve(
     port: int = 8080,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     announce: Any = None,
+    access_log: bool = False,
 ) -> None:
     """Serves ``model`` (a loaded TabularModel) until SIGTERM/SIGINT, then stops it."""
     import kserve
@@ -182,6 +183,9 @@ def serve(
         bound_port,
         workers=1,
     )
+    if not access_log:  # a log line per request costs more than the model call at batch 1
+        rest.config.access_log = False
+        logging.getLogger("kserve.trace").setLevel(logging.WARNING)
     event = {"kfpkit_server": "listening", "host": bound_host, "port": bound_port,
              "model": model.name, "version": model.version}  # fmt: skip
     (announce or _print_json)(event)
@@ -223,6 +227,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument("--log-batch-rows", type=int, default=10_000)
     p.add_argument("--log-flush-seconds", type=float, default=5.0)
+    p.add_argument("--access-log", action="store_true", help="log every HTTP request")
     return p.parse_args(list(argv))
 
 
@@ -239,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.model_dir, name, args.shadow_dir or None, args.log_dir or None,
             args.max_rows, args.log_batch_rows, args.log_flush_seconds,
         )  # fmt: skip
-        serve(model, args.host, args.port, args.max_body_bytes)
+        serve(model, args.host, args.port, args.max_body_bytes, access_log=args.access_log)
     except ValueError as e:
         print(f"kfpkit serve: error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -9,7 +9,12 @@ from __future__ import annotations
 import json
 import logging
 
-from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
+from kfpkit.components._runtime.executor import (
+    Executor,
+    main,
+    uri_to_path,
+    write_text_artifact,
+)
 from kfpkit.components._runtime.identity import executor_identity, step_key
 from kfpkit.components.kserve_push import isvc
 from kfpkit.components.kserve_push.runner import PushRequest, push, storage_uri
@@ -27,10 +32,10 @@ def _int(executor: Executor, name: str, default: int) -> int:
 def request_from(executor: Executor) -> PushRequest:
     model = executor.input("model")
     test_data = executor.input("test_data")
-    has_model = model is not None and bool(model.uri)
-    uri = executor.param("storage_uri", "") or (
-        storage_uri(model.uri, model.metadata) if model is not None and has_model else ""
-    )
+    # the folder of version folders: the artifact's, or the serving directory publish_model
+    # published into (its output names the version folder in ``published_uri``)
+    serving_dir = storage_uri(model.uri, model.metadata) if model is not None and model.uri else ""
+    uri = executor.param("storage_uri", "") or serving_dir
     settings = isvc.ServingSettings(
         name=executor.param("model_name", ""),
         namespace=executor.param("namespace", "") or "default",
@@ -53,7 +58,7 @@ def request_from(executor: Executor) -> PushRequest:
         action=executor.param("action", "apply"),
         backend=executor.param("backend", "local"),
         settings=settings,
-        model_path=model.path if model is not None and has_model else None,
+        model_path=uri_to_path(serving_dir) if serving_dir else None,
         test_path=test_data.path if test_data is not None and test_data.uri else None,
         canary_traffic_percent=_int(executor, "canary_traffic_percent", 10),
         mirror_percent=executor.number_param("mirror_percent", 100.0),

@@ -19,13 +19,15 @@ OUTPUTS = {"deployment": "system.Artifact", "infra_validation": "system.Metrics"
            "summary": "system.Markdown"}  # fmt: skip
 
 
-def _input(tmp_path: Path, params: dict, model: Path | None, test: Path | None) -> str:
+def _input(tmp_path: Path, params: dict, model: Path | None, test: Path | None,
+           model_metadata: dict | None = None) -> str:  # fmt: skip
     inputs = {}
     if model is not None:
         inputs["model"] = ("system.Model", str(model))
     if test is not None:
         inputs["test_data"] = ("system.Dataset", str(test))
-    doc = executor_input(tmp_path / "out", params, OUTPUTS, inputs, output_params=["endpoint_url"])
+    doc = executor_input(tmp_path / "out", params, OUTPUTS, inputs, output_params=["endpoint_url"],
+                         input_metadata={"model": model_metadata or {}})  # fmt: skip
     return json.dumps(doc)
 
 
@@ -52,6 +54,19 @@ def test_local_backend_validates_on_kserve_and_records_latency_and_how_to_serve(
     assert (tmp_path / "out" / "endpoint_url").read_text() == deployment["endpoint_url"]
     summary = (tmp_path / "out" / "summary").read_text()
     assert "**passed** on 40 test rows" in summary and "| v2 |" in summary
+
+
+def test_a_published_model_is_served_from_its_serving_directory(tmp_path, model_dir, splits):
+    from kfpkit.components._runtime.executor import launch
+
+    artifact = tmp_path / "published_model"  # publish_model's output holds no files itself
+    artifact.mkdir()
+    doc = _input(tmp_path, {"model_name": "employment", "infra_validation_rows": 5}, artifact,
+                 splits["test"], {"published_uri": str(model_dir / "1"), "version": 1})  # fmt: skip
+    assert launch(launcher.run, ["--executor_input", doc]) == 0
+    out = json.loads((tmp_path / "out" / "executor_output.json").read_text())
+    deployment = out["artifacts"]["deployment"]["artifacts"][0]["metadata"]
+    assert deployment["serve_command"].startswith(f"kfpkit serve {model_dir} ")
 
 
 def test_a_model_that_fails_is_never_deployed_and_the_step_says_why(
