@@ -47,7 +47,7 @@ def test_serve_smoke_test_answers_from_the_sdk_without_tensorflow(candidate, tmp
     for i, p in enumerate(expected):
         assert f"row {i} (AGEP={ages[i]}, SEX={sexes[i]}, ...): V1 {p:.4f}, V2 {p:.4f}" in out
     assert "v1: 3 requests of 1 row: p50" in out and "v2: 3 requests" in out
-    assert "request log: 6 rows in" in out
+    assert "request log: 8 rows in" in out  # 3 rows each over V1 and V2, 1 warm-up each
     assert len(list((logs / "candidate").glob("*.parquet"))) >= 1
     assert "tensorflow" not in sys.modules and "kserve" not in sys.modules
 
@@ -68,3 +68,20 @@ def test_bad_arguments_fail_with_a_clear_message(tmp_path, capsys):
     (tmp_path / "m").mkdir()
     assert main(["serve", str(tmp_path / "m"), "--runner", "python"]) == 1
     assert "--python PATH" in capsys.readouterr().err
+
+
+@pytest.mark.docker
+def test_serve_in_the_train_image_with_docker(candidate, tmp_path, capsys):
+    """The default runner: the built train image (``python images/build.py train``)."""
+    from kfpkit import images
+
+    ref = images.image("train")
+    probe = subprocess.run(["docker", "image", "inspect", ref], capture_output=True)
+    assert probe.returncode == 0, f"{ref} not built: run `python images/build.py train`"
+    data = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"AGEP": [30.0, 50.0], "SEX": ["1", "2"]}), data)
+    code = main(["serve", str(candidate), "--port", "0", "--smoke-test", "2",
+                 "--data", str(data)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "docker run --rm --network host" in out and "v2: 2 requests of 1 row" in out

@@ -117,6 +117,8 @@ def smoke_test(server: ServerProcess, data: str, rows: int, show: int = 5) -> di
     kinds = {f["name"]: f["kind"] for f in status["features"]}
     report: dict[str, Any] = {"rows": len(payload), "model": status["model_name"],
                               "version": status["model_version"]}  # fmt: skip
+    client.predict_v1(server.model, payload[:1])  # the first request of a connection is slower
+    client.infer_v2(server.model, payload[:1], kinds)
     for protocol in ("v1", "v2"):
         answers, latencies = [], []
         for row in payload:
