@@ -55,20 +55,51 @@ def find_data_files(path: str, name: str = "input") -> DataFiles:
 def _check_parquet(paths: list[str], name: str) -> DataFiles:
     rows = 0
     columns: tuple[str, ...] | None = None
+    first: tuple[str, pa.Schema] | None = None
     for p in paths:
         try:
             meta = pq.ParquetFile(p).metadata
         except (pa.ArrowInvalid, OSError) as e:
             raise ValueError(f"{name}: {p!r} is not a readable Parquet file: {e}") from e
-        names = tuple(meta.schema.to_arrow_schema().names)
+        schema = meta.schema.to_arrow_schema()
+        names = tuple(schema.names)
         if columns is not None and names != columns:
             raise ValueError(f"{name}: {p!r} has columns {list(names)}, others {list(columns)}")
-        columns = names
+        if first is not None:
+            _check_same_types(name, first, (p, schema))
+        columns, first = names, first or (p, schema)
         rows += meta.num_rows
     if rows == 0:
         raise ValueError(f"{name}: the Parquet files under it hold no rows: {paths[:5]}")
     assert columns is not None
     return DataFiles(PARQUET, tuple(paths), rows, columns)
+
+
+def _check_same_types(
+    name: str, first: tuple[str, pa.Schema], other: tuple[str, pa.Schema]
+) -> None:
+    """Every file of one dataset has the same column types (TFDV would stop on the first
+    mismatch with "Cannot determine the type of feature", naming neither file)."""
+    for field in other[1]:
+        want = first[1].field(field.name).type
+        if _flat_type_of(field.type) != _flat_type_of(want):
+            raise ValueError(
+                f"{name}: column {field.name!r} is {want} in {first[0]!r} but {field.type} in "
+                f"{other[0]!r}: all files of a dataset need the same column types"
+            )
+
+
+def _flat_type_of(t: pa.DataType) -> pa.DataType:
+    """The type a column has for TFDV (see _flat_type): int32 and int64 files may mix."""
+    if pa.types.is_dictionary(t):
+        return _flat_type_of(t.value_type)
+    if pa.types.is_boolean(t) or pa.types.is_integer(t):
+        return pa.int64()
+    if pa.types.is_decimal(t):
+        return pa.float64()
+    if pa.types.is_temporal(t) or pa.types.is_large_string(t):
+        return pa.string()
+    return t
 
 
 def csv_header(path: str) -> tuple[str, ...]:

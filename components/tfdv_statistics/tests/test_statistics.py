@@ -185,6 +185,23 @@ def test_launcher_writes_statistics_report_and_metadata(tmp_path):
     assert "Statistics of train" in page and "AGEP" in page and "<script" not in page
 
 
+def test_a_column_type_differing_between_files_is_a_user_error_naming_both(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    pq.write_table(pa.table({"AGEP": [41.0, 23.0], "SEX": ["1", "2"]}), data / "data-0.parquet")
+    pq.write_table(pa.table({"AGEP": ["41", "x"], "SEX": ["2", "1"]}), data / "data-1.parquet")
+    with pytest.raises(ValueError, match="'AGEP' is double in .*data-0.parquet.* but string in "
+                                         ".*data-1.parquet"):  # fmt: skip
+        find_data_files(str(data), "data")
+    assert run_launcher(tmp_path, str(data)) == executor.EXIT_USER_ERROR
+    # widths TFDV reads the same way mix freely
+    widths = tmp_path / "widths"
+    widths.mkdir()
+    pq.write_table(pa.table({"n": pa.array([1], pa.int32())}), widths / "a.parquet")
+    pq.write_table(pa.table({"n": pa.array([2, 3], pa.int64())}), widths / "b.parquet")
+    assert find_data_files(str(widths), "data").rows == 3
+
+
 def test_launcher_failure_leaves_no_outputs(tmp_path):
     bad = tmp_path / "data"
     bad.mkdir()
