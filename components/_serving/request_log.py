@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kfpkit.components._runtime.tabular import CATEGORICAL, FeatureSpec
@@ -97,6 +98,9 @@ class RequestLog:
         self.errors = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._sequence = 0
+        # the first timestamp-with-zone conversion takes about a second (time zone data):
+        # pay it at start-up, not in the writer while the server answers
+        pa.array(np.zeros(1, dtype=np.int64), type=pa.timestamp("us", tz="UTC"))
         self._thread = threading.Thread(target=self._run, name="kfpkit-request-log", daemon=True)
         self._thread.start()
 
@@ -136,8 +140,9 @@ class RequestLog:
         for spec in self.specs:
             values = np.concatenate([e.features[spec.name] for e in entries])
             # a missing value is logged as null: what the client sent as null (or "")
-            if spec.kind == CATEGORICAL:
-                columns.append(pa.array(values, type=pa.string(), mask=values == ""))
+            if spec.kind == CATEGORICAL:  # "" -> null in Arrow's C++, not row by row here
+                text = pa.array(values, type=pa.string())
+                columns.append(pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text))
             else:
                 columns.append(pa.array(values, type=pa.float64(), mask=np.isnan(values)))
         counts = [len(e.predictions) for e in entries]

@@ -170,18 +170,26 @@ def _v2_values(tensor: V2Input) -> list[Any]:
         data = data.tolist()
     if not isinstance(data, list):
         raise BadRequest(f"input {tensor.name!r}: 'data' must be a list")
-    flat: list[Any] = []
-    for item in data:
-        if isinstance(item, list):
-            if len(item) != 1 or isinstance(item[0], list):
-                raise BadRequest(f"input {tensor.name!r}: nested data must hold one value a row")
-            flat.append(item[0])
-        else:
-            flat.append(item)
+    flat: list[Any] = data
+    if any(item.__class__ is list for item in data):
+        flat = _flatten(tensor.name, data)
     if len(flat) != shape[0]:
         raise BadRequest(
             f"input {tensor.name!r}: shape {shape} says {shape[0]} values, 'data' has {len(flat)}"
         )
+    return flat
+
+
+def _flatten(name: str, data: list[Any]) -> list[Any]:
+    """``[[v], [v], ...]`` (nested V2 data of a [rows, 1] tensor) as ``[v, v, ...]``."""
+    flat: list[Any] = []
+    for item in data:
+        if isinstance(item, list):
+            if len(item) != 1 or isinstance(item[0], list):
+                raise BadRequest(f"input {name!r}: nested data must hold one value a row")
+            flat.append(item[0])
+        else:
+            flat.append(item)
     return flat
 
 
