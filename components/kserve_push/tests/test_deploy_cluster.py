@@ -304,3 +304,24 @@ def test_replace_with_a_stale_read_is_a_conflict_not_an_overwrite(pusher):
     with pytest.raises(kube.Conflict):
         pusher.services.replace(NS, stale)
     assert pusher.services.get(NS, name)["spec"]["predictor"]["minReplicas"] == 1
+
+
+def test_sigterm_while_waiting_rolls_back(pusher):
+    import os
+    import signal
+
+    from kfpkit.components._runtime.executor import Cancelled, _raise_cancelled
+
+    name = _name()
+    _deploy_first(pusher, name)
+    before = pusher.services.get(NS, name)["spec"]
+    previous = signal.signal(signal.SIGTERM, _raise_cancelled)  # as the launcher installs it
+    killer = threading.Timer(0.8, os.kill, (os.getpid(), signal.SIGTERM))
+    killer.start()
+    try:
+        with pytest.raises(Cancelled):
+            pusher.push("canary", _settings(name), owner="step-t", timeout=30, canary_percent=5)
+    finally:
+        killer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    assert pusher.services.get(NS, name)["spec"] == before
