@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.api_core import exceptions as gexc
+from google.api_core import retry as api_retry
 from google.cloud import bigquery
 
 from kfpkit.components._runtime.executor import Cancelled, path_to_uri
@@ -37,6 +38,14 @@ _log = logging.getLogger("kfpkit")
 EXPORT_FORMATS = ("parquet", "none")
 PARQUET_PATTERN = "data-*.parquet"
 JOB_ATTEMPTS = 3  # runs of one statement whose job fails transiently on BigQuery's side
+# The client library retries 5xx and dropped connections on its own, silently, for 600 s by
+# default (a step that looks hung for ten minutes): every call passes API_RETRY instead,
+# bounded to this many seconds and logging each retry; when it gives up, the error is final.
+API_RETRY_SECONDS = 20.0
+
+
+def _log_retry(error: Exception) -> None:
+    _log.warning("BigQuery call failed, the client retries: %s", error)
 
 
 @dataclass
@@ -90,6 +99,12 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+# The library's retry, bounded and logged, on the errors is_transient names.
+API_RETRY = api_retry.Retry(
+    predicate=is_transient, initial=1.0, maximum=8.0, timeout=API_RETRY_SECONDS, on_error=_log_retry
+)
+
+
 def export_uri_pattern(artifact_uri: str, emulator: bool) -> str:
     """gs:// pattern BigQuery writes a split's Parquet files to, for an artifact URI.
 
@@ -115,6 +130,7 @@ class SplitRunner:
         self.source = sql.parse_table_id(request.source_table, "source_table")
         self.key_columns = sql.check_columns(request.key_columns)
         sql.check_project(request.project, "project")
+        sql.check_location(request.location)
         dest_project, dest_dataset = sql.parse_dataset_id(
             request.destination_dataset, request.project
         )
@@ -162,7 +178,9 @@ class SplitRunner:
         job_id = base_id = f"kfpkit_split_{self.step}_{name}"
         job: bigquery.QueryJob | None = None
         try:
-            existing = self._call(lambda: self.client.get_job(job_id), f"get job {job_id}")
+            existing = self._call(
+                lambda: self.client.get_job(job_id, retry=API_RETRY), f"get job {job_id}"
+            )
             reusable = self._resuming and existing.error_result is None and effect_present()
             if existing.state == "DONE" and reusable:
                 _log.info("Reusing finished job %s from a previous attempt", job_id)
@@ -179,7 +197,7 @@ class SplitRunner:
                 if job is None:
                     self._resuming = False
                     job = self._submit(statement, job_id, name)
-                job.result()
+                job.result(retry=API_RETRY)
                 return job
             except Cancelled:
                 # Also when the signal lands during submission (the emulator answers
@@ -203,24 +221,27 @@ class SplitRunner:
         def insert() -> bigquery.QueryJob:
             try:
                 return self.client.query(
-                    statement, job_id=job_id, location=self.req.location or None, job_retry=None
-                )
+                    statement, job_id=job_id, location=self.req.location or None, job_retry=None,
+                    retry=API_RETRY,
+                )  # fmt: skip
             except gexc.Conflict:  # an earlier try of this very insert did reach BigQuery
-                return self.client.get_job(job_id)  # type: ignore[return-value]
+                return self.client.get_job(job_id, retry=API_RETRY)  # type: ignore[return-value]
 
         return self._call(insert, f"submit {name}")  # type: ignore[no-any-return]
 
     def _cancel(self, job_id: str) -> None:
         _log.warning("Cancelling BigQuery job %s", job_id)
         try:
-            self.client.cancel_job(job_id, location=self.req.location or None)
+            self.client.cancel_job(job_id, location=self.req.location or None, retry=API_RETRY)
         except Exception as e:  # noqa: BLE001 - stop anyway; the job may finish on its own
             _log.warning("Could not cancel %s: %s", job_id, e)
 
     # -- the split --------------------------------------------------------------------------
     def _key_types(self) -> dict[str, str]:
         try:
-            table = self._call(lambda: self.client.get_table(self.source.id), "get source table")
+            table = self._call(
+                lambda: self.client.get_table(self.source.id, retry=API_RETRY), "get source table"
+            )
         except gexc.NotFound:
             raise ValueError(f"source_table {self.source.id!r} does not exist") from None
         self.columns = [f.name for f in table.schema]
@@ -246,7 +267,10 @@ class SplitRunner:
         key_expr = sql.key_expression(self.key_columns, self._key_types())
         dest_ds = bigquery.Dataset(f"{self.staging.project}.{self.staging.dataset}")
         dest_ds.location = self.req.location or None
-        self._call(lambda: self.client.create_dataset(dest_ds, exists_ok=True), "create dataset")
+        self._call(
+            lambda: self.client.create_dataset(dest_ds, exists_ok=True, retry=API_RETRY),
+            "create dataset",
+        )
         self._query(
             sql.assign_sql(self.source, self.staging, key_expr), "assign", self._staging_exists
         )
@@ -269,21 +293,25 @@ class SplitRunner:
 
     def _staging_exists(self) -> bool:
         try:
-            self._call(lambda: self.client.get_table(self.staging.id), "get staging table")
+            self._call(
+                lambda: self.client.get_table(self.staging.id, retry=API_RETRY), "get staging table"
+            )
             return True
         except gexc.NotFound:
             return False
 
     def _drop_staging(self) -> None:
         self._call(
-            lambda: self.client.delete_table(self.staging.id, not_found_ok=True),
+            lambda: self.client.delete_table(self.staging.id, not_found_ok=True, retry=API_RETRY),
             "drop staging table",
         )
 
     def _write_split(self, r: sql.SplitRange, expected_rows: int) -> SplitResult:
         dest = self.destinations[r.name]
         self._query(sql.write_split_sql(self.staging, dest, r, self.columns), f"write_{r.name}")
-        table = self._call(lambda: self.client.get_table(dest.id), f"get {dest.id}")
+        table = self._call(
+            lambda: self.client.get_table(dest.id, retry=API_RETRY), f"get {dest.id}"
+        )
         if table.num_rows != expected_rows:
             raise RuntimeError(
                 f"{dest.id} has {table.num_rows} rows after the write, expected {expected_rows}"

@@ -86,6 +86,21 @@ def check_project(project: str, what: str = "project") -> str:
     return project
 
 
+# Multi-regions (US, EU) and regions (us-central1, europe-west4, northamerica-northeast1).
+_LOCATION_RE = re.compile(r"^(?:[A-Za-z]{2,}|[a-z]+-[a-z]+[0-9]+)\Z")
+
+
+def check_location(location: str) -> str:
+    """A BigQuery location; empty is refused (the emulator answers a dataset created without
+    one with 500s, which clients retry for minutes)."""
+    if not isinstance(location, str) or not _LOCATION_RE.match(location):
+        raise ValueError(
+            f"location must be a BigQuery location such as 'US', 'EU' or 'us-central1', "
+            f"not {location!r}"
+        )
+    return location
+
+
 def check_dataset(dataset: str, what: str = "destination_dataset") -> str:
     if not isinstance(dataset, str) or not _DATASET_RE.match(dataset):
         raise ValueError(f"{what} has an invalid dataset name {dataset!r}")
