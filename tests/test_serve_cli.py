@@ -85,3 +85,36 @@ def test_serve_in_the_train_image_with_docker(candidate, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "docker run --rm --network host" in out and "v2: 2 requests of 1 row" in out
+
+
+@pytest.mark.docker
+def test_kserve_push_launcher_validates_in_the_train_image(candidate, tmp_path):
+    """The component as KFP runs it: its launcher in the train image, default networking."""
+    import json
+    import os
+
+    from kfpkit import images
+    from kfpkit.components._runtime.testing import executor_input
+
+    test = tmp_path / "test"
+    test.mkdir()
+    pq.write_table(pa.table({"AGEP": [30.0, 50.0, 70.0], "SEX": ["1", "2", "1"]}),
+                   test / "data-000000000000.parquet")  # fmt: skip
+    outputs = {"deployment": "system.Artifact", "infra_validation": "system.Metrics",
+               "summary": "system.Markdown"}  # fmt: skip
+    doc = executor_input(
+        tmp_path / "out", {"model_name": "candidate"}, outputs,
+        {"model": ("system.Model", str(candidate)), "test_data": ("system.Dataset", str(test))},
+        output_params=["endpoint_url"],
+    )  # fmt: skip
+    mounts = ["-v", f"{tmp_path}:{tmp_path}", "-v", f"{candidate}:{candidate}:ro"]
+    done = subprocess.run(
+        ["docker", "run", "--rm", *mounts, "-u", f"{os.getuid()}:{os.getgid()}",
+         images.image("train"), "python3", "-m", "kfpkit.components.kserve_push.launcher",
+         "--executor_input", json.dumps(doc)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads((tmp_path / "out" / "executor_output.json").read_text())
+    metrics = out["artifacts"]["infra_validation"]["artifacts"][0]["metadata"]
+    assert metrics["infra_validation_passed"] == 1.0 and metrics["v2_max_abs_difference"] <= 1e-5
