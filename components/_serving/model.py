@@ -35,6 +35,8 @@ from kfpkit.components._serving.shadow import Shadow
 BATCH_ROWS = 8192
 
 Features = dict[str, np.ndarray]
+# one queued request: its features, rows, the future its handler awaits, and that loop
+Pending = tuple[Features, int, asyncio.Future, asyncio.AbstractEventLoop]
 
 
 class Batcher:
@@ -43,8 +45,7 @@ class Batcher:
     def __init__(self, predict: Callable[[Features], np.ndarray], max_rows: int = BATCH_ROWS):
         self._predict = predict
         self._max_rows = max_rows
-        self._pending: deque[tuple[Features, int, asyncio.Future, asyncio.AbstractEventLoop]]
-        self._pending = deque()
+        self._pending: deque[Pending] = deque()
         self._wakeup = threading.Condition()
         self._closed = False
         self.calls = 0
@@ -67,11 +68,12 @@ class Batcher:
             self._wakeup.notify()
         self._thread.join(30)
 
-    def _take(self) -> list[tuple[Features, int, asyncio.Future, asyncio.AbstractEventLoop]]:
+    def _take(self) -> list[Pending]:
         with self._wakeup:
             while not self._pending and not self._closed:
                 self._wakeup.wait()
-            taken, rows = [], 0
+            taken: list[Pending] = []
+            rows = 0
             while self._pending and (not taken or rows + self._pending[0][1] <= self._max_rows):
                 item = self._pending.popleft()
                 taken.append(item)
