@@ -118,3 +118,36 @@ def test_kserve_push_launcher_validates_in_the_train_image(candidate, tmp_path):
     out = json.loads((tmp_path / "out" / "executor_output.json").read_text())
     metrics = out["artifacts"]["infra_validation"]["artifacts"][0]["metadata"]
     assert metrics["infra_validation_passed"] == 1.0 and metrics["v2_max_abs_difference"] <= 1e-5
+
+
+def test_serve_in_the_foreground_until_ctrl_c(candidate, tmp_path):
+    import json
+    import re
+    import signal
+    import urllib.request
+
+    logs = tmp_path / "logs"
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "kfpkit.cli", "serve", str(candidate), "--runner", "python",
+         "--python", str(TRAIN_PYTHON), "--port", "0", "--log-dir", str(logs)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert cli.stdout is not None
+        for line in cli.stdout:
+            found = re.search(r"ready in .*: (http://127\.0\.0\.1:\d+)/v1/models/candidate", line)
+            if found:
+                break
+        assert found, "the CLI never said it was ready"
+        body = json.dumps({"instances": [{"AGEP": 33.0, "SEX": "2"}]}).encode()
+        request = urllib.request.Request(f"{found.group(1)}/v1/models/candidate:predict", body,
+                                         {"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert len(json.loads(answer.read())["predictions"]) == 1
+        cli.send_signal(signal.SIGINT)  # Ctrl-C
+        rest, _ = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 0, rest
+    assert "request log: 1 rows in 1 file(s)" in rest
