@@ -77,12 +77,14 @@ def _check_names(names: Sequence[str], specs: Sequence[FeatureSpec], where: str)
 
 
 def _numeric(values: Sequence[Any], name: str, row_label: str) -> np.ndarray:
-    # fast path: all plain numbers (numpy infers an int or float array; bools, strings and
-    # nulls make another dtype and take the checking loop below, which names the bad value)
-    fast = np.asarray(values)
-    if fast.dtype.kind in "iuf" and fast.ndim == 1 and not any(v.__class__ is bool for v in values):
+    # fast path: only ints and floats (a bool is not an int here; nulls, text and the rest
+    # take the checking loop below, which names the bad value)
+    if set(map(type, values)) <= {int, float}:
         with np.errstate(over="ignore"):
-            result = fast.astype(np.float32)
+            try:
+                result = np.asarray(values, dtype=np.float64).astype(np.float32)
+            except OverflowError:  # an int beyond float64
+                result = np.full(1, np.inf, dtype=np.float32)
         if np.all(np.isfinite(result)):
             return result
     out = np.empty(len(values), dtype=np.float32)
@@ -90,8 +92,11 @@ def _numeric(values: Sequence[Any], name: str, row_label: str) -> np.ndarray:
         if v is None:
             out[i] = np.nan
         elif type(v) is float or type(v) is int:  # noqa: E721 - bool is an int subclass
-            with np.errstate(over="ignore"):
-                out[i] = v
+            try:
+                with np.errstate(over="ignore"):
+                    out[i] = v
+            except OverflowError:  # an int beyond float64
+                out[i] = np.inf
             if not math.isfinite(out[i]):
                 raise BadRequest(
                     f"feature {name!r} {row_label} {i}: {_show(v)} is not a finite 32-bit float"
@@ -105,7 +110,7 @@ def _numeric(values: Sequence[Any], name: str, row_label: str) -> np.ndarray:
 
 
 def _categorical(values: Sequence[Any], name: str, row_label: str) -> np.ndarray:
-    if all(v.__class__ is str for v in values):  # numpy would turn numbers into text: check
+    if set(map(type, values)) == {str}:  # numpy would turn numbers into text: check first
         return np.array(values, dtype=object)
     out = np.empty(len(values), dtype=object)
     for i, v in enumerate(values):
@@ -171,7 +176,7 @@ def _v2_values(tensor: V2Input) -> list[Any]:
     if not isinstance(data, list):
         raise BadRequest(f"input {tensor.name!r}: 'data' must be a list")
     flat: list[Any] = data
-    if any(item.__class__ is list for item in data):
+    if list in set(map(type, data)):
         flat = _flatten(tensor.name, data)
     if len(flat) != shape[0]:
         raise BadRequest(
