@@ -110,6 +110,22 @@ def _body_limit_app(app: Any, max_body_bytes: int) -> None:
     app.add_exception_handler(PayloadTooLarge, too_large)
 
 
+def _plain_validation_errors(app: Any) -> None:
+    """422 for a V2 body that does not fit KServe's schema, naming where, without echoing the
+    input: FastAPI's default echo cannot encode a NaN the body held, and answered 500."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import ORJSONResponse
+
+    def invalid(_request: Any, exc: Exception) -> Any:
+        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors[:5]
+        )
+        return ORJSONResponse(status_code=422, content={"error": f"invalid request: {where}"})
+
+    app.add_exception_handler(RequestValidationError, invalid)
+
+
 def build_models(
     model_dir: str,
     name: str,
@@ -171,6 +187,7 @@ def serve(
     )
     server.register_model(model)
     _body_limit_app(app, max_body_bytes)
+    _plain_validation_errors(app)
 
     async def status() -> dict[str, Any]:
         return model.status()

@@ -294,3 +294,31 @@ def test_server_listens_on_loopback_only(server):
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((other, server.port), timeout=5)
     assert Client(server.host, server.port).request("GET", "/v1/models/employment")[0] == 200
+
+
+def test_odd_bodies_are_never_a_server_error(server, test_rows, in_process):
+    row = json.dumps(test_rows[0])
+    v2 = json.dumps(_v2(test_rows[:1], in_process))
+    bodies = [
+        b"\xff\xfe\x00garbage",
+        b"[" * 5000 + b"]" * 5000,
+        b'{"instances": [{"AGEP": NaN}]}',
+        row.replace('"AGEP": ', '"AGEP": 1' + "0" * 400 + ', "x": ').encode(),
+        json.dumps({"instances": [{**test_rows[0], "AGEP": {"value": 3}}]}).encode(),
+        json.dumps({"instances": [{**test_rows[0], "SEX": ["1"]}]}).encode(),
+        json.dumps({"instances": None}).encode(),
+        b"null",
+        b'"instances"',
+        v2.replace('"shape": [1]', '"shape": [100000000000000000000]', 1).encode(),
+        v2.replace('"shape": [1]', '"shape": "one"', 1).encode(),
+        v2.replace('"datatype": "FP64"', '"datatype": "FP1024"', 1).encode(),
+        v2.replace('"data": [', '"data": [[[', 1).replace("]", "]]]", 1).encode(),
+    ]
+    client = server.client()
+    for path in ("/v1/models/employment:predict", "/v2/models/employment/infer"):
+        for body in bodies:
+            status, answer = client.request("POST", path, body)
+            assert 400 <= status < 500, (path, body[:80], status, answer)
+    assert client.predict_v1("employment", test_rows[:2]) == pytest.approx(
+        in_process(test_rows[:2]), abs=TOLERANCE
+    )
