@@ -158,6 +158,18 @@ class TabularModel(kserve.Model):
         self.ready = True
         return self.ready
 
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """What ``GET /v2/models/<name>`` lists: one input per feature, one value a row."""
+        return [
+            {"name": s.name, "datatype": "BYTES" if s.kind == CATEGORICAL else "FP32",
+             "shape": [-1]}
+            for s in self.specs
+        ]  # fmt: skip
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        name = self.serving.output_name if self.serving else ""
+        return [{"name": name, "datatype": "FP32", "shape": [-1]}]
+
     def attach_shadow(self, shadow: Shadow) -> None:
         self.shadow = shadow
 

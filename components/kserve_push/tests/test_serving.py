@@ -52,6 +52,15 @@ def test_v2_answer_names_model_version_and_output(server, test_rows, in_process)
     assert body["outputs"][0]["shape"] == [3]
 
 
+def test_v2_metadata_lists_the_model_inputs_and_output(server, in_process):
+    status, body = server.client().request("GET", "/v2/models/employment")
+    assert status == 200, body
+    assert {(i["name"], i["datatype"]) for i in body["inputs"]} == {
+        (s.name, "BYTES" if s.kind == "categorical" else "FP32") for s in in_process.specs
+    }
+    assert body["outputs"] == [{"name": in_process.output_name, "datatype": "FP32", "shape": [-1]}]
+
+
 def _v2(rows, in_process):
     from kfpkit.components._serving.client import v2_body
 
