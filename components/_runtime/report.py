@@ -100,7 +100,7 @@ def line_chart(
     ``lines`` False (for all, or per series) draws markers only (a scatter). Non-finite
     points are skipped; a chart with none says so in text.
     """
-    pad = 44
+    pad, left = 44, 56  # left: room for the y labels
     clean = {
         name: [(float(x), float(y)) for x, y in pts if math.isfinite(x) and math.isfinite(y)]
         for name, pts in series.items()
@@ -112,10 +112,10 @@ def line_chart(
     if y_high - y_low < 1e-12:
         y_low, y_high = y_low - 0.5, y_high + 0.5
     x_low, x_high = min(p[0] for p in every), max(p[0] for p in every)
-    plot_w, plot_h = width - 2 * pad, height - 2 * pad
+    plot_w, plot_h = width - left - pad, height - 2 * pad
 
     def sx(v: float) -> float:
-        return pad + (plot_w * (v - x_low) / (x_high - x_low) if x_high > x_low else plot_w / 2)
+        return left + (plot_w * (v - x_low) / (x_high - x_low) if x_high > x_low else plot_w / 2)
 
     def sy(v: float) -> float:
         return pad + plot_h * (y_high - v) / (y_high - y_low)
@@ -124,13 +124,15 @@ def line_chart(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'role="img" aria-label="{esc(title)}">',
         f'<text x="{width / 2}" y="18" text-anchor="middle" font-weight="bold">{esc(title)}</text>',
-        f'<rect x="{pad}" y="{pad}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>',
-        f'<text x="{pad - 4}" y="{pad + 4}" text-anchor="end" font-size="11">{y_high:.3g}</text>',
-        f'<text x="{pad - 4}" y="{pad + plot_h}" text-anchor="end" font-size="11">'
+        f'<rect x="{left}" y="{pad}" width="{plot_w}" height="{plot_h}" fill="none" '
+        'stroke="#999"/>',
+        f'<text x="{left - 4}" y="{pad + 4}" text-anchor="end" font-size="11">{y_high:.3g}</text>',
+        f'<text x="{left - 4}" y="{pad + plot_h}" text-anchor="end" font-size="11">'
         f"{y_low:.3g}</text>",
         f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle" font-size="11">'
         f"{esc(x_label)} ({fmt(x_low)} to {fmt(x_high)})</text>",
     ]
+    legend_x = float(left)
     for row, (name, pts) in enumerate(clean.items()):
         color = (colors or {}).get(name, PALETTE[row % len(PALETTE)])
         coords = [(sx(x), sy(y)) for x, y in pts]
@@ -143,9 +145,11 @@ def line_chart(
         parts += [
             f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{color}"/>' for cx, cy in coords
         ]
+        # the legend: one row between the title and the plot, clear of the data
         parts.append(
-            f'<text x="{width - pad}" y="{pad + 14 + 14 * row}" text-anchor="end" '
-            f'font-size="12" fill="{color}">{esc(name)}</text>'
+            f'<text x="{legend_x:.0f}" y="{pad - 8}" font-size="12" fill="{color}">'
+            f"{esc(name)}</text>"
         )
+        legend_x += 16 + 6.5 * len(name)
     parts.append("</svg>")
     return "\n".join(parts)

@@ -12,6 +12,12 @@ from kfpkit.components.katib_tune.spec import TuneSpec
 _STATE_CSS = {results.SUCCEEDED: "", results.PRUNED: "muted", results.FAILED: "bad"}
 
 
+def _param_cell(value: object) -> str:
+    if isinstance(value, float):
+        return td(fmt(value), True)
+    return td(value, isinstance(value, int))
+
+
 def best_so_far(spec: TuneSpec, trials: list[results.TrialRecord]) -> list[tuple[float, float]]:
     """(trial number + 1, best objective among succeeded trials up to it)."""
     points, best = [], None
@@ -60,7 +66,7 @@ def tuning_html(spec: TuneSpec, result: results.TuneResult, title: str) -> str:
             [
                 td(t.name or t.number + 1, True),
                 td(t.state + (" (best)" if best else ""), False, css),
-                *(td(t.params.get(n, ""), isinstance(t.params.get(n), int | float)) for n in names),
+                *(_param_cell(t.params.get(n, "")) for n in names),
                 td(objective, True, css),
                 td(len(t.intermediate) or "", True),
                 td(f"{t.seconds:.1f}" if t.seconds else "", True),
