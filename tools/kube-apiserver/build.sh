@@ -100,4 +100,7 @@ go build -trimpath -ldflags '-s -w' -o "$work/kube-apiserver" ./cmd/kube-apiserv
 mkdir -p "$out"
 mv "$work/kube-apiserver" "$out/kube-apiserver"
 ln -sfn "$key" "$cache/current"
+# Builds of other script versions or sources are dropped: only the current one is kept.
+find "$cache" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended \
+  -regex '.*/[0-9a-f]{16}' ! -name "$key" -exec rm -rf {} +
 echo "kube-apiserver built: $out/kube-apiserver ($version)"
