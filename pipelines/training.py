@@ -1,4 +1,5 @@
-"""The end-to-end training pipeline: split, validate the data, train, evaluate, publish if blessed.
+"""The end-to-end training pipeline: split, validate the data, tune, train, evaluate, publish
+if blessed.
 
 Stages are added as steps of :func:`training`; every step's outputs are named so that the
 next stage (validation, training, evaluation, push) can take them without reshaping.
@@ -9,6 +10,7 @@ from kfp import dsl
 from kfpkit.components import (
     bigquery_split,
     evaluate,
+    katib_tune,
     publish_model,
     tfdv_validate_splits,
     train,
@@ -16,12 +18,18 @@ from kfpkit.components import (
 from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
 
 PIPELINE_NAME = "kfpkit-training"
+# What the tune step searches by default: the learning rate and the network's width.
+TUNING_SEARCH_SPACE = [
+    {"name": "learning_rate", "type": "double", "min": 3e-4, "max": 1e-2, "log": True},
+    {"name": "hidden_units", "type": "categorical", "values": ["64,32", "128,64"]},
+]
 
 
 @dsl.pipeline(
     name=PIPELINE_NAME,
     description="Split a BigQuery table by a repeatable key hash, validate the splits with TFDV "
-    "in one step (statistics, schema, anomalies, drift), train a Keras model, evaluate it on "
+    "in one step (statistics, schema, anomalies, drift), tune (Optuna locally or a Katib "
+    "Experiment) and train a Keras model, evaluate it on "
     "the test split, and "
     "publish it to the serving directory when it is blessed.",
 )
@@ -40,6 +48,12 @@ def training(
     fail_on_anomalies: bool = False,
     label_column: str = "employed",
     hyperparameters: dict = {},  # noqa: B006
+    tuning_trials: int = 3,
+    tuning_parallel_trials: int = 1,
+    tuning_algorithm: str = "tpe",
+    tuning_search_space: list = TUNING_SEARCH_SPACE,  # noqa: B006
+    tuning_backend: str = "local",
+    tuning_namespace: str = "kubeflow",
     slice_columns: list = ["SEX", "year"],  # noqa: B006
     min_auc: float = 0.8,
     max_auc_regression: float = 0.005,
@@ -63,7 +77,15 @@ def training(
             feature off, e.g. an id or time column that differs by construction).
         fail_on_anomalies: Stop the run when the validation split has anomalies.
         label_column: The binary label.
-        hyperparameters: Training hyperparameters (JSON dict; see the train component).
+        hyperparameters: Training hyperparameters (JSON dict; see the train component): the
+            fixed ones of every tuning trial, and the rest of the final training's.
+        tuning_trials: Trial budget of the tune step; 0 trains with ``hyperparameters`` as
+            they are (no trial runs).
+        tuning_parallel_trials: Trials at a time.
+        tuning_algorithm: katib_tune's algorithm (``tpe``, ``random``, ``grid``, ...).
+        tuning_search_space: katib_tune's search space (``train`` hyperparameters).
+        tuning_backend: ``local`` (Optuna in the step) or ``katib`` (an Experiment).
+        tuning_namespace: The Katib Experiment's namespace.
         slice_columns: Features the evaluation reports per value of.
         min_auc: Test AUC a model needs to be blessed and published.
         max_auc_regression: How much lower than the model last published under
@@ -93,12 +115,29 @@ def training(
     )
     validation.set_display_name("validate-data")
 
+    tune = katib_tune(
+        train_data=split.outputs["train"],
+        validation_data=split.outputs["validation"],
+        schema=validation.outputs["schema"],
+        search_space=tuning_search_space,
+        label_column=label_column,
+        fixed_hyperparameters=hyperparameters,
+        algorithm=tuning_algorithm,
+        max_trial_count=tuning_trials,
+        parallel_trial_count=tuning_parallel_trials,
+        # all trials failing still fails the step ("no trial succeeded")
+        max_failed_trial_count=tuning_trials,
+        backend=tuning_backend,
+        namespace=tuning_namespace,
+    ).after(validation)
+    tune.set_display_name("tune")
+
     trained = train(
         train_data=split.outputs["train"],
         validation_data=split.outputs["validation"],
         schema=validation.outputs["schema"],
         label_column=label_column,
-        hyperparameters=hyperparameters,
+        hyperparameters=tune.outputs["best_hyperparameters"],
     ).after(validation)  # data that failed validation (fail_on_anomalies) is not trained on
     trained.set_display_name("train")
     evaluation = evaluate(

@@ -21,6 +21,7 @@ COMPONENTS = {
         "train",
         "evaluate",
         "publish_model",
+        "katib_tune",
         "kserve_push",
     )  # fmt: skip
 }
@@ -36,11 +37,22 @@ def load_pipeline(name: str) -> Any:
     return _load(*PIPELINES[name])
 
 
-_HEADER_DEFAULT = re.compile(r"^(#\s+\S+: dict \[Default: )(\{.*\})(\])$", re.MULTILINE)
+_HEADER_DEFAULT = re.compile(
+    r"^(#\s+\S+: (?:dict|list) \[Default: )(\{.*\}|\[.*\])(\])$", re.MULTILINE
+)
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_keys(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
 
 
 def _sorted_header_defaults(text: str) -> str:
-    """Sorts dict defaults in the YAML's header comment.
+    """Sorts the keys of dict defaults (also dicts inside list defaults) in the YAML's header
+    comment.
 
     kfp renders them from a protobuf Struct, whose key order changes from process to process;
     without this, compiled/ would differ between two compiles of the same code.
@@ -48,7 +60,7 @@ def _sorted_header_defaults(text: str) -> str:
 
     def render(m: re.Match[str]) -> str:
         value = ast.literal_eval(m.group(2))
-        return m.group(1) + repr(dict(sorted(value.items()))) + m.group(3)
+        return m.group(1) + repr(_sorted_keys(value)) + m.group(3)
 
     return _HEADER_DEFAULT.sub(render, text)
 
