@@ -11,6 +11,7 @@ from kfpkit.components import (
     bigquery_split,
     evaluate,
     katib_tune,
+    kserve_push,
     publish_model,
     tfdv_validate_splits,
     train,
@@ -31,7 +32,8 @@ TUNING_SEARCH_SPACE = [
     "in one step (statistics, schema, anomalies, drift), tune (Optuna locally or a Katib "
     "Experiment) and train a Keras model, evaluate it on "
     "the test split, and "
-    "publish it to the serving directory when it is blessed.",
+    "publish it to the serving directory when it is blessed, then push it (KServe's model "
+    "server proves it serves first).",
 )
 def training(
     project: str,
@@ -57,6 +59,11 @@ def training(
     slice_columns: list = ["SEX", "year"],  # noqa: B006
     min_auc: float = 0.8,
     max_auc_regression: float = 0.005,
+    serving_model_name: str = "employment",
+    serving_backend: str = "local",
+    serving_namespace: str = "default",
+    push_action: str = "apply",
+    canary_traffic_percent: int = 10,
 ):
     """Training pipeline.
 
@@ -91,6 +98,13 @@ def training(
         max_auc_regression: How much lower than the model last published under
             ``serving_model_uri`` (the baseline) the test AUC may be; the first run has no
             baseline.
+        serving_model_name: Name of the served model (the InferenceService on a cluster).
+        serving_backend: ``local`` (infra validation on KServe's model server only; serve
+            with ``kfpkit serve``) or ``kserve`` (an InferenceService; ``serving_model_uri``
+            must then be gs://, s3:// or pvc://).
+        serving_namespace: Kubernetes namespace of the InferenceService.
+        push_action: ``apply`` (all traffic to the new model) or ``canary`` (kserve only).
+        canary_traffic_percent: Share of traffic the canary gets.
     """
     split = bigquery_split(
         source_table=source_table,
@@ -158,3 +172,15 @@ def training(
         publish = publish_model(model=trained.outputs["model"], destination=serving_model_uri)
         publish.set_display_name("publish-model")
         publish.set_caching_options(False)  # a side effect outside the pipeline root
+        # proven to serve on KServe's model server with test rows first, then pushed
+        push = kserve_push(
+            model=publish.outputs["published_model"],
+            test_data=split.outputs["test"],
+            model_name=serving_model_name,
+            backend=serving_backend,
+            namespace=serving_namespace,
+            action=push_action,
+            canary_traffic_percent=canary_traffic_percent,
+        )
+        push.set_display_name("push-model")
+        push.set_caching_options(False)  # serves what publish just wrote
