@@ -50,8 +50,11 @@ images: .venv/.synced
 image-%: .venv/.synced
 	$(PY) images/build.py $*
 
+# The demo pipeline, then the model it blessed served on 127.0.0.1 with real requests.
 run: setup images
 	.venv/bin/kfpkit run training --local --emulator
+	.venv/bin/kfpkit serve local_outputs/serving/employment --name employment --port 0 \
+	  --smoke-test 20 --data .cache/demo/employment.parquet
 
 # A real kube-apiserver for the Kubernetes-side tests (Katib, KServe), built once from Debian's
 # source package and cached by content hash under .cache/kube-apiserver/ (instant when cached).
@@ -80,6 +83,8 @@ bench: setup images
 	$(PY) benchmarks/bench_split.py
 	.venvs/tfdv/bin/python benchmarks/bench_tfdv.py
 	.venvs/train/bin/python benchmarks/bench_train.py
+	.venvs/train/bin/python benchmarks/bench_tune.py
+	.venvs/train/bin/python benchmarks/bench_serve.py
 	$(PY) benchmarks/bench_pipeline.py
 
 # kfpkit beside TFX 1.16's LocalDagRunner, same rows and model (TFX in its own environment,
