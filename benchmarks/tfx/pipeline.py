@@ -9,7 +9,8 @@ then once more, untimed, to read the results:
 The pipeline does the work of kfpkit's training pipeline the TFX way, with LocalDagRunner and
 an on-disk ML Metadata SQLite store (fresh per round: no cache, no baseline model):
 
-- CsvExampleGen: a repeatable hash split on ``id``, train/eval/test 8:1:1;
+- CsvExampleGen: train/eval/test read from the driver's per-split CSVs (the rows kfpkit's
+  split assigns: same rows on both sides);
 - StatisticsGen over every split, SchemaGen from train, ExampleValidator of eval and test
   against that schema, as kfpkit's validation step does (TFX has no drift check without a
   curated schema; kfpkit's validation also checks drift against train);
@@ -49,16 +50,15 @@ SPLITS = {"train": 8, "eval": 1, "test": 1}  # kfpkit's default 80/10/10 (config
 
 def build_pipeline(config: dict, root: str) -> tfx.dsl.Pipeline:
     here = os.path.dirname(os.path.abspath(__file__))
+    # The driver writes one CSV folder per split with the rows kfpkit's split assigns, so
+    # both sides train and test on the same rows; CsvExampleGen reads them as its splits.
     example_gen = tfx.components.CsvExampleGen(
         input_base=config["data_dir"],
-        output_config=tfx.proto.Output(
-            split_config=tfx.proto.SplitConfig(
-                splits=[
-                    tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
-                    for name, buckets in (config.get("splits") or SPLITS).items()
-                ],
-                partition_feature_name=config["key_column"],
-            )
+        input_config=tfx.proto.Input(
+            splits=[
+                tfx.proto.Input.Split(name=name, pattern=f"{name}/*")
+                for name in (config.get("splits") or SPLITS)
+            ]
         ),
     )
     # kfpkit's validation step: statistics of every split, schema from train, eval and test
