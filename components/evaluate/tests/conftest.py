@@ -3,24 +3,15 @@ every feature and a weak one on SEX only, and the sample's test split."""
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from kfpkit.components.train import trainer
-
-SAMPLE = Path(__file__).parents[2] / "train" / "tests" / "data" / "employment_6000.parquet"
+from kfpkit.components.train.testing import sample_splits
 
 
 @pytest.fixture(scope="session")
 def data(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("data")
-    table, start, dirs = pq.read_table(SAMPLE), 0, {}
-    for name, rows in (("train", 4000), ("validation", 1000), ("test", 1000)):
-        dirs[name] = root / name
-        dirs[name].mkdir()
-        pq.write_table(table.slice(start, rows), dirs[name] / "data-000000000000.parquet")
-        start += rows
-    return dirs
+    return sample_splits(tmp_path_factory.mktemp("data"))
 
 
 def _train(data: dict[str, Path], model_dir: Path, features: tuple[str, ...]) -> Path:

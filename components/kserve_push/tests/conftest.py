@@ -18,20 +18,12 @@ import pytest
 
 from kfpkit.components._serving.client import ServerProcess, server_args
 from kfpkit.components._serving.testing import write_candidate
-
-SAMPLE = Path(__file__).parents[2] / "train" / "tests" / "data" / "employment_6000.parquet"
+from kfpkit.components.train.testing import sample_splits
 
 
 @pytest.fixture(scope="session")
 def splits(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("splits")
-    table, start, dirs = pq.read_table(SAMPLE), 0, {}
-    for name, rows in (("train", 4000), ("validation", 1000), ("test", 1000)):
-        dirs[name] = root / name
-        dirs[name].mkdir()
-        pq.write_table(table.slice(start, rows), dirs[name] / "data-000000000000.parquet")
-        start += rows
-    return dirs
+    return sample_splits(tmp_path_factory.mktemp("splits"))
 
 
 @pytest.fixture(scope="session")
