@@ -138,14 +138,15 @@ def test_quickstart_notebook_runs(image_present, tmp_path, monkeypatch):
 
 def test_warm_rerun_takes_unchanged_steps_from_kfp_cache(image_present, tmp_path):
     """Two `kfpkit run --cache` of the same data: the second runs only the steps that must
-    run (evaluate, publish: they read and change the serving directory); a different data
-    size misses the cache from the split on."""
+    run (evaluate, publish, push: they read and change the serving directory); a different
+    data size misses the cache from the split on."""
     import subprocess
     import sys
 
     def run(rows: int) -> str:
         cmd = [sys.executable, "-m", "kfpkit.cli", "run", "training", "--local", "--emulator",
-               "--cache", "--rows", str(rows), "--pipeline-root", str(tmp_path)]  # fmt: skip
+               "--cache", "--rows", str(rows), "--pipeline-root", str(tmp_path),
+               "--param", "tuning_trials=0"]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         return done.stdout
@@ -160,6 +161,7 @@ def test_warm_rerun_takes_unchanged_steps_from_kfp_cache(image_present, tmp_path
     first = run(20_000)
     assert cached_steps(first) == set()
     second = run(20_000)
-    assert cached_steps(second) == {"bigquery-split", "tfdv-validate-splits", "train"}
-    assert "  step evaluate:\n" in second and "  step publish-model:\n" in second
+    assert cached_steps(second) == {"bigquery-split", "tfdv-validate-splits", "katib-tune", "train"}
+    for ran in ("evaluate", "publish-model", "kserve-push"):  # read or change the serving dir
+        assert f"  step {ran}:\n" in second
     assert cached_steps(run(21_000)) == set()  # other data: the split's inputs changed
