@@ -64,6 +64,20 @@ def load_schema(path: str, name: str) -> schema_pb2.Schema:
     return schema
 
 
+def statistics_metadata(
+    stats: statistics_pb2.DatasetFeatureStatisticsList, source_format: str
+) -> dict[str, object]:
+    """The metadata of a statistics artifact (tfdv_statistics and tfdv_validate_splits)."""
+    overall = stats.datasets[0]
+    return {
+        "file": STATISTICS_FILE,
+        "num_examples": overall.num_examples,
+        "num_features": len(overall.features),
+        "slices": [d.name for d in stats.datasets],
+        "source_format": source_format,
+    }
+
+
 def write_proto_text(directory: str, file_name: str, proto: message.Message) -> str:
     path = os.path.join(directory, file_name)
     write_text_artifact(path, text_format.MessageToString(proto))

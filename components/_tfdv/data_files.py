@@ -82,24 +82,18 @@ def _check_same_types(
     mismatch with "Cannot determine the type of feature", naming neither file)."""
     for field in other[1]:
         want = first[1].field(field.name).type
-        if _flat_type_of(field.type) != _flat_type_of(want):
+        if _comparable(field.type) != _comparable(want):
             raise ValueError(
                 f"{name}: column {field.name!r} is {want} in {first[0]!r} but {field.type} in "
                 f"{other[0]!r}: all files of a dataset need the same column types"
             )
 
 
-def _flat_type_of(t: pa.DataType) -> pa.DataType:
-    """The type a column has for TFDV (see _flat_type): int32 and int64 files may mix."""
-    if pa.types.is_dictionary(t):
-        return _flat_type_of(t.value_type)
-    if pa.types.is_boolean(t) or pa.types.is_integer(t):
-        return pa.int64()
-    if pa.types.is_decimal(t):
-        return pa.float64()
-    if pa.types.is_temporal(t) or pa.types.is_large_string(t):
-        return pa.string()
-    return t
+def _comparable(t: pa.DataType) -> pa.DataType:
+    """What TFDV sees of a column type (int32 and int64 files may mix; large strings are
+    strings)."""
+    t = _tfdv_type(t)
+    return pa.string() if pa.types.is_large_string(t) else t
 
 
 def csv_header(path: str) -> tuple[str, ...]:
@@ -127,18 +121,25 @@ def _check_csv(paths: list[str], name: str) -> DataFiles:
     return DataFiles(CSV, tuple(paths), None, headers.pop())
 
 
-def _flat_type(array: pa.Array) -> pa.Array:
-    """Casts a flat column to a type TFDV reads: int64, float, or string (BYTES)."""
-    t = array.type
+def _tfdv_type(t: pa.DataType) -> pa.DataType:
+    """The type a flat column is read as for TFDV: int64, float, or string (BYTES)."""
     if pa.types.is_dictionary(t):
-        return _flat_type(array.dictionary_decode())
-    if pa.types.is_boolean(t) or (pa.types.is_integer(t) and t != pa.int64()):
-        return array.cast(pa.int64())
+        return _tfdv_type(t.value_type)
+    if pa.types.is_boolean(t) or pa.types.is_integer(t):
+        return pa.int64()
     if pa.types.is_decimal(t):
-        return array.cast(pa.float64())
+        return pa.float64()
     if pa.types.is_temporal(t):
-        return array.cast(pa.string())
-    return array
+        return pa.string()
+    return t
+
+
+def _flat_type(array: pa.Array) -> pa.Array:
+    """Casts a flat column to the type :func:`_tfdv_type` names."""
+    if pa.types.is_dictionary(array.type):
+        return _flat_type(array.dictionary_decode())
+    target = _tfdv_type(array.type)
+    return array if target == array.type else array.cast(target)
 
 
 def as_list_column(array: pa.Array) -> pa.Array:

@@ -24,16 +24,7 @@ def run(executor: Executor) -> None:
         slice_features=executor.string_list_param("slice_features"),
         beam_args=executor.string_list_param("beam_pipeline_args"),
     )
-    overall = stats.datasets[0]
-    statistics.metadata.update(
-        {
-            "file": artifacts.STATISTICS_FILE,
-            "num_examples": overall.num_examples,
-            "num_features": len(overall.features),
-            "slices": [d.name for d in stats.datasets],
-            "source_format": files.format,
-        }
-    )
+    statistics.metadata.update(artifacts.statistics_metadata(stats, files.format))
     title = f"Statistics of {data.metadata.get('split') or os.path.basename(data.path)}"
     write_text_artifact(executor.output("report").path, report.statistics_html(stats, title))
 

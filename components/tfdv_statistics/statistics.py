@@ -85,21 +85,21 @@ def compute_split_statistics(
         for name, (data, output_file) in splits.items()
         if data.format == data_files.PARQUET and not slice_features and not beam_args
     }
+    results = {}
     for name, (data, output_file) in in_process.items():
         _log.info("Statistics of %s: %d Parquet file(s), in process", name, len(data.paths))
-        stats = _statistics_in_process(data, stats_options(data.columns, ()))
+        results[name] = _statistics_in_process(data, stats_options(data.columns, ()))
         with open(output_file, "wb") as f:
-            f.write(stats.SerializeToString())
+            f.write(results[name].SerializeToString())
     with_beam = {name: split for name, split in splits.items() if name not in in_process}
     if with_beam:
         _beam_statistics(with_beam, slice_features, beam_args)
-    results = {}
-    for name, (data, output_file) in splits.items():
-        stats = tfdv.load_stats_binary(output_file)
+        results.update({name: tfdv.load_stats_binary(out) for name, (_, out) in with_beam.items()})
+    for name, (data, _) in splits.items():
+        stats = results[name]
         if not stats.datasets or stats.datasets[0].num_examples == 0:
             raise ValueError(f"No examples were read from {list(data.paths)[:5]}")
-        results[name] = stats
-    return results
+    return {name: results[name] for name in splits}
 
 
 # Rows per batch handed to the generators in process: large enough that per-batch overhead

@@ -32,8 +32,9 @@ def statistics_output(split: str) -> str:
 def run(executor: Executor) -> None:
     splits = {BASELINE: executor.required_input(BASELINE)}
     splits["validation"] = executor.required_input("validation")
-    if executor.input("test") is not None:
-        splits["test"] = executor.required_input("test")
+    test = executor.input("test")
+    if test is not None:
+        splits["test"] = test
     files = {name: data_files.find_data_files(a.path, name) for name, a in splits.items()}
     drift = thresholds_from(executor, "drift")
     skew = Thresholds()  # no serving data here: tfdv_validate compares serving statistics
@@ -49,16 +50,8 @@ def run(executor: Executor) -> None:
         beam_args=executor.string_list_param("beam_pipeline_args"),
     )
     for name, result in stats.items():
-        overall = result.datasets[0]
         executor.output(statistics_output(name)).metadata.update(
-            {
-                "file": artifacts.STATISTICS_FILE,
-                "split": name,
-                "num_examples": overall.num_examples,
-                "num_features": len(overall.features),
-                "slices": [d.name for d in result.datasets],
-                "source_format": files[name].format,
-            }
+            {**artifacts.statistics_metadata(result, files[name].format), "split": name}
         )
     if "test" not in splits:  # an explicitly empty artifact, never a silent one
         executor.output(statistics_output("test")).metadata.update(
@@ -75,6 +68,7 @@ def run(executor: Executor) -> None:
                 drift=drift, skew=skew,
             )  # fmt: skip
     lines = {name: anomaly_lines(a) for name, a in validated.items()}
+    anomaly_count = sum(len(ls) for ls in lines.values())
     fail_if_anomalies([f"{n}: {line}" for n, ls in lines.items() for line in ls], executor)
 
     write_schema(executor, schema, origin)
@@ -86,16 +80,16 @@ def run(executor: Executor) -> None:
     out.metadata.update(
         {
             "files": {name: f"{name}/{artifacts.ANOMALIES_FILE}" for name in validated},
-            "anomaly_count": sum(len(ls) for ls in lines.values()),
+            "anomaly_count": anomaly_count,
             "anomalies": lines,
         }
     )
     metrics = executor.output("metrics").metadata
-    metrics["anomaly_count"] = float(sum(len(ls) for ls in lines.values()))
+    metrics["anomaly_count"] = float(anomaly_count)
     for name, anomalies in validated.items():
         metrics.update(validation_metrics(anomalies, prefix=f"{name}_"))
     write_text_artifact(executor.output("report").path, _report(stats, validated))
-    executor.set_output_param("valid", not any(lines.values()))
+    executor.set_output_param("valid", anomaly_count == 0)
 
 
 def _report(stats: dict, validated: dict) -> str:
