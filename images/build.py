@@ -27,7 +27,7 @@ from kfpkit import images  # noqa: E402
 
 BUILD = ROOT / "build" / "images"
 SOURCES = ("pyproject.toml", "src", "components")
-LABEL = "org.kfpkit.content-hash"
+LABEL = images.CONTENT_LABEL
 DOCKERFILE = ROOT / "images" / "Dockerfile"
 # Per family: packages of its lock with no cp311 wheel, built on the host from their sdists.
 SOURCE_BUILDS = "build-from-source"

@@ -21,6 +21,8 @@ import re
 from kfpkit import __version__
 
 DEFAULT_REGISTRY = "ghcr.io/kfpkit"
+# Label images/build.py puts on every image: a hash of everything that went into it.
+CONTENT_LABEL = "org.kfpkit.content-hash"
 
 # Image families: one per dependency island (see images/<family>/Dockerfile).
 FAMILIES = ("core", "tfdv", "train")

@@ -119,7 +119,7 @@ def pin_images_by_content() -> dict[str, str]:
     for family in images.FAMILIES:
         ref = images.image(family)
         try:
-            label = client.images.get(ref).labels.get("org.kfpkit.content-hash", "")
+            label = client.images.get(ref).labels.get(images.CONTENT_LABEL, "")
         except docker.errors.ImageNotFound:
             label = ""
         if not label:
