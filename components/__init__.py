@@ -13,6 +13,7 @@ if importlib.util.find_spec("kfp") is not None:
     from kfpkit.components.katib_tune.component import katib_tune
     from kfpkit.components.kserve_push.component import kserve_push
     from kfpkit.components.publish_model.component import publish_model
+    from kfpkit.components.record_outcome.component import record_outcome
     from kfpkit.components.tfdv_schema.component import tfdv_schema
     from kfpkit.components.tfdv_statistics.component import tfdv_statistics
     from kfpkit.components.tfdv_validate.component import tfdv_validate
@@ -25,6 +26,7 @@ if importlib.util.find_spec("kfp") is not None:
         "katib_tune",
         "kserve_push",
         "publish_model",
+        "record_outcome",
         "tfdv_schema",
         "tfdv_statistics",
         "tfdv_validate",

@@ -13,6 +13,7 @@ from kfpkit.components import (
     katib_tune,
     kserve_push,
     publish_model,
+    record_outcome,
     tfdv_validate_splits,
     train,
 )
@@ -33,7 +34,7 @@ TUNING_SEARCH_SPACE = [
     "Experiment) and train a Keras model, evaluate it on "
     "the test split, and "
     "publish it to the serving directory when it is blessed, then push it (KServe's model "
-    "server proves it serves first).",
+    "server proves it serves first). An exit handler records the run's outcome.",
 )
 def training(
     project: str,
@@ -106,81 +107,88 @@ def training(
         push_action: ``apply`` (all traffic to the new model) or ``canary`` (kserve only).
         canary_traffic_percent: Share of traffic the canary gets.
     """
-    split = bigquery_split(
-        source_table=source_table,
-        key_columns=key_columns,
-        split_ratios=split_ratios,
-        destination_dataset=destination_dataset,
-        project=project,
-        location=location,
-        bigquery_endpoint=bigquery_endpoint,
-        export_format="parquet",
+    # Runs last, whatever happened inside the handler: the run's outcome as an artifact.
+    outcome = record_outcome(
+        pipeline_name=PIPELINE_NAME, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER
     )
-    split.set_display_name("split")
-
-    validation = tfdv_validate_splits(
-        train=split.outputs["train"],
-        validation=split.outputs["validation"],
-        test=split.outputs["test"],
-        default_categorical_drift_threshold=categorical_drift_threshold,
-        default_numeric_drift_threshold=numeric_drift_threshold,
-        drift_thresholds=drift_thresholds,
-        fail_on_anomalies=fail_on_anomalies,
-    )
-    validation.set_display_name("validate-data")
-
-    tune = katib_tune(
-        train_data=split.outputs["train"],
-        validation_data=split.outputs["validation"],
-        schema=validation.outputs["schema"],
-        search_space=tuning_search_space,
-        label_column=label_column,
-        fixed_hyperparameters=hyperparameters,
-        algorithm=tuning_algorithm,
-        max_trial_count=tuning_trials,
-        parallel_trial_count=tuning_parallel_trials,
-        # all trials failing still fails the step ("no trial succeeded")
-        max_failed_trial_count=tuning_trials,
-        backend=tuning_backend,
-        namespace=tuning_namespace,
-    ).after(validation)
-    tune.set_display_name("tune")
-
-    trained = train(
-        train_data=split.outputs["train"],
-        validation_data=split.outputs["validation"],
-        schema=validation.outputs["schema"],
-        label_column=label_column,
-        hyperparameters=tune.outputs["best_hyperparameters"],
-    ).after(validation)  # data that failed validation (fail_on_anomalies) is not trained on
-    trained.set_display_name("train")
-    evaluation = evaluate(
-        model=trained.outputs["model"],
-        test_data=split.outputs["test"],
-        label_column=label_column,
-        slice_columns=slice_columns,
-        metric="auc",
-        absolute_threshold=min_auc,
-        baseline_model_dir=serving_model_uri,
-        max_regression=max_auc_regression,
-    )
-    evaluation.set_display_name("evaluate")
-    # The baseline is whatever is published under serving_model_uri now, not an input KFP's
-    # cache key sees: always evaluate again.
-    evaluation.set_caching_options(False)
-    with dsl.If(evaluation.outputs["blessed"] == True, name="blessed"):  # noqa: E712
-        publish = publish_model(model=trained.outputs["model"], destination=serving_model_uri)
-        publish.set_display_name("publish-model")
-        publish.set_caching_options(False)  # a side effect outside the pipeline root
-        # proven to serve on KServe's model server with test rows first, then pushed
-        push = kserve_push(
-            model=publish.outputs["published_model"],
-            test_data=split.outputs["test"],
-            model_name=serving_model_name,
-            backend=serving_backend,
-            namespace=serving_namespace,
-            action=push_action,
-            canary_traffic_percent=canary_traffic_percent,
+    outcome.set_display_name("record-outcome")
+    outcome.set_caching_options(False)
+    with dsl.ExitHandler(outcome, name="training"):
+        split = bigquery_split(
+            source_table=source_table,
+            key_columns=key_columns,
+            split_ratios=split_ratios,
+            destination_dataset=destination_dataset,
+            project=project,
+            location=location,
+            bigquery_endpoint=bigquery_endpoint,
+            export_format="parquet",
         )
-        push.set_display_name("push-model")
-        push.set_caching_options(False)  # serves what publish just wrote
+        split.set_display_name("split")
+
+        validation = tfdv_validate_splits(
+            train=split.outputs["train"],
+            validation=split.outputs["validation"],
+            test=split.outputs["test"],
+            default_categorical_drift_threshold=categorical_drift_threshold,
+            default_numeric_drift_threshold=numeric_drift_threshold,
+            drift_thresholds=drift_thresholds,
+            fail_on_anomalies=fail_on_anomalies,
+        )
+        validation.set_display_name("validate-data")
+
+        tune = katib_tune(
+            train_data=split.outputs["train"],
+            validation_data=split.outputs["validation"],
+            schema=validation.outputs["schema"],
+            search_space=tuning_search_space,
+            label_column=label_column,
+            fixed_hyperparameters=hyperparameters,
+            algorithm=tuning_algorithm,
+            max_trial_count=tuning_trials,
+            parallel_trial_count=tuning_parallel_trials,
+            # all trials failing still fails the step ("no trial succeeded")
+            max_failed_trial_count=tuning_trials,
+            backend=tuning_backend,
+            namespace=tuning_namespace,
+        ).after(validation)
+        tune.set_display_name("tune")
+
+        trained = train(
+            train_data=split.outputs["train"],
+            validation_data=split.outputs["validation"],
+            schema=validation.outputs["schema"],
+            label_column=label_column,
+            hyperparameters=tune.outputs["best_hyperparameters"],
+        ).after(validation)  # data that failed validation (fail_on_anomalies) is not trained on
+        trained.set_display_name("train")
+        evaluation = evaluate(
+            model=trained.outputs["model"],
+            test_data=split.outputs["test"],
+            label_column=label_column,
+            slice_columns=slice_columns,
+            metric="auc",
+            absolute_threshold=min_auc,
+            baseline_model_dir=serving_model_uri,
+            max_regression=max_auc_regression,
+        )
+        evaluation.set_display_name("evaluate")
+        # The baseline is whatever is published under serving_model_uri now, not an input KFP's
+        # cache key sees: always evaluate again.
+        evaluation.set_caching_options(False)
+        with dsl.If(evaluation.outputs["blessed"] == True, name="blessed"):  # noqa: E712
+            publish = publish_model(model=trained.outputs["model"], destination=serving_model_uri)
+            publish.set_display_name("publish-model")
+            publish.set_caching_options(False)  # a side effect outside the pipeline root
+            # proven to serve on KServe's model server with test rows first, then pushed
+            push = kserve_push(
+                model=publish.outputs["published_model"],
+                test_data=split.outputs["test"],
+                model_name=serving_model_name,
+                backend=serving_backend,
+                namespace=serving_namespace,
+                action=push_action,
+                canary_traffic_percent=canary_traffic_percent,
+            )
+            push.set_display_name("push-model")
+            push.set_caching_options(False)  # serves what publish just wrote

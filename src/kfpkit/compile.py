@@ -23,6 +23,7 @@ COMPONENTS = {
         "publish_model",
         "katib_tune",
         "kserve_push",
+        "record_outcome",
     )  # fmt: skip
 }
 

@@ -43,6 +43,7 @@ COMPONENT_FAMILIES = {
     "publish_model": "core",
     "kserve_push": "train",
     "katib_tune": "train",
+    "record_outcome": "core",
 }
 
 _REGISTRY_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9]\Z")

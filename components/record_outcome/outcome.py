@@ -1,0 +1,76 @@
+"""What a run's outcome is, from KFP's final status and the run's folder: pure functions."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SUCCEEDED = "SUCCEEDED"
+EXECUTOR_OUTPUT = "executor_output.json"
+# Vertex AI and the KFP backend: "... The failed tasks are: [train, evaluate]."
+_FAILED_TASKS = re.compile(r"failed tasks(?: are)?:?\s*\[([^\]]*)\]", re.IGNORECASE)
+# Folders of a local run that are not steps: the exit handler's own step, and kfp.local's.
+_NOT_STEPS = {".kfp_cache"}
+
+
+@dataclass
+class Outcome:
+    state: str
+    succeeded: bool
+    failed_steps: list[str] = field(default_factory=list)
+    finished_steps: list[str] = field(default_factory=list)
+    error_message: str = ""
+    pipeline_name: str = ""
+    run_name: str = ""
+    recorded_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def failed_tasks_in_message(message: str) -> list[str]:
+    """Task names a Vertex AI / KFP error message lists as failed; [] when it lists none."""
+    match = _FAILED_TASKS.search(message or "")
+    if not match:
+        return []
+    return [n.strip().strip("'\"") for n in match.group(1).split(",") if n.strip().strip("'\"")]
+
+
+def steps_in_run_folder(run_dir: str, own_step: str) -> tuple[list[str], list[str]]:
+    """(finished, unfinished) step folders of a local run: a kfpkit step writes its executor
+    output last and only on success, so a step folder without it did not finish."""
+    finished, unfinished = [], []
+    if not os.path.isdir(run_dir):
+        return finished, unfinished
+    for name in sorted(os.listdir(run_dir)):
+        path = os.path.join(run_dir, name)
+        if name == own_step or name in _NOT_STEPS or not os.path.isdir(path):
+            continue
+        (finished if os.path.isfile(os.path.join(path, EXECUTOR_OUTPUT)) else unfinished).append(
+            name
+        )
+    return finished, unfinished
+
+
+def decide(status: dict[str, Any], run_dir: str, own_step: str) -> Outcome:
+    """The outcome of the run whose exit handler received ``status`` (KFP's
+    PipelineTaskFinalStatus as JSON); ``run_dir`` is the run's folder when it is reachable."""
+    if not isinstance(status, dict):
+        raise ValueError(f"status is not KFP's final status object: {status!r}")
+    state = str(status.get("state") or "")
+    if not state:
+        raise ValueError(f"status has no state: {status!r}")
+    error = status.get("error") or {}
+    message = str(error.get("message", "") if isinstance(error, dict) else error)
+    finished, unfinished = steps_in_run_folder(run_dir, own_step) if run_dir else ([], [])
+    succeeded = state == SUCCEEDED
+    failed = [] if succeeded else failed_tasks_in_message(message) or unfinished
+    return Outcome(
+        state=state,
+        succeeded=succeeded,
+        failed_steps=failed,
+        finished_steps=finished,
+        error_message=message,
+    )
