@@ -34,6 +34,9 @@ _REMOTE_PREFIXES = {"gs://": "/gcs/", "s3://": "/s3/", "minio://": "/minio/"}
 EXIT_USER_ERROR = 2
 EXIT_SYSTEM_ERROR = 1
 EXIT_CANCELLED = 130
+# Written beside the executor output when a step fails (the output itself never is): the
+# exit handler (record_outcome) reads it to name the failed step and why.
+FAILURE_RECORD = "kfpkit_failure.json"
 
 
 class Cancelled(BaseException):
@@ -182,6 +185,17 @@ class Executor:
             elif os.path.lexists(path):
                 os.remove(path)
 
+    def record_failure(self, exit_code: int, error: BaseException) -> None:
+        """Writes :data:`FAILURE_RECORD` beside the executor output: exit code and error."""
+        if not self.output_file:
+            return
+        record = {"exit_code": exit_code, "error": f"{type(error).__name__}: {error}"}
+        try:
+            path = os.path.join(os.path.dirname(uri_to_path(self.output_file)), FAILURE_RECORD)
+            _atomic_write(path, json.dumps(record, sort_keys=True))
+        except OSError as e:  # the step has failed already; this record is a courtesy
+            _log.warning("Could not write %s: %s", FAILURE_RECORD, e)
+
     def write_outputs(self) -> None:
         """Writes the executor output JSON (and output parameter files), last and atomically.
 
@@ -249,15 +263,16 @@ def launch(run: Callable[[Executor], None], argv: list[str] | None = None) -> in
         return 0
     except ValueError as e:
         _log.error("Invalid input: %s", e)
-        code = EXIT_USER_ERROR
+        code, error = EXIT_USER_ERROR, e
     except Cancelled as e:
         _log.error("Cancelled: %s", e)
-        code = EXIT_CANCELLED
+        code, error = EXIT_CANCELLED, e
     except Exception as e:  # noqa: BLE001 - every other failure is a system error
         _log.error("Step failed: %s: %s\n%s", type(e).__name__, e, traceback.format_exc())
-        code = EXIT_SYSTEM_ERROR
+        code, error = EXIT_SYSTEM_ERROR, e
     if executor is not None:
         executor.clear_outputs()
+        executor.record_failure(code, error)
     return code
 
 

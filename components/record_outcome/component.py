@@ -24,8 +24,8 @@ def record_outcome(
     The failed steps are read from the error message of the handler's final status (Vertex
     AI and Kubeflow Pipelines list them there). When the message does not name them (local
     runs: kfp.local names only the handler's group), they are found from the run's own
-    folder: a step folder without its executor output holds a step that started and did not
-    finish (kfpkit's steps write that file last, and only on success).
+    folder: a failed kfpkit step leaves a failure record (exit code and error) beside the
+    executor output it never wrote.
 
     Args:
         status: Filled in by KFP: the final state of the steps inside the exit handler.
@@ -34,7 +34,8 @@ def record_outcome(
 
     Returns:
         outcome: ``outcome.json`` (``state``, ``succeeded``, ``failed_steps``,
-            ``finished_steps``, ``error_message``, ``pipeline_name``, ``run_name``,
+            ``finished_steps``, ``step_errors`` (step -> error, from the failure records),
+            ``error_message``, ``pipeline_name``, ``run_name``,
             ``recorded_at``); the same in the artifact's metadata.
 
     Limits:

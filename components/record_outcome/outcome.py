@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from kfpkit.components._runtime.executor import FAILURE_RECORD
 
 SUCCEEDED = "SUCCEEDED"
 EXECUTOR_OUTPUT = "executor_output.json"
@@ -21,6 +24,7 @@ class Outcome:
     succeeded: bool
     failed_steps: list[str] = field(default_factory=list)
     finished_steps: list[str] = field(default_factory=list)
+    step_errors: dict[str, str] = field(default_factory=dict)
     error_message: str = ""
     pipeline_name: str = ""
     run_name: str = ""
@@ -38,20 +42,26 @@ def failed_tasks_in_message(message: str) -> list[str]:
     return [n.strip().strip("'\"") for n in match.group(1).split(",") if n.strip().strip("'\"")]
 
 
-def steps_in_run_folder(run_dir: str, own_step: str) -> tuple[list[str], list[str]]:
-    """(finished, unfinished) step folders of a local run: a kfpkit step writes its executor
-    output last and only on success, so a step folder without it did not finish."""
-    finished, unfinished = [], []
+def steps_in_run_folder(run_dir: str, own_step: str) -> tuple[list[str], dict[str, str]]:
+    """Finished step folders of a local run, and failed ones with their error: a kfpkit step
+    writes its executor output last and only on success, and a failure record on failure."""
+    finished: list[str] = []
+    failed: dict[str, str] = {}
     if not os.path.isdir(run_dir):
-        return finished, unfinished
+        return finished, failed
     for name in sorted(os.listdir(run_dir)):
         path = os.path.join(run_dir, name)
         if name == own_step or name in _NOT_STEPS or not os.path.isdir(path):
             continue
-        (finished if os.path.isfile(os.path.join(path, EXECUTOR_OUTPUT)) else unfinished).append(
-            name
-        )
-    return finished, unfinished
+        if os.path.isfile(os.path.join(path, EXECUTOR_OUTPUT)):
+            finished.append(name)
+        elif os.path.isfile(os.path.join(path, FAILURE_RECORD)):
+            with open(os.path.join(path, FAILURE_RECORD), encoding="utf-8") as f:
+                try:
+                    failed[name] = str(json.load(f).get("error", ""))
+                except (json.JSONDecodeError, AttributeError):
+                    failed[name] = ""
+    return finished, failed
 
 
 def decide(status: dict[str, Any], run_dir: str, own_step: str) -> Outcome:
@@ -64,13 +74,14 @@ def decide(status: dict[str, Any], run_dir: str, own_step: str) -> Outcome:
         raise ValueError(f"status has no state: {status!r}")
     error = status.get("error") or {}
     message = str(error.get("message", "") if isinstance(error, dict) else error)
-    finished, unfinished = steps_in_run_folder(run_dir, own_step) if run_dir else ([], [])
+    finished, step_errors = steps_in_run_folder(run_dir, own_step) if run_dir else ([], {})
     succeeded = state == SUCCEEDED
-    failed = [] if succeeded else failed_tasks_in_message(message) or unfinished
+    failed = [] if succeeded else failed_tasks_in_message(message) or sorted(step_errors)
     return Outcome(
         state=state,
         succeeded=succeeded,
         failed_steps=failed,
         finished_steps=finished,
+        step_errors=step_errors,
         error_message=message,
     )

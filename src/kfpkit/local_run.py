@@ -129,6 +129,20 @@ def pin_images_by_content() -> dict[str, str]:
     return pins
 
 
+def _recorded_outcome(new_run_dirs: set[Path]) -> str:
+    """What the pipeline's exit handler (record_outcome) wrote about a failed run, as text."""
+    for run_dir in new_run_dirs:
+        for path in run_dir.glob("*/outcome/outcome.json"):
+            doc = json.loads(path.read_text())
+            errors = doc.get("step_errors", {})
+            failed = "; ".join(
+                f"{step}: {errors[step]}" if errors.get(step) else step
+                for step in doc.get("failed_steps", [])
+            )
+            return f"\n  recorded outcome: {doc.get('state')}, failed: {failed or '?'} ({path})"
+    return ""
+
+
 def run_local(
     pipeline: str,
     arguments: dict[str, Any],
@@ -173,7 +187,8 @@ def run_local(
     try:
         load_pipeline(pipeline)(**arguments)
     except Exception as e:  # kfp.local raises RuntimeError naming the failed task
-        raise RuntimeError(f"pipeline {pipeline!r} failed: {e}") from e
+        outcome = _recorded_outcome(set(_run_dirs(pipeline_root)) - before)
+        raise RuntimeError(f"pipeline {pipeline!r} failed: {e}{outcome}") from e
     seconds = time.monotonic() - start
     new = sorted(set(_run_dirs(pipeline_root)) - before, key=lambda p: p.stat().st_mtime)
     if not new:
@@ -201,7 +216,11 @@ def summary(run: LocalRun) -> str:
             lines.append(f"    {name} = {value!r}")
         for name, art in sorted(step.artifacts.items()):
             meta = art.get("metadata", {})
-            facts = [f"{k}={meta[k]}" for k in ("table_id", "row_count", "files") if k in meta]
+            facts = [
+                f"{k}={meta[k]}"
+                for k in ("table_id", "row_count", "files", "state", "failed_steps")
+                if k in meta
+            ]
             if "absent" in meta:
                 facts = ["absent (not requested)"]
             if art.get("type", {}).get("schemaTitle") == "system.Metrics":

@@ -24,9 +24,15 @@ def make_run(tmp_path, finished=(), unfinished=()):
     for name in finished:
         (run / name).mkdir(parents=True)
         (run / name / "executor_output.json").write_text("{}")
-    for name in unfinished:
-        (run / name / "model").mkdir(parents=True)
+    for name in unfinished:  # what a failed step leaves: the failure record
+        doc = testing.executor_input(run / name, {}, {"model": "system.Model"})
+        assert executor.launch(fail, ["--executor_input", json.dumps(doc)]) == 1
+    (run / "not-started").mkdir(parents=True)  # a folder without either: neither list
     return run
+
+
+def fail(_executor):
+    raise RuntimeError("the disk is full")
 
 
 def run_launcher(tmp_path, run, status):
@@ -48,6 +54,7 @@ def test_a_failed_local_run_names_the_step_that_did_not_finish(tmp_path):
     assert doc["state"] == "FAILED" and doc["succeeded"] is False
     assert doc["failed_steps"] == ["train"]
     assert doc["finished_steps"] == ["bigquery-split", "tfdv-validate-splits"]
+    assert doc["step_errors"] == {"train": "RuntimeError: the disk is full"}
     assert doc["error_message"] == "Task exit-handler-1 failed."
     assert (doc["pipeline_name"], doc["run_name"]) == ("kfpkit-training", "r1")
     assert doc["recorded_at"].endswith("+00:00")
