@@ -52,8 +52,12 @@ class KubeflowRegistry(RegistryBase):
         secure = server_address.startswith("https://")
         try:
             self._client = self._call(
-                lambda: ModelRegistry(server_address.rstrip("/"), author=AUTHOR,
-                                      is_secure=secure, user_token=user_token),  # fmt: skip
+                lambda: ModelRegistry(
+                    server_address.rstrip("/"),
+                    author=AUTHOR,
+                    is_secure=secure,
+                    user_token=user_token,
+                ),  # fmt: skip
                 "connect",
             )
         except (StoreError, exceptions.ApiException, *self._connection_errors) as e:

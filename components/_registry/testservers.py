@@ -328,4 +328,3 @@ class ModelRegistryServer(_TestServer):
                      and a["modelVersionId"] == q.get("parentResourceId")]  # fmt: skip
             return self._one(found, "model artifact")
         raise HttpError(404, "not_found", f"no route for {method} {request.path}")
-

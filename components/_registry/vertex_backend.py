@@ -108,8 +108,8 @@ class VertexRegistry(RegistryBase):
     def _is_transient(self, error: BaseException) -> bool:
         e = self._errors
         transient = (e.ServiceUnavailable, e.TooManyRequests, e.InternalServerError,
-                     e.DeadlineExceeded, e.BadGateway, e.GatewayTimeout, ConnectionError)  # fmt: skip
-        return isinstance(error, transient)
+                     e.DeadlineExceeded, e.BadGateway, e.GatewayTimeout)  # fmt: skip
+        return isinstance(error, (*transient, ConnectionError))
 
     def _model_name(self, name: str) -> str:
         return f"projects/{self.project}/locations/{self.location}/models/{name}"
