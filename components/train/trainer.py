@@ -28,7 +28,7 @@ import tensorflow as tf
 from kfpkit.components._runtime import tabular
 from kfpkit.components._runtime.tabular import NUMERIC, FeatureSpec
 from kfpkit.components.train import strategy as strategies
-from kfpkit.components.train.schema_text import SchemaFeature, load_schema_features
+from kfpkit.components.train.schema import SchemaFeature, load_schema_features
 
 _log = logging.getLogger("kfpkit")
 

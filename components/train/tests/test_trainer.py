@@ -12,7 +12,7 @@ import pytest
 from kfpkit.components._runtime.tabular import CATEGORICAL, NUMERIC, FeatureSpec
 from kfpkit.components.train import trainer
 from kfpkit.components.train.curve import training_curve_html
-from kfpkit.components.train.schema_text import load_schema_features
+from kfpkit.components.train.schema import load_schema_features
 
 SCHEMA = Path(__file__).parent / "data" / "schema.pbtxt"
 
