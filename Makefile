@@ -9,7 +9,7 @@ BASE_IMAGE ?= $(shell docker image inspect $(LOCAL_BASE) >/dev/null 2>&1 && echo
 export BASE_IMAGE
 KFP_OLDEST := 2.7.0
 
-.PHONY: setup images run test test-fast compile check-compiled compat bench bench-tfx lint clean kube-apiserver
+.PHONY: setup images run test test-fast compile docs check-compiled compat bench bench-tfx lint clean kube-apiserver
 
 .venv/.synced: pyproject.toml uv.lock
 	uv sync --frozen --quiet
@@ -71,6 +71,11 @@ test-fast: .venv/.synced
 
 compile: .venv/.synced
 	.venv/bin/kfpkit compile --out compiled
+
+# README.md's table of component inputs and outputs, from the component specs
+# (tests/test_component_table.py fails when it is stale).
+docs: .venv/.synced
+	.venv/bin/kfpkit docs
 
 # The oldest kfp of the supported range must compile every pipeline too.
 compat: .venv/.synced

@@ -45,6 +45,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from kfpkit.component_table import main as table_main
+
+    return table_main(["--readme", args.readme, "--check" if args.check else "--write"])
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if not args.local:
         raise SystemExit(
@@ -118,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("compile", help="compile every pipeline and component into YAML")
     p.add_argument("--out", default="compiled")
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("docs", help="write README.md's component table from the specs")
+    p.add_argument("--readme", default="README.md")
+    p.add_argument("--check", action="store_true", help="exit 1 if the table is stale")
+    p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser("run", help="run a pipeline")
     p.add_argument("pipeline")
