@@ -24,7 +24,7 @@ PROJECT = "kfpkit-test"
 ROOT = Path(__file__).resolve().parent
 TEST_FAMILY = os.environ.get("KFPKIT_TEST_FAMILY", "core")
 # Shared runtime packages with tests of their own, besides the components.
-TEST_FOLDER_FAMILIES = {**COMPONENT_FAMILIES, "_tfdv": "tfdv"}
+TEST_FOLDER_FAMILIES = {**COMPONENT_FAMILIES, "_tfdv": "tfdv", "_registry": "core"}
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

@@ -14,6 +14,8 @@ if importlib.util.find_spec("kfp") is not None:
     from kfpkit.components.kserve_push.component import kserve_push
     from kfpkit.components.publish_model.component import publish_model
     from kfpkit.components.record_outcome.component import record_outcome
+    from kfpkit.components.register_model.component import register_model
+    from kfpkit.components.resolve_model.component import resolve_model
     from kfpkit.components.tfdv_schema.component import tfdv_schema
     from kfpkit.components.tfdv_statistics.component import tfdv_statistics
     from kfpkit.components.tfdv_validate.component import tfdv_validate
@@ -27,6 +29,8 @@ if importlib.util.find_spec("kfp") is not None:
         "kserve_push",
         "publish_model",
         "record_outcome",
+        "register_model",
+        "resolve_model",
         "tfdv_schema",
         "tfdv_statistics",
         "tfdv_validate",

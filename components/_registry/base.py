@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -206,6 +207,7 @@ class RegistryBase:
     """The register flow every backend shares; a backend implements the hooks below."""
 
     backend = ""
+    sleep: Callable[[float], None] = staticmethod(time.sleep)  # between retries (tests: record)
 
     def register(
         self,
@@ -244,6 +246,7 @@ class RegistryBase:
             attempts=RETRY_ATTEMPTS,
             max_delay=RETRY_MAX_DELAY,
             what=f"{self.backend} registry: {what}",
+            sleep=self.sleep,
         )
 
     # hooks

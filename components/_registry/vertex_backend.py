@@ -95,6 +95,11 @@ class VertexRegistry(RegistryBase):
         self._errors = exceptions
         self.project, self.location, self.serving_image = project, location, serving_image
         endpoint = {"api_endpoint": api_endpoint, "api_transport": "rest"} if api_endpoint else {}
+        if credentials is None and api_endpoint.startswith("http://"):
+            # plain HTTP is a local test server or emulator, never Google's (https) endpoints
+            from google.auth.credentials import AnonymousCredentials
+
+            credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
         aiplatform.init(project=project, location=location, credentials=credentials, **endpoint)
 
     def check_name(self, name: str) -> str:

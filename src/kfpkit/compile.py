@@ -24,6 +24,8 @@ COMPONENTS = {
         "katib_tune",
         "kserve_push",
         "record_outcome",
+        "register_model",
+        "resolve_model",
     )  # fmt: skip
 }
 

@@ -44,6 +44,8 @@ COMPONENT_FAMILIES = {
     "kserve_push": "train",
     "katib_tune": "train",
     "record_outcome": "core",
+    "register_model": "core",
+    "resolve_model": "core",
 }
 
 _REGISTRY_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9]\Z")
@@ -75,6 +77,30 @@ def image(family: str) -> str:
 
 _REFERENCE_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
                            r"(@sha256:[0-9a-f]{64})?\Z")  # fmt: skip
+
+
+# A lower-case name: a target's, a family's.
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
+
+
+def check_registry(value: object, what: str) -> str:
+    """``value`` if it is a registry path (``host[:port]/path``), else ValueError naming it."""
+    if not isinstance(value, str) or not _REGISTRY_RE.match(value):
+        raise ValueError(f"{what}: {value!r} is not a valid registry path")
+    return value
+
+
+def check_tag(value: object, what: str) -> str:
+    if not isinstance(value, str) or not _TAG_RE.match(value):
+        raise ValueError(f"{what}: {value!r} is not a valid image tag")
+    return value
+
+
+def check_reference(value: object, what: str) -> str:
+    """``value`` if it is an image reference (``repo[:tag][@sha256:...]``), else ValueError."""
+    if not isinstance(value, str) or not _REFERENCE_RE.match(value):
+        raise ValueError(f"{what}: {value!r} is not an image reference")
+    return value
 
 
 def pins() -> dict[str, str]:
