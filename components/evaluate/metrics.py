@@ -3,7 +3,9 @@
 numpy only (no TensorFlow, no kfp): the image has no kfp, so the ``confusionMatrix`` and
 ``confidenceMetrics`` metadata are built here in the layout kfp's
 ``ClassificationMetrics.log_confusion_matrix`` and ``log_roc_curve`` write (checked against
-kfp in tests/test_train_compile.py).
+kfp in tests/test_train_compile.py). Checked against scikit-learn's metrics in
+tests/test_evaluate_metrics_reference.py; scikit-learn stays out of the train image because
+Keras imports it (and scipy) on every ``import tensorflow`` once installed (README.md).
 """
 
 from __future__ import annotations
