@@ -21,6 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+           409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
+           503: "UNAVAILABLE"}  # fmt: skip
+
 
 @dataclass
 class Request:
@@ -105,7 +109,8 @@ class _TestServer:
         for failure in self._failures:
             if failure.times > 0 and failure.matches(request):
                 failure.times -= 1
-                raise HttpError(failure.code, "UNAVAILABLE", "injected failure")
+                status = _STATUS.get(failure.code, "UNKNOWN")
+                raise HttpError(failure.code, status, f"injected failure ({status})")
 
     def calls(self, method: str, pattern: str) -> list[Request]:
         return [r for r in self.requests if r.method == method and re.search(pattern, r.path)]

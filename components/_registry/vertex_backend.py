@@ -199,7 +199,7 @@ class VertexRegistry(RegistryBase):
         except self._errors.AlreadyExists:
             # another registration created the model meanwhile: become a version of it
             model = self._call(lambda: upload(False), f"upload a version of {name}")
-        except self._errors.InvalidArgument as e:
+        except self._errors.BadRequest as e:  # InvalidArgument, FailedPrecondition, ...
             raise ValueError(f"Vertex AI refused the upload of {uri!r} as {name!r}: {e}") from e
         except self._errors.GoogleAPICallError as e:
             raise self._system_error(f"uploading {uri!r} as {name!r}", e) from e

@@ -91,8 +91,11 @@ def test_champion_moves_and_challenger_is_separate(opener):
     assert registry.get_by_alias("employment", CHAMPION).version == second.version
     assert registry.get_by_alias("employment", CHALLENGER).version == rejected.version
     listed = {v.version: v.aliases for v in registry.list_versions("employment")}
-    assert listed == {first.version: (), second.version: (CHAMPION,),
-                      rejected.version: (CHALLENGER,)}  # fmt: skip
+    assert listed == {
+        first.version: (),
+        second.version: (CHAMPION,),
+        rejected.version: (CHALLENGER,),
+    }
     registry.set_alias("employment", CHAMPION, first.version)  # a rollback
     assert registry.get_by_alias("employment", CHAMPION).uri == "gs://b/serving/1"
 
@@ -117,15 +120,17 @@ def test_a_restart_after_the_version_but_before_the_alias_applies_the_alias(open
 
 @pytest.mark.parametrize(
     "call, message",
-    [(lambda r: r.register("bad name!", "gs://b/m", {}, {}), "'bad name!'"),
-     (lambda r: r.register("employment", "", {}, {}), "model uri ''"),
-     (lambda r: r.register("employment", "gs://b/m", {}, {}, ["Champion"]), "'Champion'"),
-     (lambda r: r.register("employment", "gs://b/m", {}, {}, ["latest"]), "'latest'"),
-     (lambda r: r.register("employment", "gs://b/m", {"Bad-Key": "x"}, {}), "'Bad-Key'"),
-     (lambda r: r.register("employment", "gs://b/m", {"a": "x" * 5001}, {}), "5001"),
-     (lambda r: r.register("employment", "gs://b/m", {}, {"auc": float("nan")}), "auc=nan"),
-     (lambda r: r.get_by_alias("employment", "v2"), "'v2'")],
-)  # fmt: skip
+    [
+        (lambda r: r.register("bad name!", "gs://b/m", {}, {}), "'bad name!'"),
+        (lambda r: r.register("employment", "", {}, {}), "model uri ''"),
+        (lambda r: r.register("employment", "gs://b/m", {}, {}, ["Champion"]), "'Champion'"),
+        (lambda r: r.register("employment", "gs://b/m", {}, {}, ["latest"]), "'latest'"),
+        (lambda r: r.register("employment", "gs://b/m", {"Bad-Key": "x"}, {}), "'Bad-Key'"),
+        (lambda r: r.register("employment", "gs://b/m", {"a": "x" * 5001}, {}), "5001"),
+        (lambda r: r.register("employment", "gs://b/m", {}, {"auc": float("nan")}), "auc=nan"),
+        (lambda r: r.get_by_alias("employment", "v2"), "'v2'"),
+    ],
+)
 def test_bad_input_is_named_and_registers_nothing(opener, call, message):
     registry = opener()
     with pytest.raises(ValueError, match=message):
