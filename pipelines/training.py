@@ -7,6 +7,7 @@ next stage (validation, training, evaluation, push) can take them without reshap
 
 from kfp import dsl
 
+from kfpkit import targets
 from kfpkit.components import (
     bigquery_split,
     evaluate,
@@ -162,6 +163,7 @@ def training(
             hyperparameters=tune.outputs["best_hyperparameters"],
         ).after(validation)  # data that failed validation (fail_on_anomalies) is not trained on
         trained.set_display_name("train")
+        targets.configure(trained, "train")  # the compile target's accelerators, if any
         evaluation = evaluate(
             model=trained.outputs["model"],
             test_data=split.outputs["test"],

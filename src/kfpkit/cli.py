@@ -1,6 +1,7 @@
 """The ``kfpkit`` command.
 
-kfpkit compile [--out compiled]
+kfpkit compile [--target local|kubeflow|vertex] [--settings FILE] [--out compiled]
+kfpkit images push --registry HOST/PATH [--lock images/pushed.json] [FAMILY ...]
 kfpkit run training --local [--emulator] [--rows N] [--param name=value ...]
 kfpkit serve MODEL_DIR [--shadow CANDIDATE_DIR] [--log-dir DIR] [--port N] [--smoke-test N]
 """
@@ -38,10 +39,21 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from kfpkit import targets
     from kfpkit.compile import compile_all
 
-    for path in compile_all(Path(args.out)):
+    settings = targets.load(args.settings)
+    for path in compile_all(Path(args.out), settings, args.target):
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_images_push(args: argparse.Namespace) -> int:
+    from kfpkit.image_push import push
+
+    for family, ref in push(args.registry, args.families, Path(args.lock)).items():
+        print(f"pushed {family}: {ref}")
+    print(f"wrote {args.lock}")
     return 0
 
 
@@ -121,9 +133,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("compile", help="compile every pipeline and component into YAML")
+    p = sub.add_parser(
+        "compile",
+        help="compile every pipeline (for every target) and component into YAML",
+        description="Writes OUT/<pipeline>.yaml (target local), OUT/<target>/<pipeline>.yaml "
+        "and OUT/components/<component>.yaml; with --target only that target's pipelines.",
+    )
+    p.add_argument("--target", help="one target of the settings file (default: all of them)")
+    p.add_argument("--settings", metavar="FILE", help="targets file (default: the built-in "
+                   "pipelines/targets.yaml: local, kubeflow, vertex)")  # fmt: skip
     p.add_argument("--out", default="compiled")
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("images", help="kfpkit's container images")
+    images_sub = p.add_subparsers(dest="images_command", required=True)
+    p = images_sub.add_parser(
+        "push",
+        help="push the built images to a registry, tagged by version and content hash",
+        description="Pushes each family's local image as REGISTRY/<family>:<version> and "
+        "REGISTRY/<family>:<content hash>, and records the pushed digests "
+        "(REGISTRY/<family>@sha256:...) in --lock, which a targets file's images.lock reads.",
+    )
+    p.add_argument("--registry", required=True, metavar="HOST/PATH")
+    p.add_argument("--lock", default="images/pushed.json", metavar="FILE")
+    p.add_argument("families", nargs="*", metavar="FAMILY", help="default: core tfdv train")
+    p.set_defaults(func=cmd_images_push)
 
     p = sub.add_parser("docs", help="write README.md's component table from the specs")
     p.add_argument("--readme", default="README.md")

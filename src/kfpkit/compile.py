@@ -1,4 +1,5 @@
-"""Compiles every pipeline and every component into ``compiled/`` with deterministic bytes."""
+"""Compiles every pipeline for every target, and every component, into ``compiled/`` with
+deterministic bytes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from kfpkit import targets
 from kfpkit.pipelines import PIPELINES
 
 COMPONENTS = {
@@ -68,21 +70,55 @@ def _sorted_header_defaults(text: str) -> str:
     return _HEADER_DEFAULT.sub(render, text)
 
 
-def compile_all(out_dir: Path) -> list[Path]:
-    """Writes ``<out>/<pipeline>.yaml`` and ``<out>/components/<component>.yaml``."""
+def target_dir(out_dir: Path, target: str) -> Path:
+    """Where a target's pipelines go: ``<out>/`` for local, else ``<out>/<target>/``."""
+    return out_dir if target == "local" else out_dir / target
+
+
+def _write(obj: Any, path: Path) -> Path:
     from kfp import compiler
 
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.yaml")
+    compiler.Compiler().compile(obj, str(tmp))
+    tmp.write_text(_sorted_header_defaults(tmp.read_text()))
+    tmp.replace(path)
+    return path
+
+
+def compile_target(out_dir: Path, target: targets.Target) -> list[Path]:
+    """Writes every pipeline built for ``target`` under :func:`target_dir`."""
+    configured: set[str] = set()
+    built = [
+        (target_dir(out_dir, target.name) / f"{name}.yaml",
+         targets.build(_load(*spec), target, configured))
+        for name, spec in sorted(PIPELINES.items())
+    ]  # fmt: skip
+    unused = sorted(set(target.accelerators) - configured)
+    if unused:  # checked before anything is written
+        raise ValueError(
+            f"target {target.name!r}: accelerators for step(s) {', '.join(unused)}, which no "
+            f"pipeline hands to kfpkit.targets.configure; configured: "
+            f"{', '.join(sorted(configured)) or 'none'}"
+        )
+    return [_write(obj, path) for path, obj in built]
+
+
+def compile_all(
+    out_dir: Path, settings: targets.Settings | None = None, target: str | None = None
+) -> list[Path]:
+    """Writes every pipeline for every target of ``settings`` (default: the built-in ones,
+    :data:`kfpkit.targets.BUILTIN_SETTINGS`) and, unless one ``target`` is asked for, every
+    component: ``<out>/<pipeline>.yaml`` (local), ``<out>/<target>/<pipeline>.yaml``,
+    ``<out>/components/<component>.yaml``."""
+    settings = settings or targets.load()
+    chosen = [settings.get(target)] if target else list(settings.targets.values())
     written = []
-    (out_dir / "components").mkdir(parents=True, exist_ok=True)
-    targets = [(out_dir / f"{n}.yaml", _load(*spec)) for n, spec in sorted(PIPELINES.items())]
-    targets += [
-        (out_dir / "components" / f"{n}.yaml", _load(*spec))
-        for n, spec in sorted(COMPONENTS.items())
-    ]
-    for path, obj in targets:
-        tmp = path.with_name(f".{path.stem}.tmp.yaml")
-        compiler.Compiler().compile(obj, str(tmp))
-        tmp.write_text(_sorted_header_defaults(tmp.read_text()))
-        tmp.replace(path)
-        written.append(path)
+    for t in chosen:
+        written += compile_target(out_dir, t)
+    if target is None:
+        written += [
+            _write(_load(*spec), out_dir / "components" / f"{n}.yaml")
+            for n, spec in sorted(COMPONENTS.items())
+        ]
     return written
