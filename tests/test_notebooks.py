@@ -1,0 +1,142 @@
+"""The notebooks under notebooks/ run, as a user runs them, in a Jupyter kernel of this
+environment (the SDK venv), on small data; any cell error fails the test.
+
+Add a notebook with one entry in NOTEBOOKS: its file, the environment variables it reads its
+parameters from (small data, output folders, test servers), the fixtures those come from, the
+marks it needs, and optionally a check of what it produced. Notebooks are committed with their
+outputs cleared (test_notebooks_are_committed_without_outputs).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+KERNEL = "kfpkit-sdk"
+
+
+@dataclass(frozen=True)
+class Notebook:
+    file: str
+    # (fixture values by name, tmp_path) -> environment variables of the kernel
+    env: Callable[[dict[str, Any], Path], dict[str, str]] = lambda fixtures, tmp: {}
+    fixtures: tuple[str, ...] = ()
+    marks: tuple[Any, ...] = ()
+    timeout: int = 600  # seconds per cell
+    # (executed notebook, tmp_path) -> None: asserts on what the notebook produced
+    check: Callable[[Any, Path], None] | None = None
+
+
+def _check_quickstart(executed: Any, tmp: Path) -> None:
+    splits = list((tmp / "outputs").glob("notebook-split-*/bigquery-split/train/data-*.parquet"))
+    assert splits, "the notebook's local run wrote no train split"
+    printed = "".join(
+        o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert "train-gpu" in printed  # the GPU helper moved the task to the GPU image
+
+
+DOCKER = (pytest.mark.docker, pytest.mark.emulator)
+NOTEBOOKS = [
+    Notebook(
+        "quickstart.ipynb",
+        env=lambda f, tmp: {
+            "KFPKIT_NOTEBOOK_ROWS": "5000",
+            "KFPKIT_NOTEBOOK_OUTPUTS": str(tmp / "outputs"),
+        },
+        marks=DOCKER,
+        check=_check_quickstart,
+    ),
+]
+
+
+def run_notebook(path: Path, env: dict[str, str], workdir: Path, timeout: int = 600) -> Any:
+    """Executes ``path`` with nbclient in a kernel of this interpreter (``sys.executable``,
+    i.e. the SDK venv under ``make test``), cwd the notebook's folder, ``env`` added to the
+    kernel's environment; raises nbclient's CellExecutionError on the first failing cell.
+    The file itself is not modified."""
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+
+    spec_dir = workdir / "kernels" / KERNEL
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "kfpkit SDK venv",
+                "language": "python",
+                "env": env,
+            }
+        )
+    )
+    specs = KernelSpecManager(kernel_dirs=[str(workdir / "kernels")], ensure_native_kernel=False)
+    manager = KernelManager(kernel_name=KERNEL, kernel_spec_manager=specs)
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        km=manager,
+        timeout=timeout,
+        allow_errors=False,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()
+    return notebook
+
+
+@pytest.mark.parametrize("notebook", [pytest.param(n, id=n.file, marks=n.marks) for n in NOTEBOOKS])
+def test_notebook_runs(notebook: Notebook, request, tmp_path):
+    fixtures = {name: request.getfixturevalue(name) for name in notebook.fixtures}
+    executed = run_notebook(
+        NOTEBOOK_DIR / notebook.file, notebook.env(fixtures, tmp_path), tmp_path, notebook.timeout
+    )
+    if notebook.check is not None:
+        notebook.check(executed, tmp_path)
+
+
+def test_the_harness_fails_on_a_cell_error_and_runs_in_this_interpreter(tmp_path):
+    import nbformat
+    from nbclient.exceptions import CellExecutionError
+
+    good = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("import os, sys; print(sys.executable, os.environ['P'])")]
+    )
+    nbformat.write(good, tmp_path / "good.ipynb")
+    executed = run_notebook(tmp_path / "good.ipynb", {"P": "small"}, tmp_path)
+    assert executed.cells[0].outputs[0]["text"].split() == [sys.executable, "small"]
+
+    bad = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("1 / 0")]
+    )
+    nbformat.write(bad, tmp_path / "bad.ipynb")
+    with pytest.raises(CellExecutionError, match="ZeroDivisionError"):
+        run_notebook(tmp_path / "bad.ipynb", {}, tmp_path)
+
+
+def test_every_local_notebook_is_listed():
+    """A notebook under notebooks/ is either run here or listed as needing a live service."""
+    not_local: set[str] = set()  # e.g. a notebook that only submits to a real cluster
+    listed = {n.file for n in NOTEBOOKS}
+    found = {p.name for p in NOTEBOOK_DIR.glob("*.ipynb")}
+    assert found - not_local <= listed, f"add to NOTEBOOKS: {sorted(found - not_local - listed)}"
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOK_DIR.glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebooks_are_committed_without_outputs(path: Path):
+    notebook = json.loads(path.read_text())
+    for i, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [] and cell.get("execution_count") is None, (
+                f"{path.name} cell {i} has outputs: clear them before committing "
+                f"(Jupyter: Edit > Clear All Outputs, then save)"
+            )
