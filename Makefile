@@ -8,8 +8,9 @@ LOCAL_BASE := kfpkit-local/debian-python:bookworm
 BASE_IMAGE ?= $(shell docker image inspect $(LOCAL_BASE) >/dev/null 2>&1 && echo $(LOCAL_BASE) || echo python:3.11-slim)
 export BASE_IMAGE
 KFP_OLDEST := 2.7.0
+KFP_KUBERNETES_OLDEST := 1.2.0
 
-.PHONY: setup images run test test-fast compile docs check-compiled compat bench bench-tfx lint clean kube-apiserver
+.PHONY: setup images run test test-fast compile docs check-compiled push compat bench bench-tfx lint clean kube-apiserver
 
 .venv/.synced: pyproject.toml uv.lock
 	uv sync --frozen --quiet
@@ -69,8 +70,23 @@ test: setup images kube-apiserver
 test-fast: .venv/.synced
 	$(PY) -m pytest -q -m "not docker and not emulator"
 
+# Every pipeline for every built-in target (pipelines/targets.yaml): compiled/<pipeline>.yaml
+# (local), compiled/<target>/<pipeline>.yaml, and compiled/components/.
 compile: .venv/.synced
 	.venv/bin/kfpkit compile --out compiled
+
+# compiled/ is what `make compile` writes now (tests/test_compile.py checks the same).
+check-compiled: .venv/.synced
+	rm -rf build/compiled-check
+	.venv/bin/kfpkit compile --out build/compiled-check >/dev/null
+	diff -r compiled build/compiled-check || { echo "compiled/ is stale: run make compile"; exit 1; }
+
+# Every image family into a registry a cluster pulls from, tagged by version and content hash;
+# the pushed digests go to images/pushed.json (a targets file's images.lock):
+# make push REGISTRY=HOST/PATH
+push: images
+	@test -n "$(REGISTRY)" || { echo "usage: make push REGISTRY=HOST/PATH"; exit 2; }
+	.venv/bin/kfpkit images push --registry "$(REGISTRY)"
 
 # README.md's table of component inputs and outputs, from the component specs
 # (tests/test_component_table.py fails when it is stale).
@@ -80,7 +96,7 @@ docs: .venv/.synced
 # The oldest kfp of the supported range must compile every pipeline too.
 compat: .venv/.synced
 	uv venv -q --allow-existing -p 3.11 .venvs/kfp-oldest
-	VIRTUAL_ENV=.venvs/kfp-oldest uv pip install -q "kfp==$(KFP_OLDEST)" "google-cloud-bigquery>=3.11,<4"
+	VIRTUAL_ENV=.venvs/kfp-oldest uv pip install -q "kfp==$(KFP_OLDEST)" "kfp-kubernetes==$(KFP_KUBERNETES_OLDEST)" "google-cloud-bigquery>=3.11,<4"
 	VIRTUAL_ENV=.venvs/kfp-oldest uv pip install -q --no-deps -e .
 	.venvs/kfp-oldest/bin/python -m kfpkit.cli compile --out build/compiled-kfp-$(KFP_OLDEST)
 
