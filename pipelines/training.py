@@ -7,18 +7,9 @@ next stage (validation, training, evaluation, push) can take them without reshap
 
 from kfp import dsl
 
-from kfpkit import targets
-from kfpkit.components import (
-    bigquery_split,
-    evaluate,
-    katib_tune,
-    kserve_push,
-    publish_model,
-    record_outcome,
-    tfdv_validate_splits,
-    train,
-)
+from kfpkit.components import bigquery_split, record_outcome, tfdv_validate_splits
 from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
+from kfpkit.pipelines.model_chain import tune_train_evaluate_push
 
 PIPELINE_NAME = "kfpkit-training"
 # What the tune step searches by default: the learning rate and the network's width.
@@ -138,59 +129,27 @@ def training(
         )
         validation.set_display_name("validate-data")
 
-        tune = katib_tune(
+        tune_train_evaluate_push(
             train_data=split.outputs["train"],
             validation_data=split.outputs["validation"],
-            schema=validation.outputs["schema"],
-            search_space=tuning_search_space,
-            label_column=label_column,
-            fixed_hyperparameters=hyperparameters,
-            algorithm=tuning_algorithm,
-            max_trial_count=tuning_trials,
-            parallel_trial_count=tuning_parallel_trials,
-            # all trials failing still fails the step ("no trial succeeded")
-            max_failed_trial_count=tuning_trials,
-            backend=tuning_backend,
-            namespace=tuning_namespace,
-        ).after(validation)
-        tune.set_display_name("tune")
-
-        trained = train(
-            train_data=split.outputs["train"],
-            validation_data=split.outputs["validation"],
-            schema=validation.outputs["schema"],
-            label_column=label_column,
-            hyperparameters=tune.outputs["best_hyperparameters"],
-        ).after(validation)  # data that failed validation (fail_on_anomalies) is not trained on
-        trained.set_display_name("train")
-        targets.configure(trained, "train")  # the compile target's accelerators, if any
-        evaluation = evaluate(
-            model=trained.outputs["model"],
             test_data=split.outputs["test"],
+            schema=validation.outputs["schema"],
+            after=validation,
             label_column=label_column,
+            hyperparameters=hyperparameters,
+            tuning_trials=tuning_trials,
+            tuning_parallel_trials=tuning_parallel_trials,
+            tuning_algorithm=tuning_algorithm,
+            tuning_search_space=tuning_search_space,
+            tuning_backend=tuning_backend,
+            tuning_namespace=tuning_namespace,
             slice_columns=slice_columns,
-            metric="auc",
-            absolute_threshold=min_auc,
-            baseline_model_dir=serving_model_uri,
-            max_regression=max_auc_regression,
+            min_auc=min_auc,
+            max_auc_regression=max_auc_regression,
+            serving_model_uri=serving_model_uri,
+            serving_model_name=serving_model_name,
+            serving_backend=serving_backend,
+            serving_namespace=serving_namespace,
+            push_action=push_action,
+            canary_traffic_percent=canary_traffic_percent,
         )
-        evaluation.set_display_name("evaluate")
-        # The baseline is whatever is published under serving_model_uri now, not an input KFP's
-        # cache key sees: always evaluate again.
-        evaluation.set_caching_options(False)
-        with dsl.If(evaluation.outputs["blessed"] == True, name="blessed"):  # noqa: E712
-            publish = publish_model(model=trained.outputs["model"], destination=serving_model_uri)
-            publish.set_display_name("publish-model")
-            publish.set_caching_options(False)  # a side effect outside the pipeline root
-            # proven to serve on KServe's model server with test rows first, then pushed
-            push = kserve_push(
-                model=publish.outputs["published_model"],
-                test_data=split.outputs["test"],
-                model_name=serving_model_name,
-                backend=serving_backend,
-                namespace=serving_namespace,
-                action=push_action,
-                canary_traffic_percent=canary_traffic_percent,
-            )
-            push.set_display_name("push-model")
-            push.set_caching_options(False)  # serves what publish just wrote

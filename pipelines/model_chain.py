@@ -1,0 +1,117 @@
+"""The tune -> train -> evaluate -> publish -> push chain both pipelines run (one definition).
+
+:func:`tune_train_evaluate_push` adds the steps to the pipeline being defined, from split
+and validation outputs; the training pipeline calls it on every run, the continuous-training
+pipeline inside ``dsl.If(retrain)``. A plain function rather than a nested ``@dsl.pipeline``:
+the steps stay in their caller's graph, with the same task names and display names in
+compiled YAML and in kfp.local's run folders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kfp import dsl
+
+from kfpkit import targets
+from kfpkit.components import evaluate, katib_tune, kserve_push, publish_model, train
+
+
+@dataclass
+class ModelChain:
+    tune: Any
+    trained: Any
+    evaluation: Any
+
+
+def tune_train_evaluate_push(
+    *,
+    train_data: Any,
+    validation_data: Any,
+    test_data: Any,
+    schema: Any,
+    after: Any,
+    label_column: Any,
+    hyperparameters: Any,
+    tuning_trials: Any,
+    tuning_parallel_trials: Any,
+    tuning_algorithm: Any,
+    tuning_search_space: Any,
+    tuning_backend: Any,
+    tuning_namespace: Any,
+    slice_columns: Any,
+    min_auc: Any,
+    max_auc_regression: Any,
+    serving_model_uri: Any,
+    serving_model_name: Any,
+    serving_backend: Any,
+    serving_namespace: Any,
+    push_action: Any,
+    canary_traffic_percent: Any,
+    when_pushed: Callable[[Any, Any], None] | None = None,
+) -> ModelChain:
+    """Tune, train, evaluate against the model under ``serving_model_uri``; when blessed,
+    publish and push. ``after`` is the data-validation task (nothing trains before it);
+    ``when_pushed(publish, push)`` adds steps inside the blessed branch, after the push.
+    Arguments are the pipelines' parameters of the same names (see pipelines/training.py)."""
+    tune = katib_tune(
+        train_data=train_data,
+        validation_data=validation_data,
+        schema=schema,
+        search_space=tuning_search_space,
+        label_column=label_column,
+        fixed_hyperparameters=hyperparameters,
+        algorithm=tuning_algorithm,
+        max_trial_count=tuning_trials,
+        parallel_trial_count=tuning_parallel_trials,
+        # all trials failing still fails the step ("no trial succeeded")
+        max_failed_trial_count=tuning_trials,
+        backend=tuning_backend,
+        namespace=tuning_namespace,
+    ).after(after)
+    tune.set_display_name("tune")
+
+    trained = train(
+        train_data=train_data,
+        validation_data=validation_data,
+        schema=schema,
+        label_column=label_column,
+        hyperparameters=tune.outputs["best_hyperparameters"],
+    ).after(after)  # data that failed validation (fail_on_anomalies) is not trained on
+    trained.set_display_name("train")
+    targets.configure(trained, "train")  # the compile target's accelerators, if any
+    evaluation = evaluate(
+        model=trained.outputs["model"],
+        test_data=test_data,
+        label_column=label_column,
+        slice_columns=slice_columns,
+        metric="auc",
+        absolute_threshold=min_auc,
+        baseline_model_dir=serving_model_uri,
+        max_regression=max_auc_regression,
+    )
+    evaluation.set_display_name("evaluate")
+    # The baseline is whatever is published under serving_model_uri now, not an input KFP's
+    # cache key sees: always evaluate again.
+    evaluation.set_caching_options(False)
+    with dsl.If(evaluation.outputs["blessed"] == True, name="blessed"):  # noqa: E712
+        publish = publish_model(model=trained.outputs["model"], destination=serving_model_uri)
+        publish.set_display_name("publish-model")
+        publish.set_caching_options(False)  # a side effect outside the pipeline root
+        # proven to serve on KServe's model server with test rows first, then pushed
+        push = kserve_push(
+            model=publish.outputs["published_model"],
+            test_data=test_data,
+            model_name=serving_model_name,
+            backend=serving_backend,
+            namespace=serving_namespace,
+            action=push_action,
+            canary_traffic_percent=canary_traffic_percent,
+        )
+        push.set_display_name("push-model")
+        push.set_caching_options(False)  # serves what publish just wrote
+        if when_pushed is not None:
+            when_pushed(publish, push)
+    return ModelChain(tune, trained, evaluation)
