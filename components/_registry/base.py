@@ -223,6 +223,7 @@ class RegistryBase:
         self.check_name(name)
         if not isinstance(uri, str) or not uri.strip():
             raise ValueError(f"model uri {uri!r} is empty")
+        self.check_uri(uri)
         wanted = [check_alias(a) for a in aliases]
         clean = check_lineage(lineage)
         numbers = check_metrics(metrics)
@@ -238,6 +239,9 @@ class RegistryBase:
 
     def check_name(self, name: str) -> str:
         return check_model_name(name)
+
+    def check_uri(self, uri: str) -> None:
+        """ValueError for a model URI the backend cannot point at."""
 
     def _call(self, fn: Callable[[], T], what: str) -> T:
         return retry(

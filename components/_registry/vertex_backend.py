@@ -110,6 +110,11 @@ class VertexRegistry(RegistryBase):
             )
         return name
 
+    def check_uri(self, uri: str) -> None:
+        # the SDK would upload a local folder to a staging bucket: kfpkit registers, never copies
+        if not uri.startswith("gs://"):
+            raise ValueError(f"model uri {uri!r}: Vertex AI serves models from gs:// only")
+
     def _is_transient(self, error: BaseException) -> bool:
         e = self._errors
         transient = (e.ServiceUnavailable, e.TooManyRequests, e.InternalServerError,

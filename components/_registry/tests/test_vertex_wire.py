@@ -146,11 +146,13 @@ def test_refusals_are_not_retried(server, code, error):
         ({"location": "us central"}, "'us central'"),
         ({"serving_image": "not an image"}, "'not an image'"),
         ({"api_endpoint": "http://x/../y"}, "'http://x/../y'"),
+        ({"uri": "/local/serving/1"}, "gs:// only"),
     ],
 )
 def test_identifiers_are_checked_before_any_request(server, settings, message):
     name = settings.pop("name", "employment")
+    uri = settings.pop("uri", "gs://b/m")
     args = {"project": "kfpkit-test", "location": "us-central1", "api_endpoint": server.url}
     with pytest.raises(ValueError, match=message):
-        open_registry("vertex", **{**args, **settings}).register(name, "gs://b/m", {}, {})
+        open_registry("vertex", **{**args, **settings}).register(name, uri, {}, {})
     assert server.calls("POST", "upload") == []
