@@ -70,6 +70,7 @@ def tune_train_evaluate_push(
         max_failed_trial_count=tuning_trials,
         backend=tuning_backend,
         namespace=tuning_namespace,
+        trial_image=targets.image("train"),  # Katib's trials: the compile target's train image
     ).after(after)
     tune.set_display_name("tune")
 

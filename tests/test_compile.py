@@ -1,5 +1,6 @@
 """Every pipeline compiles, compiled/ is current, component YAML loads, images are configurable."""
 
+import difflib
 import os
 import subprocess
 import sys
@@ -13,39 +14,60 @@ from kfpkit import images
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_compiled_is_current(tmp_path):
-    # A fresh process without image overrides: compiled/ names the default images, whatever
-    # registry this machine is set up for (component images are fixed when kfpkit is imported).
+def _compile_fresh(out: Path, *args: str) -> None:
+    """``kfpkit compile`` in a fresh process without image overrides: compiled/ names the
+    default images, whatever registry this machine is set up for (component images are fixed
+    when kfpkit is imported)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KFPKIT_IMAGE_")}
-    subprocess.run(
-        [sys.executable, "-m", "kfpkit.cli", "compile", "--out", str(tmp_path)],
-        check=True,
+    proc = subprocess.run(
+        [sys.executable, "-m", "kfpkit.cli", "compile", "--out", str(out), *args],
         capture_output=True,
+        text=True,
         env=env,
     )
-    written = sorted(tmp_path.rglob("*.yaml"))
-    for path in written:
-        committed = ROOT / "compiled" / path.relative_to(tmp_path)
-        assert committed.exists(), f"{committed} missing: run `make compile`"
-        assert committed.read_bytes() == path.read_bytes(), (
-            f"{committed} is stale: run `make compile`"
-        )
-    committed_files = {
-        p.relative_to(ROOT / "compiled") for p in (ROOT / "compiled").rglob("*.yaml")
-    }
-    assert committed_files == {p.relative_to(tmp_path) for p in written}
+    assert proc.returncode == 0, proc.stderr
+
+
+def _same_bytes(expected: Path, actual: Path, hint: str) -> None:
+    if expected.read_bytes() == actual.read_bytes():
+        return
+    diff = difflib.unified_diff(
+        expected.read_text().splitlines(), actual.read_text().splitlines(),
+        str(expected), str(actual), lineterm="", n=2,
+    )  # fmt: skip
+    head = "\n".join(list(diff)[:40])
+    pytest.fail(f"{expected} differs from a fresh compile: {hint}\n{head}", pytrace=False)
+
+
+def _yaml_files(root: Path) -> set[Path]:
+    return {p.relative_to(root) for p in root.rglob("*.yaml")}
+
+
+def test_compiled_is_current(tmp_path):
+    """Golden files: every pipeline for every built-in target, and every component."""
+    _compile_fresh(tmp_path)
+    compiled = ROOT / "compiled"
+    missing = sorted(map(str, _yaml_files(tmp_path) - _yaml_files(compiled)))
+    extra = sorted(map(str, _yaml_files(compiled) - _yaml_files(tmp_path)))
+    assert not missing and not extra, (
+        f"compiled/ lacks {missing} and has {extra} that compile no longer writes: "
+        "run `make compile`"
+    )
+    for rel in sorted(_yaml_files(tmp_path)):
+        _same_bytes(compiled / rel, tmp_path / rel, "run `make compile` (and review the diff)")
+    # the layout the README promises: local at the top, the other targets in folders
+    assert {"training.yaml", "kubeflow/training.yaml", "vertex/training.yaml"} <= set(
+        map(str, _yaml_files(compiled))
+    )
 
 
 def test_compile_is_deterministic(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):  # separate processes: protobuf map order differs between processes
-        subprocess.run(
-            [sys.executable, "-m", "kfpkit.cli", "compile", "--out", str(out)],
-            check=True,
-            capture_output=True,
-        )
-    for f in a.rglob("*.yaml"):
-        assert f.read_bytes() == (b / f.relative_to(a)).read_bytes(), f
+        _compile_fresh(out)
+    assert _yaml_files(a) == _yaml_files(b)
+    for rel in sorted(_yaml_files(a)):
+        _same_bytes(a / rel, b / rel, "two compiles of the same code differ (nondeterminism)")
 
 
 def test_standalone_component_yaml_loads_and_composes(tmp_path):
@@ -91,7 +113,7 @@ def test_oldest_supported_kfp_compiles_every_pipeline():
     proc = subprocess.run(["make", "-s", "compat"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     oldest = next((ROOT / "build").glob("compiled-kfp-2.7.0"))
-    for name in ("training.yaml", "components/bigquery_split.yaml"):
+    for name in ("training.yaml", "kubeflow/training.yaml", "components/bigquery_split.yaml"):
         text = (oldest / name).read_text()
         assert "sdkVersion: kfp-2.7.0" in text
         assert "kfpkit.components.bigquery_split.launcher" in text

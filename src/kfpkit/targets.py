@@ -214,7 +214,7 @@ def _check_parameters(value: Mapping[str, Any], where: str) -> None:
                 annotation in (int, float) and isinstance(default, bool)
             ):
                 kind = getattr(annotation, "__name__", annotation)
-                raise _fail(f"{where}.{name}", f"{default!r} is not a {kind} ({pipeline}'s type)")
+                raise _fail(f"{where}.{name}", f"{default!r} is not {kind}, {pipeline}'s type")
 
 
 @functools.cache
@@ -331,6 +331,15 @@ def configure(task: Any, step: str) -> Any:
 
 def _type_argument(kind: str) -> str:
     return {"gke_gpu": "gpu_type", "gke_tpu": "tpu_type", "vertex": "accelerator_type"}[kind]
+
+
+def image(family: str) -> str:
+    """The family's image on the target being built (:func:`build`), else kfpkit.images'.
+
+    For images a step passes on as a value (Katib's trial image), which the swap of task
+    images cannot see."""
+    active = _ACTIVE.get()
+    return active[0].image(family) if active else images.image(family)
 
 
 def build(pipeline: Any, target: Target, configured: set[str] | None = None) -> Any:
