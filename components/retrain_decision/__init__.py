@@ -1,0 +1,1 @@
+"""retrain_decision: whether a continuous-training run retrains, and why."""

@@ -1,0 +1,64 @@
+"""Launcher of retrain_decision: reads TFDV's measured distances and the window state,
+writes the decision.
+
+Run inside the tfdv image as
+``python3 -m kfpkit.components.retrain_decision.launcher --executor_input '{{$}}'``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
+from kfpkit.components.retrain_decision.decision import Distance, Policy, decide
+from kfpkit.components.window_state.state import WindowState
+
+DECISION_FILE = "decision.json"
+ANOMALIES_FILE = "anomalies.pbtxt"  # tfdv_validate's
+
+
+def distances(anomalies: anomalies_pb2.Anomalies) -> list[Distance]:
+    """Every drift/skew distance TFDV measured (tfdv_validate's measurements, as Distances)."""
+    from kfpkit.components.tfdv_validate.validation import measurements
+
+    return [Distance(m.feature, m.kind, m.measure, m.value, m.threshold)
+            for m in measurements(anomalies)]  # fmt: skip
+
+
+def _read_anomalies(path: str) -> anomalies_pb2.Anomalies:
+    file = os.path.join(path, ANOMALIES_FILE) if os.path.isdir(path) else path
+    if not os.path.isfile(file):
+        raise ValueError(f"anomalies: no {ANOMALIES_FILE} at {path!r}")
+    with open(file, encoding="utf-8") as f:
+        try:
+            return text_format.Parse(f.read(), anomalies_pb2.Anomalies())
+        except text_format.ParseError as e:
+            raise ValueError(f"anomalies: {file!r} is not an Anomalies text proto: {e}") from e
+
+
+def run(executor: Executor) -> None:
+    state_input = executor.required_input("state")
+    with open(os.path.join(state_input.path, "state.json"), encoding="utf-8") as f:
+        state = WindowState.from_dict(json.load(f))
+    policy = Policy(
+        max_model_age_windows=int(executor.number_param("max_model_age_windows", 0)),
+        max_model_age_days=executor.number_param("max_model_age_days", 0.0),
+        retrain_on_skew=bool(executor.param("retrain_on_skew", True)),
+        ignored_features=executor.string_list_param("ignored_features", ["id", "year"]),
+    )
+    found = distances(_read_anomalies(executor.required_input("anomalies").path))
+    decision = decide(state, found, policy)
+    doc = decision.to_dict()
+    out = executor.output("decision")
+    write_text_artifact(os.path.join(out.path, DECISION_FILE), json.dumps(doc, indent=2) + "\n")
+    out.metadata.update({"file": DECISION_FILE, **doc})
+    executor.set_output_param("retrain", decision.retrain)
+    executor.set_output_param("reasons", decision.reasons)
+
+
+if __name__ == "__main__":
+    main(run)

@@ -1,0 +1,153 @@
+"""retrain_decision: the pure rule, then the launcher on anomalies real TFDV measured."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kfpkit.components.retrain_decision.decision import Distance, Policy, decide
+from kfpkit.components.window_state.state import Production, WindowState
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+PROD = Production("2015", "/serving/employment/1", "1", (NOW - timedelta(days=3)).isoformat())
+
+
+def state(window="2016", previous="2015", production=PROD, since=1):
+    return WindowState(window, previous, (previous,) if previous else (), production, since)
+
+
+def d(feature, kind, value, threshold=0.03, measure="L_INFINITY"):
+    return Distance(feature, kind, measure, value, threshold)
+
+
+def test_first_window_retrains_because_nothing_is_in_production():
+    got = decide(state(window="2015", previous="", production=None, since=0), [], Policy(), NOW)
+    assert got.retrain
+    assert got.reasons == ["no model in production"]
+    assert got.production_window == "" and got.model_age_days is None
+
+
+def test_first_window_ignores_distances_against_the_fallback_baselines():
+    # load_window_state hands the window's own statistics as baselines: distances mean nothing
+    found = [d("ANC", "drift", 0.5), d("ANC", "skew", 0.5)]
+    got = decide(state(window="2015", previous="", production=None, since=0), found, NOW and Policy())
+    assert got.drifted == [] and got.skewed == [] and got.measured == []
+
+
+def test_drift_over_threshold_retrains_and_names_feature_distance_threshold():
+    found = [d("ANC", "drift", 0.0324), d("MIG", "drift", 0.004), d("ANC", "skew", 0.0324)]
+    got = decide(state(), found, Policy(retrain_on_skew=False), NOW)
+    assert got.retrain
+    assert got.reasons == ["drift from window 2015: ANC 0.0324 > 0.03 (L_INFINITY)"]
+    assert got.drifted == [
+        {"feature": "ANC", "kind": "drift", "measure": "L_INFINITY", "value": 0.0324,
+         "threshold": 0.03}  # fmt: skip
+    ]
+
+
+def test_skew_over_threshold_retrains_unless_turned_off():
+    found = [d("ANC", "drift", 0.01), d("ANC", "skew", 0.04)]
+    assert decide(state(), found, Policy(), NOW).reasons == [
+        "skew from the production model's training data (window 2015): "
+        "ANC 0.04 > 0.03 (L_INFINITY)"
+    ]
+    off = decide(state(), found, Policy(retrain_on_skew=False), NOW)
+    assert not off.retrain
+    assert "skew over threshold ignored (retrain_on_skew is off): ANC 0.04 > 0.03" in off.reasons[0]
+
+
+def test_unchanged_window_records_why_nothing_was_retrained():
+    found = [d("ANC", "drift", 0.0155), d("AGEP", "drift", 0.002, 0.03, "JENSEN_SHANNON_DIVERGENCE"),
+             d("ANC", "skew", 0.0155)]  # fmt: skip
+    got = decide(state(window="2017", previous="2016", since=1), found,
+                 Policy(max_model_age_windows=2), NOW)  # fmt: skip
+    assert not got.retrain
+    assert got.reasons == [
+        "not retrained: no feature drifted beyond its threshold (largest ANC 0.0155 <= 0.03); "
+        "no feature skewed beyond its threshold (largest ANC 0.0155 <= 0.03); "
+        "model age 1 windows < max_model_age_windows 2"
+    ]
+    assert len(got.measured) == 3
+
+
+@pytest.mark.parametrize("feature", ["id", "year"])
+def test_id_and_year_never_count_whatever_was_measured(feature):
+    found = [d(feature, "drift", 1.0), d(feature, "skew", 1.0)]
+    got = decide(state(), found, Policy(), NOW)
+    assert not got.retrain
+    assert got.measured == [] and got.ignored_features == ["id", "year"]
+
+
+def test_zero_threshold_means_not_compared():
+    assert not decide(state(), [d("ANC", "drift", 0.9, threshold=0.0)], Policy(), NOW).retrain
+
+
+def test_model_age_in_windows_and_in_days():
+    got = decide(state(window="2018", previous="2017", since=2), [], Policy(max_model_age_windows=2), NOW)
+    assert got.retrain
+    assert got.reasons == [
+        "model age 2 windows >= max_model_age_windows 2 (trained on window 2015)"
+    ]
+    by_days = decide(state(), [], Policy(max_model_age_days=2.5), NOW)
+    assert by_days.reasons == ["model age 3.0 days >= max_model_age_days 2.5"]
+    assert not decide(state(), [], Policy(max_model_age_days=4), NOW).retrain
+
+
+def test_every_reason_is_recorded():
+    found = [d("ANC", "drift", 0.05), d("SCHL", "skew", 0.06)]
+    got = decide(state(since=3), found, Policy(max_model_age_windows=2), NOW)
+    assert [r.split(" ")[0] for r in got.reasons] == ["drift", "skew", "model"]
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), True, "2"])
+def test_bad_policy_values_are_refused(bad):
+    with pytest.raises(ValueError, match="max_model_age_windows"):
+        Policy(max_model_age_windows=bad)
+
+
+def test_launcher_on_anomalies_measured_by_real_tfdv(tmp_path):
+    """Real statistics of two windows, real TFDV drift/skew measurements, the launcher."""
+    import pandas as pd
+    import tensorflow_data_validation as tfdv
+    from google.protobuf import text_format
+
+    from kfpkit.components._runtime import executor, testing
+    from kfpkit.components.retrain_decision import launcher
+    from kfpkit.components.tfdv_validate.validation import Thresholds, validate
+
+    def stats(share_a, year):
+        n = 1000
+        a = int(n * share_a)
+        frame = pd.DataFrame({"ANC": ["a"] * a + ["b"] * (n - a), "AGEP": [30.0 + i % 40 for i in range(n)],
+                              "id": list(range(year * n, year * n + n)), "year": [year] * n})  # fmt: skip
+        return tfdv.generate_statistics_from_dataframe(frame)
+
+    old, new = stats(0.5, 2015), stats(0.6, 2016)  # ANC moves by 0.1 (L-infinity)
+    schema = tfdv.infer_schema(new)
+    off = {"id": 0.0, "year": 0.0}
+    anomalies = validate(new, schema, baseline=old, serving=old,
+                         drift=Thresholds(0.03, 0.03, off), skew=Thresholds(0.03, 0.03, off))  # fmt: skip
+    (tmp_path / "anomalies").mkdir()
+    (tmp_path / "anomalies" / "anomalies.pbtxt").write_text(text_format.MessageToString(anomalies))
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "state.json").write_text(json.dumps(state().to_dict()))
+    doc = testing.executor_input(
+        tmp_path / "out",
+        {"max_model_age_windows": 5, "ignored_features": ["id", "year"]},
+        {"decision": "system.Artifact"},
+        inputs={"anomalies": ("system.Artifact", str(tmp_path / "anomalies")),
+                "state": ("system.Artifact", str(tmp_path / "state"))},  # fmt: skip
+        output_params=["retrain", "reasons"],
+    )
+    assert executor.launch(launcher.run, ["--executor_input", json.dumps(doc)]) == 0
+    decision = json.loads((tmp_path / "out" / "decision" / "decision.json").read_text())
+    assert decision["retrain"] is True
+    assert [x["feature"] for x in decision["drifted"]] == ["ANC"]
+    assert decision["drifted"][0]["value"] == pytest.approx(0.1, abs=1e-6)
+    assert [x["feature"] for x in decision["skewed"]] == ["ANC"]
+    measured = {(x["feature"], x["kind"]) for x in decision["measured"]}
+    assert measured == {("ANC", "drift"), ("ANC", "skew"), ("AGEP", "drift"), ("AGEP", "skew")}
+    out = json.loads((tmp_path / "out" / "executor_output.json").read_text())
+    assert out["parameterValues"]["retrain"] is True

@@ -1,0 +1,1 @@
+"""window_state: the continuous-training pipeline's memory between scheduled runs."""

@@ -1,0 +1,231 @@
+"""Continuous training, for scheduled runs: one data window a run; retrain only when needed.
+
+Each run takes the newest window (``source_table``: one BigQuery table per window, named by
+the schedule, e.g. ``project.dataset.employment_2016``; ``window`` labels it), splits and
+validates it, and compares its statistics with the previous window's (drift) and with the
+training data of the model in production (skew), both kept in a state folder
+(``state_uri``). ``retrain_decision`` then decides: retrain when no model is in production,
+a feature moved beyond its threshold, or the production model reached a maximum age; the
+decision and its reasons are an artifact of every run, and the window's statistics are kept
+as the next window's baseline. Only under ``dsl.If(retrain)`` does the run tune, train,
+evaluate against the production model, publish and push (the training pipeline's chain,
+:mod:`kfpkit.pipelines.model_chain`); a pushed model becomes the production model of the
+state folder, its window's statistics the skew baseline of the windows after it.
+"""
+
+from kfp import dsl
+
+from kfpkit.components import bigquery_split, record_outcome, tfdv_validate, tfdv_validate_splits
+from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
+from kfpkit.components.retrain_decision.component import retrain_decision
+from kfpkit.components.window_state.component import load_window_state, save_window_state
+from kfpkit.pipelines.model_chain import tune_train_evaluate_push
+from kfpkit.pipelines.training import TUNING_SEARCH_SPACE
+
+PIPELINE_NAME = "kfpkit-continuous-training"
+# id and year differ between windows by construction: never compared, never a reason.
+NOT_COMPARED = {"id": 0.0, "year": 0.0}
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Continuous training, one data window a run: split and validate the "
+    "window, measure drift against the previous window and skew against the production "
+    "model's training data, and retrain (tune, train, evaluate against production, publish, "
+    "push) only when the data moved beyond thresholds or the model reached its maximum age; "
+    "every run records its decision and reasons.",
+)
+def continuous_training(
+    project: str,
+    source_table: str,
+    window: str,
+    state_uri: str,
+    destination_dataset: str,
+    serving_model_uri: str,
+    key_columns: list = ["id"],  # noqa: B006 - KFP needs a literal default
+    split_ratios: dict = DEFAULT_RATIOS,  # noqa: B006
+    location: str = "US",
+    bigquery_endpoint: str = "",
+    categorical_drift_threshold: float = 0.03,
+    numeric_drift_threshold: float = 0.03,
+    drift_thresholds: dict = NOT_COMPARED,  # noqa: B006
+    categorical_skew_threshold: float = 0.03,
+    numeric_skew_threshold: float = 0.03,
+    skew_thresholds: dict = NOT_COMPARED,  # noqa: B006
+    max_model_age_windows: int = 2,
+    max_model_age_days: float = 0.0,
+    retrain_on_skew: bool = True,
+    ignored_features: list = ["id", "year"],  # noqa: B006
+    label_column: str = "employed",
+    hyperparameters: dict = {},  # noqa: B006
+    tuning_trials: int = 3,
+    tuning_parallel_trials: int = 1,
+    tuning_algorithm: str = "tpe",
+    tuning_search_space: list = TUNING_SEARCH_SPACE,  # noqa: B006
+    tuning_backend: str = "local",
+    tuning_namespace: str = "kubeflow",
+    slice_columns: list = ["SEX"],  # noqa: B006
+    min_auc: float = 0.8,
+    max_auc_regression: float = 0.005,
+    serving_model_name: str = "employment",
+    serving_backend: str = "local",
+    serving_namespace: str = "default",
+    push_action: str = "apply",
+    canary_traffic_percent: int = 10,
+):
+    """Continuous-training pipeline (one window a run).
+
+    Args:
+        project: Project running the BigQuery jobs.
+        source_table: ``project.dataset.table`` holding the new window's examples.
+        window: The window's label; labels sort in time order (``2016``, ``2016-01-31``).
+        state_uri: Folder of the pipeline's state: each window's statistics and decision,
+            and the production model's record (``gs://...`` on a cluster).
+        destination_dataset: Dataset receiving one table per split.
+        serving_model_uri: Versioned serving directory (see the training pipeline); its
+            newest version is the production model new candidates are evaluated against.
+        key_columns: Columns whose hash decides each row's split.
+        split_ratios: Split name -> fraction.
+        location: BigQuery location.
+        bigquery_endpoint: The emulator's URL for local runs; empty on BigQuery.
+        categorical_drift_threshold: L-infinity distance of a categorical feature's value
+            frequencies from the previous window's above which it drifted (0: off).
+        numeric_drift_threshold: Jensen-Shannon divergence threshold of numeric features.
+        drift_thresholds: Feature -> drift threshold overriding the defaults; ``id`` and
+            ``year`` are 0 (not compared: they differ by construction). Keep them at 0 when
+            overriding.
+        categorical_skew_threshold: As the drift one, against the production model's
+            training data.
+        numeric_skew_threshold: As the drift one, for skew.
+        skew_thresholds: As ``drift_thresholds``, for skew.
+        max_model_age_windows: Retrain when the production model was trained this many
+            windows ago (0: never for age).
+        max_model_age_days: Retrain when the production model was pushed this many days ago
+            (0: never for age).
+        retrain_on_skew: Whether skew over threshold retrains.
+        ignored_features: Features never counted by the decision (``id``, ``year``).
+        label_column: The binary label.
+        hyperparameters: Training hyperparameters (see the training pipeline).
+        tuning_trials: Trial budget of the tune step (0: no tuning).
+        tuning_parallel_trials: Trials at a time.
+        tuning_algorithm: katib_tune's algorithm.
+        tuning_search_space: katib_tune's search space.
+        tuning_backend: ``local`` (Optuna in the step) or ``katib``.
+        tuning_namespace: The Katib Experiment's namespace.
+        slice_columns: Features the evaluation reports per value of.
+        min_auc: Test AUC a model needs to be blessed.
+        max_auc_regression: How much lower than the production model's AUC on this
+            window's test split a new model's may be.
+        serving_model_name: Name of the served model.
+        serving_backend: ``local`` or ``kserve`` (see the training pipeline).
+        serving_namespace: Kubernetes namespace of the InferenceService.
+        push_action: ``apply`` or ``canary``.
+        canary_traffic_percent: Share of traffic the canary gets.
+    """
+    outcome = record_outcome(
+        pipeline_name=PIPELINE_NAME, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER
+    )
+    outcome.set_display_name("record-outcome")
+    outcome.set_caching_options(False)
+    with dsl.ExitHandler(outcome, name="continuous-training"):
+        split = bigquery_split(
+            source_table=source_table,
+            key_columns=key_columns,
+            split_ratios=split_ratios,
+            destination_dataset=destination_dataset,
+            project=project,
+            location=location,
+            bigquery_endpoint=bigquery_endpoint,
+            export_format="parquet",
+        )
+        split.set_display_name("split")
+
+        # the window itself: statistics, schema, its splits against each other
+        validation = tfdv_validate_splits(
+            train=split.outputs["train"],
+            validation=split.outputs["validation"],
+            test=split.outputs["test"],
+            default_categorical_drift_threshold=categorical_drift_threshold,
+            default_numeric_drift_threshold=numeric_drift_threshold,
+            drift_thresholds=drift_thresholds,
+        )
+        validation.set_display_name("validate-data")
+        window_statistics = validation.outputs["train_statistics"]
+
+        state = load_window_state(
+            state_uri=state_uri, window=window, current_statistics=window_statistics
+        )
+        state.set_display_name("load-state")
+        state.set_caching_options(False)  # reads the state folder, which no input names
+
+        # drift against the previous window, skew against the production model's data
+        comparison = tfdv_validate(
+            statistics=window_statistics,
+            schema=validation.outputs["schema"],
+            baseline_statistics=state.outputs["previous_statistics"],
+            serving_statistics=state.outputs["production_statistics"],
+            default_categorical_drift_threshold=categorical_drift_threshold,
+            default_numeric_drift_threshold=numeric_drift_threshold,
+            drift_thresholds=drift_thresholds,
+            default_categorical_skew_threshold=categorical_skew_threshold,
+            default_numeric_skew_threshold=numeric_skew_threshold,
+            skew_thresholds=skew_thresholds,
+        )
+        comparison.set_display_name("compare-windows")
+
+        decision = retrain_decision(
+            anomalies=comparison.outputs["anomalies"],
+            state=state.outputs["state"],
+            max_model_age_windows=max_model_age_windows,
+            max_model_age_days=max_model_age_days,
+            retrain_on_skew=retrain_on_skew,
+            ignored_features=ignored_features,
+        )
+        decision.set_display_name("decide")
+
+        # this window's statistics: the next window's drift baseline (retrained or not)
+        record = save_window_state(
+            state_uri=state_uri,
+            window=window,
+            statistics=window_statistics,
+            decision=decision.outputs["decision"],
+        )
+        record.set_display_name("record-window")
+        record.set_caching_options(False)
+
+        def record_production(publish, push):  # type: ignore[no-untyped-def]
+            promoted = save_window_state(
+                state_uri=state_uri,
+                window=window,
+                statistics=window_statistics,
+                published_model=publish.outputs["published_model"],
+            ).after(push)
+            promoted.set_display_name("record-production")
+            promoted.set_caching_options(False)
+
+        with dsl.If(decision.outputs["retrain"] == True, name="retrain"):  # noqa: E712
+            tune_train_evaluate_push(
+                train_data=split.outputs["train"],
+                validation_data=split.outputs["validation"],
+                test_data=split.outputs["test"],
+                schema=validation.outputs["schema"],
+                after=decision,
+                label_column=label_column,
+                hyperparameters=hyperparameters,
+                tuning_trials=tuning_trials,
+                tuning_parallel_trials=tuning_parallel_trials,
+                tuning_algorithm=tuning_algorithm,
+                tuning_search_space=tuning_search_space,
+                tuning_backend=tuning_backend,
+                tuning_namespace=tuning_namespace,
+                slice_columns=slice_columns,
+                min_auc=min_auc,
+                max_auc_regression=max_auc_regression,
+                serving_model_uri=serving_model_uri,
+                serving_model_name=serving_model_name,
+                serving_backend=serving_backend,
+                serving_namespace=serving_namespace,
+                push_action=push_action,
+                canary_traffic_percent=canary_traffic_percent,
+                when_pushed=record_production,
+            )
