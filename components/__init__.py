@@ -16,6 +16,7 @@ if importlib.util.find_spec("kfp") is not None:
     from kfpkit.components.record_outcome.component import record_outcome
     from kfpkit.components.register_model.component import register_model
     from kfpkit.components.resolve_model.component import resolve_model
+    from kfpkit.components.retrain_decision.component import retrain_decision
     from kfpkit.components.tfdv_schema.component import tfdv_schema
     from kfpkit.components.tfdv_statistics.component import tfdv_statistics
     from kfpkit.components.tfdv_validate.component import tfdv_validate
@@ -31,6 +32,7 @@ if importlib.util.find_spec("kfp") is not None:
         "record_outcome",
         "register_model",
         "resolve_model",
+        "retrain_decision",
         "tfdv_schema",
         "tfdv_statistics",
         "tfdv_validate",

@@ -6,4 +6,5 @@
 
 PIPELINES = {
     "training": ("kfpkit.pipelines.training", "training"),
+    "continuous_training": ("kfpkit.pipelines.continuous_training", "continuous_training"),
 }

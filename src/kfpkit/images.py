@@ -46,6 +46,8 @@ COMPONENT_FAMILIES = {
     "record_outcome": "core",
     "register_model": "core",
     "resolve_model": "core",
+    "window_state": "core",
+    "retrain_decision": "tfdv",
 }
 
 _REGISTRY_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9]\Z")
