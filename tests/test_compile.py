@@ -108,8 +108,9 @@ def test_bad_image_registry_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_oldest_supported_kfp_compiles_every_pipeline():
-    """The bottom of the kfp range (make compat: kfp 2.7.0 in its own venv) compiles too."""
+def test_oldest_supported_kfp_compiles_every_pipeline(tmp_path):
+    """The bottom of the kfp range (make compat: kfp 2.7.0 in its own venv) compiles too,
+    accelerators of both platforms included (kfp-kubernetes 1.2.0 for Kubeflow's)."""
     proc = subprocess.run(["make", "-s", "compat"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     oldest = next((ROOT / "build").glob("compiled-kfp-2.7.0"))
@@ -117,6 +118,20 @@ def test_oldest_supported_kfp_compiles_every_pipeline():
         text = (oldest / name).read_text()
         assert "sdkVersion: kfp-2.7.0" in text
         assert "kfpkit.components.bigquery_split.launcher" in text
+    (tmp_path / "gpus.yaml").write_text(
+        "targets:\n"
+        "  gke: {base: kubeflow, accelerators: {train: {kind: gke_gpu, type: nvidia-l4}}}\n"
+        "  vx: {base: vertex, accelerators: {train: {kind: vertex, type: NVIDIA_L4}}}\n"
+    )
+    proc = subprocess.run(
+        [str(ROOT / ".venvs/kfp-oldest/bin/python"), "-m", "kfpkit.cli", "compile",
+         "--settings", str(tmp_path / "gpus.yaml"), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    gke = (tmp_path / "out/gke/training.yaml").read_text()
+    assert "cloud.google.com/gke-accelerator: nvidia-l4" in gke and "/train-gpu:" in gke
+    assert "type: NVIDIA_L4" in (tmp_path / "out/vx/training.yaml").read_text()
 
 
 def test_each_component_runs_in_the_image_of_its_family():
