@@ -103,7 +103,8 @@ def continuous_training(
         max_model_age_days: Retrain when the production model was pushed this many days ago
             (0: never for age).
         retrain_on_skew: Whether skew over threshold retrains.
-        ignored_features: Features never counted by the decision (``id``, ``year``).
+        ignored_features: Features never counted by the decision and never used as model
+            features (``id``, ``year``: constant within a window, new in the next one).
         label_column: The binary label.
         hyperparameters: Training hyperparameters (see the training pipeline).
         tuning_trials: Trial budget of the tune step (0: no tuning).
@@ -228,4 +229,6 @@ def continuous_training(
                 push_action=push_action,
                 canary_traffic_percent=canary_traffic_percent,
                 when_pushed=record_production,
+                # constant within a window, new in the next: never a feature
+                exclude_columns=ignored_features,
             )

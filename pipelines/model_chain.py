@@ -51,11 +51,14 @@ def tune_train_evaluate_push(
     push_action: Any,
     canary_traffic_percent: Any,
     when_pushed: Callable[[Any, Any], None] | None = None,
+    exclude_columns: Any = None,
 ) -> ModelChain:
     """Tune, train, evaluate against the model under ``serving_model_uri``; when blessed,
     publish and push. ``after`` is the data-validation task (nothing trains before it);
-    ``when_pushed(publish, push)`` adds steps inside the blessed branch, after the push.
+    ``when_pushed(publish, push)`` adds steps inside the blessed branch, after the push;
+    ``exclude_columns`` (None: the components' default, ``id``) are never features.
     Arguments are the pipelines' parameters of the same names (see pipelines/training.py)."""
+    columns = {} if exclude_columns is None else {"exclude_columns": exclude_columns}
     tune = katib_tune(
         train_data=train_data,
         validation_data=validation_data,
@@ -70,6 +73,7 @@ def tune_train_evaluate_push(
         max_failed_trial_count=tuning_trials,
         backend=tuning_backend,
         namespace=tuning_namespace,
+        **columns,
         trial_image=targets.image("train"),  # Katib's trials: the compile target's train image
     ).after(after)
     tune.set_display_name("tune")
@@ -80,6 +84,7 @@ def tune_train_evaluate_push(
         schema=schema,
         label_column=label_column,
         hyperparameters=tune.outputs["best_hyperparameters"],
+        **columns,
     ).after(after)  # data that failed validation (fail_on_anomalies) is not trained on
     trained.set_display_name("train")
     targets.configure(trained, "train")  # the compile target's accelerators, if any

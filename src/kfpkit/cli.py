@@ -63,6 +63,44 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return table_main(["--readme", args.readme, "--check" if args.check else "--write"])
 
 
+def _run_window(args: argparse.Namespace, params: dict[str, Any], root: Path) -> int:
+    """One continuous-training window of the demo data (its year's rows as one table)."""
+    from kfpkit import continuous
+    from kfpkit.emulator import Emulator
+
+    if args.pipeline != continuous.PIPELINE or not args.emulator:
+        raise SystemExit("--window runs continuous_training on the demo data: add --emulator")
+    root.mkdir(parents=True, exist_ok=True)
+    port = DEMO_EMULATOR_PORT if args.cache and _port_free(DEMO_EMULATOR_PORT) else 0
+    log = str(root.absolute() / "bqemulator.log")
+    with Emulator(project=DEMO_PROJECT, log_path=log, rest_port=port) as emu:
+        run = continuous.run_window(root, args.window, emu, params, cache=args.cache)
+    print(f"[kfpkit] window {run.window}: {'retrained' if run.decision['retrain'] else 'kept'} "
+          f"in {run.seconds:.1f}s; ran {', '.join(run.ran)}"
+          + (f"; from cache {', '.join(run.from_cache)}" if run.from_cache else "")
+          + (f"; skipped {', '.join(run.skipped)}" if run.skipped else ""))  # fmt: skip
+    for reason in run.decision["reasons"]:
+        print(f"  - {reason}")
+    print(f"  decision: {continuous.layout(root)['state'] / 'windows' / run.window / 'decision.json'}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from kfpkit import continuous
+
+    if args.cache:
+        from kfpkit.local_run import pin_images_by_content
+
+        pin_images_by_content()
+    windows = tuple(w.strip() for w in args.windows.split(",") if w.strip())
+    result = continuous.replay(Path(args.pipeline_root), windows, _parse_params(args.param),
+                               cache=args.cache, fresh=not args.keep_state)  # fmt: skip
+    print(continuous.table(result))
+    print(f"[kfpkit] replay in {result['total_seconds']}s; results: "
+          f"{continuous.layout(Path(args.pipeline_root))['base'] / 'replay.json'}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if not args.local:
         raise SystemExit(
@@ -74,6 +112,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     root = Path(args.pipeline_root)
     if args.cache:
         pin_images_by_content()
+    if args.window:
+        return _run_window(args, params, root)
     if not args.emulator:
         print(summary(run_local(args.pipeline, params, root, enable_caching=args.cache)))
         return 0
@@ -185,7 +225,27 @@ def main(argv: list[str] | None = None) -> int:
         help="reuse the outputs of steps whose image, command and inputs are unchanged "
         "(kfp.local's cache under the pipeline root; images pinned by content)",
     )
+    p.add_argument(
+        "--window",
+        default="",
+        help="continuous_training with --emulator: the demo year (2015-2018) this run takes",
+    )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "replay",
+        help="continuous training on the demo data's years, one window a run, then scores",
+    )
+    p.add_argument("--windows", default="2015,2016,2017,2018")
+    p.add_argument("--pipeline-root", default="local_outputs")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--cache", action="store_true", help="as kfpkit run --cache")
+    p.add_argument(
+        "--keep-state",
+        action="store_true",
+        help="continue from the state and models of an earlier replay instead of starting empty",
+    )
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(
         "serve",
