@@ -10,7 +10,7 @@ export BASE_IMAGE
 KFP_OLDEST := 2.7.0
 KFP_KUBERNETES_OLDEST := 1.2.0
 
-.PHONY: setup images run test test-fast compile docs check-compiled push compat bench bench-tfx lint clean kube-apiserver
+.PHONY: setup images run replay test test-fast compile docs check-compiled push compat bench bench-tfx lint clean kube-apiserver
 
 .venv/.synced: pyproject.toml uv.lock
 	uv sync --frozen --quiet
@@ -93,6 +93,11 @@ push: images
 docs: .venv/.synced
 	.venv/bin/kfpkit docs
 
+# Continuous training on the demo years: 2015, then 2016, 2017, 2018 one run a window, then
+# the served model's and the frozen 2015 model's scores on each year (kfpkit replay).
+replay: setup images
+	.venv/bin/kfpkit replay $(REPLAY_ARGS)
+
 # The oldest kfp of the supported range must compile every pipeline too.
 compat: .venv/.synced
 	uv venv -q --allow-existing -p 3.11 .venvs/kfp-oldest
@@ -107,6 +112,7 @@ bench: setup images
 	.venvs/train/bin/python benchmarks/bench_tune.py
 	.venvs/train/bin/python benchmarks/bench_serve.py
 	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/bench_continuous.py
 
 # kfpkit beside TFX 1.16's LocalDagRunner, same rows and model (TFX in its own environment,
 # .venvs/tfx-bench, made from benchmarks/tfx/requirements.txt; not part of make bench or CI).
