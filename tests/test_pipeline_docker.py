@@ -121,25 +121,32 @@ def test_failed_step_fails_the_pipeline_and_leaves_no_outputs(
     assert not glob.glob(f"{root}/**/*.parquet", recursive=True)
 
 
-def test_quickstart_notebook_runs(image_present, tmp_path, monkeypatch):
-    """The notebook's code cells, executed in order as a user would."""
+def _evaluation(run_dir: Path) -> tuple[dict, bool, str, dict]:
+    """evaluate's metrics, blessed, report and publish_model's published_model metadata ({} if
+    it did not run) as the steps of one run wrote them."""
     import json
 
-    root = Path(__file__).resolve().parent.parent
-    notebook = json.loads((root / "notebooks" / "quickstart.ipynb").read_text())
-    monkeypatch.chdir(root)
-    namespace: dict = {}
-    for cell in notebook["cells"]:
-        if cell["cell_type"] == "code":
-            code = compile("".join(cell["source"]), "quickstart.ipynb", "exec", dont_inherit=True)
-            exec(code, namespace)
-    assert Path("/tmp/notebook_split.yaml").exists()
+    evaluate = json.loads((run_dir / "evaluate" / "executor_output.json").read_text())
+    art = evaluate["artifacts"]
+    metrics = art["metrics"]["artifacts"][0]["metadata"]
+    report = Path(art["report"]["artifacts"][0]["uri"]).read_text()
+    published = run_dir / "publish-model" / "executor_output.json"
+    publication = (
+        json.loads(published.read_text())["artifacts"]["published_model"]["artifacts"][0]
+        if published.is_file()
+        else {"metadata": {}}
+    )
+    return metrics, evaluate["parameterValues"]["blessed"], report, publication["metadata"]
 
 
 def test_warm_rerun_takes_unchanged_steps_from_kfp_cache(image_present, tmp_path):
     """Two `kfpkit run --cache` of the same data: the second runs only the steps that must
     run (evaluate, publish, push: they read and change the serving directory); a different
-    data size misses the cache from the split on."""
+    data size misses the cache from the split on.
+
+    The runs share one serving_model_uri, so each later run is evaluated against the model
+    the one before published: the second run's evaluate reports the baseline's AUC and
+    blesses against it."""
     import subprocess
     import sys
 
@@ -165,3 +172,30 @@ def test_warm_rerun_takes_unchanged_steps_from_kfp_cache(image_present, tmp_path
     for ran in ("evaluate", "publish-model", "kserve-push"):  # read or change the serving dir
         assert f"  step {ran}:\n" in second
     assert cached_steps(run(21_000)) == set()  # other data: the split's inputs changed
+
+    # the baseline comparison, on the real outputs of the three runs
+    runs = sorted(tmp_path.glob("kfpkit-training-*"), key=lambda p: p.stat().st_mtime)
+    assert len(runs) == 3
+    serving = tmp_path / "serving" / "employment"
+    (first, first_blessed, first_report, first_published), second, third = map(_evaluation, runs)
+    assert "baseline_auc" not in first and first_blessed  # nothing published yet
+    assert "No baseline model" in first_report
+    assert first_published["published_uri"] == str(serving / "1")
+    metrics, blessed, report, published = second
+    # the baseline is version 1, the model the first run trained; the second run's train
+    # step came from the cache, so candidate and baseline are one model on the same test rows
+    assert metrics["baseline_auc"] == metrics["auc"] == first["auc"]
+    assert metrics["baseline_count"] == first["count"]
+    # blessed, and publish_model finds this very model already published: it is not copied
+    # into a second version
+    assert blessed and published["published_uri"] == str(serving / "1") and published["reused"]
+    auc = f"{metrics['auc']:.4f}"
+    assert f"PASS: auc {auc} - baseline {auc} = +0.0000 >= -max_regression -0.0050" in report
+    # the third run trained a new model on other rows and was judged against version 1
+    metrics, blessed, report, published = third
+    change = metrics["auc"] - metrics["baseline_auc"]
+    assert metrics["baseline_auc"] != second[0]["baseline_auc"]  # v1 scored on the new rows
+    assert f"baseline {metrics['baseline_auc']:.4f} = {change:+.4f}" in report
+    assert blessed == (metrics["auc"] >= 0.8 and change >= -0.005)
+    expected = {"published_uri": str(serving / "2"), "reused": False} if blessed else {}
+    assert {k: published[k] for k in expected} == expected
