@@ -116,6 +116,17 @@ def test_bad_input_exits_2_and_clears_outputs(splits, tmp_path, caplog):
     assert not (tmp_path / "executor_output.json").exists()
 
 
+def test_malformed_schema_exits_2_naming_the_file(splits, tmp_path, caplog):
+    schema = tmp_path / "schema"
+    schema.mkdir()
+    (schema / "schema.pbtxt").write_text('feature { name: "AGEP" type: DOUBLE }')
+    inputs = {**split_inputs(splits), "schema": schema}
+    assert run_launcher(tmp_path / "out", inputs, {"hyperparameters": {"epochs": 1}}) == 2
+    assert f"{schema / 'schema.pbtxt'}: not a valid tensorflow_metadata Schema" in caplog.text
+    assert "has no value named DOUBLE" in caplog.text  # protobuf's own message
+    assert not (tmp_path / "out" / "executor_output.json").exists()
+
+
 def test_failure_after_export_leaves_no_model(splits, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("cannot write the curve")
