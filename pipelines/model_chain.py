@@ -16,7 +16,14 @@ from typing import Any
 from kfp import dsl
 
 from kfpkit import targets
-from kfpkit.components import evaluate, katib_tune, kserve_push, publish_model, train
+from kfpkit.components import (
+    evaluate,
+    katib_tune,
+    kserve_push,
+    publish_model,
+    register_model,
+    train,
+)
 
 
 @dataclass
@@ -52,11 +59,15 @@ def tune_train_evaluate_push(
     canary_traffic_percent: Any,
     when_pushed: Callable[[Any, Any], None] | None = None,
     exclude_columns: Any = None,
+    registry: dict[str, Any] | None = None,
 ) -> ModelChain:
     """Tune, train, evaluate against the model under ``serving_model_uri``; when blessed,
     publish and push. ``after`` is the data-validation task (nothing trains before it);
     ``when_pushed(publish, push)`` adds steps inside the blessed branch, after the push;
     ``exclude_columns`` (None: the components' default, ``id``) are never features.
+    ``registry`` (register_model's backend settings, and optionally ``statistics``: the
+    training statistics for lineage) registers every evaluated model: a blessed one, once
+    published and before it is pushed, as ``champion``; one that was not, as ``challenger``.
     Arguments are the pipelines' parameters of the same names (see pipelines/training.py)."""
     columns = {} if exclude_columns is None else {"exclude_columns": exclude_columns}
     tune = katib_tune(
@@ -102,10 +113,31 @@ def tune_train_evaluate_push(
     # The baseline is whatever is published under serving_model_uri now, not an input KFP's
     # cache key sees: always evaluate again.
     evaluation.set_caching_options(False)
+
+    def register(model: Any, display_name: str) -> Any:
+        task = register_model(
+            model=model,
+            metrics=evaluation.outputs["metrics"],
+            blessed=evaluation.outputs["blessed"],
+            model_name=serving_model_name,
+            train_data=train_data,
+            validation_data=validation_data,
+            schema=schema,
+            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            **(registry or {}),
+        )
+        task.set_display_name(display_name)
+        task.set_caching_options(False)  # writes to the registry, outside the pipeline root
+        return task
+
     with dsl.If(evaluation.outputs["blessed"] == True, name="blessed"):  # noqa: E712
         publish = publish_model(model=trained.outputs["model"], destination=serving_model_uri)
         publish.set_display_name("publish-model")
         publish.set_caching_options(False)  # a side effect outside the pipeline root
+        # the champion alias marks what is served: it moves before the push
+        champion = None if registry is None else register(publish.outputs["published_model"],
+                                                           "register-model")  # fmt: skip
         # proven to serve on KServe's model server with test rows first, then pushed
         push = kserve_push(
             model=publish.outputs["published_model"],
@@ -118,6 +150,11 @@ def tune_train_evaluate_push(
         )
         push.set_display_name("push-model")
         push.set_caching_options(False)  # serves what publish just wrote
+        if champion is not None:
+            push.after(champion)
         if when_pushed is not None:
             when_pushed(publish, push)
+    if registry is not None:
+        with dsl.Else(name="not-blessed"):  # on record too, with its lineage and metrics
+            register(trained.outputs["model"], "register-challenger")
     return ModelChain(tune, trained, evaluation)

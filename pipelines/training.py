@@ -57,6 +57,10 @@ def training(
     serving_namespace: str = "default",
     push_action: str = "apply",
     canary_traffic_percent: int = 10,
+    registry_backend: str = "mlflow",
+    registry_uri: str = "",
+    registry_location: str = "us-central1",
+    registry_server_address: str = "",
 ):
     """Training pipeline.
 
@@ -98,6 +102,14 @@ def training(
         serving_namespace: Kubernetes namespace of the InferenceService.
         push_action: ``apply`` (all traffic to the new model) or ``canary`` (kserve only).
         canary_traffic_percent: Share of traffic the canary gets.
+        registry_backend: Where every evaluated model is registered (register_model; the
+            name is ``serving_model_name``): ``mlflow`` (MLflow's registry; SQLite at
+            ``registry_uri``), ``vertex`` (Vertex AI Model Registry in ``project``) or
+            ``kubeflow`` (Kubeflow Model Registry at ``registry_server_address``).
+        registry_uri: mlflow: a path (SQLite; local runs use ``<pipeline root>/registry/
+            mlflow.db``), a database URI or an MLflow server's URL.
+        registry_location: vertex: the Vertex AI region.
+        registry_server_address: kubeflow: the Model Registry's ``http(s)://host:port``.
     """
     # Runs last, whatever happened inside the handler: the run's outcome as an artifact.
     outcome = record_outcome(
@@ -152,4 +164,12 @@ def training(
             serving_namespace=serving_namespace,
             push_action=push_action,
             canary_traffic_percent=canary_traffic_percent,
+            registry={
+                "backend": registry_backend,
+                "registry_uri": registry_uri,
+                "project": project,
+                "location": registry_location,
+                "server_address": registry_server_address,
+                "statistics": validation.outputs["train_statistics"],
+            },
         )

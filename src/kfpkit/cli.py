@@ -101,6 +101,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_registry(pipeline: str, root: Path) -> dict[str, str]:
+    """The embedded registry of a local run (MLflow on SQLite under the pipeline root, which
+    the step containers see), for a pipeline that registers models."""
+    from kfpkit.compile import load_pipeline
+
+    inputs = load_pipeline(pipeline).component_spec.inputs or {}
+    if "registry_uri" not in inputs:
+        return {}
+    return {"registry_uri": str(root.absolute() / "registry" / "mlflow.db")}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if not args.local:
         raise SystemExit(
@@ -143,6 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "bigquery_endpoint": emu.endpoint,
             # under the pipeline root: the only host folder the step containers see
             "serving_model_uri": str(root.absolute() / "serving" / "employment"),
+            **_local_registry(args.pipeline, root),
             **params,
         }
         result = run_local(args.pipeline, arguments, root, enable_caching=args.cache)
