@@ -75,7 +75,8 @@ def test_retrains_on_first_and_drifted_windows_only(image_present, emulator, tmp
     measured = {m["feature"] for m in decision["measured"]}
     assert "id" not in measured and "year" not in measured  # thresholds 0: never compared
     assert {"ANC", "AGEP", "SCHL"} <= measured
-    assert max(m["value"] for m in decision["measured"]) < 1e-6  # the very same rows
+    # the same rows, split differently (new ids hash to other splits): sampling noise only
+    assert max(m["value"] for m in decision["measured"]) < 0.02
     for step in ("tune", "train", "evaluate", "publish-model", "push-model"):
         assert step in same.skipped
     assert same.serving_versions_after == [1]
