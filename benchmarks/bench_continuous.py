@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_split import machine  # noqa: E402
 
-from kfpkit.cli import _parse_params  # noqa: E402
 from kfpkit.local_run import pin_images_by_content  # noqa: E402
 
 RESULTS_JSON = ROOT / "benchmarks" / "results_continuous.json"
@@ -49,6 +48,7 @@ def main() -> int:
     args = parser.parse_args()
     pin_images_by_content()  # before kfpkit.components is imported: the cache keys on images
     from kfpkit import continuous
+    from kfpkit.cli import _parse_params
 
     params = _parse_params(args.param)
     root = Path(args.root or tempfile.mkdtemp(prefix="kfpkit-bench-continuous-"))

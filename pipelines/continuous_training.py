@@ -8,7 +8,7 @@ training data of the model in production (skew), both kept in a state folder
 a feature moved beyond its threshold, or the production model reached a maximum age; the
 decision and its reasons are an artifact of every run, and the window's statistics are kept
 as the next window's baseline. Only under ``dsl.If(retrain)`` does the run tune, train,
-evaluate against the production model, publish and push (the training pipeline's chain,
+evaluate against the production model, register, publish and push (the training pipeline's chain,
 :mod:`kfpkit.pipelines.model_chain`); a pushed model becomes the production model of the
 state folder, its window's statistics the skew baseline of the windows after it.
 """
@@ -72,6 +72,10 @@ def continuous_training(
     serving_namespace: str = "default",
     push_action: str = "apply",
     canary_traffic_percent: int = 10,
+    registry_backend: str = "mlflow",
+    registry_uri: str = "",
+    registry_location: str = "us-central1",
+    registry_server_address: str = "",
 ):
     """Continuous-training pipeline (one window a run).
 
@@ -122,6 +126,11 @@ def continuous_training(
         serving_namespace: Kubernetes namespace of the InferenceService.
         push_action: ``apply`` or ``canary``.
         canary_traffic_percent: Share of traffic the canary gets.
+        registry_backend: Where every evaluated model is registered, with lineage (as the
+            training pipeline's): ``mlflow``, ``vertex`` or ``kubeflow``.
+        registry_uri: mlflow: a path (SQLite), a database URI or an MLflow server's URL.
+        registry_location: vertex: the Vertex AI region.
+        registry_server_address: kubeflow: the Model Registry's ``http(s)://host:port``.
     """
     outcome = record_outcome(
         pipeline_name=PIPELINE_NAME, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER
@@ -231,4 +240,12 @@ def continuous_training(
                 when_pushed=record_production,
                 # constant within a window, new in the next: never a feature
                 exclude_columns=ignored_features,
+                registry={
+                    "backend": registry_backend,
+                    "registry_uri": registry_uri,
+                    "project": project,
+                    "location": registry_location,
+                    "server_address": registry_server_address,
+                    "statistics": window_statistics,
+                },
             )

@@ -64,7 +64,8 @@ def test_retrains_on_first_and_drifted_windows_only(image_present, emulator, tmp
     first = continuous.run_window(root, "2015", emulator, FAST)
     assert first.decision["retrain"] is True
     assert first.decision["reasons"] == ["no model in production"]
-    assert "push-model" in first.ran and "record-production" in first.ran
+    assert {"register-model", "push-model", "record-production"} <= set(first.ran)
+    assert (continuous.layout(root)["base"] / "registry" / "mlflow.db").is_file()
     assert first.serving_versions_after == [1]
 
     same = continuous.run_window(root, "2016", emulator, FAST)
@@ -77,7 +78,7 @@ def test_retrains_on_first_and_drifted_windows_only(image_present, emulator, tmp
     assert {"ANC", "AGEP", "SCHL"} <= measured
     # the same rows, split differently (new ids hash to other splits): sampling noise only
     assert max(m["value"] for m in decision["measured"]) < 0.02
-    for step in ("tune", "train", "evaluate", "publish-model", "push-model"):
+    for step in ("tune", "train", "evaluate", "publish-model", "register-model", "push-model"):
         assert step in same.skipped
     assert same.serving_versions_after == [1]
     # the decision is also the decide step's artifact of the run

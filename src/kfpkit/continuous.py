@@ -30,7 +30,8 @@ DEMO_PROJECT = "kfpkit-demo"
 # Steps of a window's run: always, and only when it retrains (and when blessed).
 DECISION_STEPS = ("split", "validate-data", "load-state", "compare-windows", "decide",
                   "record-window")  # fmt: skip
-RETRAIN_STEPS = ("tune", "train", "evaluate", "publish-model", "push-model", "record-production")
+RETRAIN_STEPS = ("tune", "train", "evaluate", "publish-model", "register-model", "push-model",
+                 "record-production")
 
 
 def window_table(window: str) -> str:
@@ -70,6 +71,8 @@ def window_arguments(root: Path, window: str, endpoint: str) -> dict[str, Any]:
         "destination_dataset": "demo_splits",
         "serving_model_uri": str(paths["serving"]),
         "bigquery_endpoint": endpoint,
+        # the embedded registry (MLflow on SQLite) beside the state, seen by the steps
+        "registry_uri": str(paths["base"] / "registry" / "mlflow.db"),
     }
 
 
@@ -107,7 +110,7 @@ def run_window(
     run = run_local(PIPELINE, {**window_arguments(root, window, emulator.endpoint), **params},
                     root, enable_caching=cache)  # fmt: skip
     names = {s.task: s for s in run.steps}
-    display = _display_names(run.run_dir)
+    display = _TASK_DISPLAY
     ran = sorted(display.get(t, t) for t, s in names.items() if not s.from_cache)
     cached = sorted(display.get(t, t) for t, s in names.items() if s.from_cache)
     seen = set(ran) | set(cached)
@@ -127,12 +130,11 @@ _TASK_DISPLAY = {
     "retrain-decision": "decide", "save-window-state": "record-window",
     "katib-tune": "tune", "train": "train", "evaluate": "evaluate",
     "publish-model": "publish-model", "kserve-push": "push-model",
+    "register-model": "register-model", "register-model-2": "register-challenger",
     "save-window-state-2": "record-production", "record-outcome": "record-outcome",
 }  # fmt: skip
 
 
-def _display_names(run_dir: Path) -> dict[str, str]:
-    return dict(_TASK_DISPLAY)
 
 
 _SCORE = r"""
@@ -188,10 +190,9 @@ def replay(
     from kfpkit.emulator import Emulator
 
     paths = layout(root)
-    if fresh:  # a replay starts with no state and no model (the data cache stays)
-        for name in ("state", "serving"):
-            shutil.rmtree(paths[name] if name == "state" else paths[name].parent,
-                          ignore_errors=True)  # fmt: skip
+    if fresh:  # a replay starts with no state, no model, no registry (the data stays)
+        for folder in (paths["state"], paths["serving"].parent, paths["base"] / "registry"):
+            shutil.rmtree(folder, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     port = 9050 if cache else 0  # the endpoint is a split input: fixed, for the cache
     runs: list[WindowRun] = []
