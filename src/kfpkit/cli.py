@@ -4,6 +4,7 @@ kfpkit compile [--target local|kubeflow|vertex] [--settings FILE] [--out compile
 kfpkit images push --registry HOST/PATH [--lock images/pushed.json] [FAMILY ...]
 kfpkit run training --local [--emulator] [--rows N] [--param name=value ...]
 kfpkit serve MODEL_DIR [--shadow CANDIDATE_DIR] [--log-dir DIR] [--port N] [--smoke-test N]
+kfpkit submit|schedule COMPILED.yaml --target kubeflow|vertex [--cron CRON] ...; kfpkit runs
 """
 
 from __future__ import annotations
@@ -283,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--data", default="", help="Parquet file or folder for --smoke-test")
     p.set_defaults(func=cmd_serve)
+
+    from kfpkit.remote.cli import add_commands
+
+    add_commands(sub)  # submit, schedule, runs
 
     args = parser.parse_args(argv)
     try:

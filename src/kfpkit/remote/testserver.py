@@ -1,0 +1,206 @@
+"""Local stand-ins for the Kubeflow Pipelines and Vertex AI REST APIs, for tests and the
+submit notebook: a threaded HTTP server on 127.0.0.1 that records every request the real
+SDKs send and answers just enough for them to carry on (ids, names, states).
+
+They check nothing a real service would; tests read ``server.requests`` to check the wire.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import itertools
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"{}")
+
+    def multipart_file(self) -> bytes:
+        """The first file part of a multipart/form-data body."""
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + self.headers["content-type"].encode() + b"\r\n\r\n" + self.body
+        )
+        for part in message.iter_parts():  # type: ignore[attr-defined]
+            return part.get_payload(decode=True)
+        raise AssertionError("no file part in the multipart body")
+
+
+@dataclass
+class RecordingServer:
+    """Base: subclasses answer in :meth:`answer` (status, JSON body)."""
+
+    requests: list[Request] = field(default_factory=list)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                parts = urlsplit(self.path)
+                request = Request(
+                    self.command,
+                    parts.path,
+                    {k: v[0] for k, v in parse_qs(parts.query).items()},
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.rfile.read(length) if length else b"",
+                )
+                with server._lock:
+                    server.requests.append(request)
+                    status, body = server.answer(request)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _handle
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}-{next(self._ids)}"
+
+    def answer(self, request: Request) -> tuple[int, Any]:
+        return 404, {"error": f"no route for {request.method} {request.path}"}
+
+    def calls(self, method: str, path_contains: str = "") -> list[Request]:
+        return [r for r in self.requests if r.method == method and path_contains in r.path]
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _display_name_filter(query: dict[str, str]) -> str | None:
+    if "filter" not in query:
+        return None
+    for predicate in json.loads(query["filter"]).get("predicates", []):
+        if predicate.get("key") == "display_name":
+            return predicate.get("stringValue") or predicate.get("string_value")
+    return None
+
+
+class KubeflowTestServer(RecordingServer):
+    """Kubeflow Pipelines' v2beta1 REST API, the parts kfpkit's submit, schedule and runs use."""
+
+    def __init__(self) -> None:
+        self.pipelines: dict[str, dict] = {}
+        self.versions: dict[str, dict] = {}
+        self.experiments: dict[str, dict] = {}
+        self.runs: dict[str, dict] = {}
+        self.recurring_runs: dict[str, dict] = {}
+        super().__init__()
+
+    def answer(self, request: Request) -> tuple[int, Any]:
+        method, path, query = request.method, request.path, request.query
+        api = "/apis/v2beta1"
+        wanted = _display_name_filter(query)
+
+        def listed(items: dict[str, dict]) -> list[dict]:
+            return [i for i in items.values() if wanted is None or i["display_name"] == wanted]
+
+        if (method, path) == ("GET", f"{api}/healthz"):
+            return 200, {"multi_user": False}
+        if (method, path) == ("GET", f"{api}/pipelines"):
+            return 200, {"pipelines": listed(self.pipelines)}
+        if (method, path) == ("POST", f"{api}/pipelines/upload"):
+            pid = self.new_id("pipeline")
+            self.pipelines[pid] = {"pipeline_id": pid, "display_name": query["name"]}
+            vid = self.new_id("version")
+            self.versions[vid] = {"pipeline_id": pid, "pipeline_version_id": vid,
+                                  "display_name": query["name"]}  # fmt: skip
+            return 200, self.pipelines[pid]
+        if (method, path) == ("POST", f"{api}/pipelines/upload_version"):
+            vid = self.new_id("version")
+            self.versions[vid] = {"pipeline_id": query["pipelineid"],
+                                  "pipeline_version_id": vid, "display_name": query["name"]}  # fmt: skip
+            return 200, self.versions[vid]
+        if method == "GET" and path.startswith(f"{api}/pipelines/") and path.endswith("/versions"):
+            pid = path.split("/")[-2]
+            found = [v for v in listed(self.versions) if v["pipeline_id"] == pid]
+            return 200, {"pipeline_versions": found}
+        if (method, path) == ("GET", f"{api}/experiments"):
+            return 200, {"experiments": listed(self.experiments)}
+        if (method, path) == ("POST", f"{api}/experiments"):
+            eid = self.new_id("experiment")
+            self.experiments[eid] = {**request.json(), "experiment_id": eid}
+            return 200, self.experiments[eid]
+        if (method, path) == ("POST", f"{api}/runs"):
+            rid = self.new_id("run")
+            self.runs[rid] = {**request.json(), "run_id": rid, "state": "PENDING",
+                              "created_at": "2026-12-01T00:00:00Z"}  # fmt: skip
+            return 200, self.runs[rid]
+        if (method, path) == ("GET", f"{api}/runs"):
+            runs = [r for r in self.runs.values()
+                    if "experiment_id" not in query or r["experiment_id"] == query["experiment_id"]]  # fmt: skip
+            return 200, {"runs": runs[::-1], "total_size": len(runs)}
+        if (method, path) == ("POST", f"{api}/recurringruns"):
+            jid = self.new_id("recurring")
+            self.recurring_runs[jid] = {**request.json(), "recurring_run_id": jid}
+            return 200, self.recurring_runs[jid]
+        return super().answer(request)
+
+
+class VertexTestServer(RecordingServer):
+    """Vertex AI's v1 REST API (pipeline jobs, schedules) and, for the SDK's pipeline-root
+    bucket check (``STORAGE_EMULATOR_HOST``), Cloud Storage's bucket GET."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict] = {}
+        self.schedules: dict[str, dict] = {}
+        super().__init__()
+
+    def answer(self, request: Request) -> tuple[int, Any]:
+        method, path, query = request.method, request.path, request.query
+        if method == "GET" and path.startswith("/storage/v1/b/"):
+            return 200, {"name": path.split("/")[4], "kind": "storage#bucket"}
+        if path.endswith("/pipelineJobs") and method == "POST":
+            job_id = query.get("pipelineJobId") or self.new_id("job")
+            name = f"{path[len('/v1/'):]}/{job_id}"
+            job = {**request.json(), "name": name, "state": "PIPELINE_STATE_PENDING",
+                   "createTime": "2026-12-01T00:00:00Z"}  # fmt: skip
+            self.jobs[name] = job
+            return 200, job
+        if path.endswith("/pipelineJobs") and method == "GET":
+            return 200, {"pipelineJobs": list(self.jobs.values())[::-1]}
+        if path.endswith("/schedules") and method == "POST":
+            name = f"{path[len('/v1/'):]}/{self.new_id('schedule')}"
+            schedule = {**request.json(), "name": name, "state": "ACTIVE"}
+            self.schedules[name] = schedule
+            return 200, schedule
+        if method == "GET" and path[len("/v1/"):] in self.jobs:
+            return 200, self.jobs[path[len("/v1/"):]]
+        if method == "GET" and path[len("/v1/"):] in self.schedules:
+            return 200, self.schedules[path[len("/v1/"):]]
+        return super().answer(request)
