@@ -93,7 +93,9 @@ def test_retrains_on_first_and_drifted_windows_only(image_present, emulator, tmp
     assert [d["feature"] for d in moved.decision["skewed"]] == ["ANC"]
     assert "evaluate" in moved.ran
     assert moved.evaluation["baseline_auc"] > 0.5  # evaluated against the model in production
-    state = json.loads((continuous.layout(root)["state"] / "production" / "production.json").read_text())
+    state = json.loads(
+        (continuous.layout(root)["state"] / "production" / "production.json").read_text()
+    )
     if moved.serving_versions_after == [1, 2]:  # blessed: the 2017 model is in production
         assert state["window"] == "2017"
     else:

@@ -30,8 +30,15 @@ DEMO_PROJECT = "kfpkit-demo"
 # Steps of a window's run: always, and only when it retrains (and when blessed).
 DECISION_STEPS = ("split", "validate-data", "load-state", "compare-windows", "decide",
                   "record-window")  # fmt: skip
-RETRAIN_STEPS = ("tune", "train", "evaluate", "publish-model", "register-model", "push-model",
-                 "record-production")
+RETRAIN_STEPS = (
+    "tune",
+    "train",
+    "evaluate",
+    "publish-model",
+    "register-model",
+    "push-model",
+    "record-production",
+)
 
 
 def window_table(window: str) -> str:
@@ -135,8 +142,6 @@ _TASK_DISPLAY = {
 }  # fmt: skip
 
 
-
-
 _SCORE = r"""
 import json, sys
 import numpy as np, pyarrow.parquet as pq
@@ -203,7 +208,8 @@ def replay(
             runs.append(run_window(root, window, emu, params or {}, cache))
             r = runs[-1]
             print(f"[kfpkit] window {window}: {'retrained' if r.decision['retrain'] else 'kept'}"
-                  f" in {r.seconds:.1f}s: {'; '.join(r.decision['reasons'])}", flush=True)  # fmt: skip
+                  f" in {r.seconds:.1f}s: {'; '.join(r.decision['reasons'])}",
+                  flush=True)  # fmt: skip
     total = time.monotonic() - started
     jobs = []
     for r in runs[1:]:
@@ -227,16 +233,21 @@ def replay(
 def table(result: dict[str, Any]) -> str:
     """The replay as a Markdown table: decision, reasons, served vs frozen accuracy/AUC."""
     lines = [
-        "| window | retrained | why | served model (trained on) | served acc / AUC | frozen 2015 acc / AUC | s |",
+        "| window | retrained | why | served model (trained on) | served acc / AUC "
+        "| frozen 2015 acc / AUC | s |",
         "|---|---|---|---|---|---|---:|",
     ]  # fmt: skip
     for w in result["windows"]:
         key = w["window"]
-        served, frozen = result["scores"].get(f"served_{key}"), result["scores"].get(f"frozen_{key}")
-        fmt = (lambda s: f"{s['accuracy']:.4f} / {s['auc']:.4f}" if s else "-")  # noqa: E731
+        served, frozen = (
+            result["scores"].get(f"served_{key}"),
+            result["scores"].get(f"frozen_{key}"),
+        )
+        fmt = lambda s: f"{s['accuracy']:.4f} / {s['auc']:.4f}" if s else "-"  # noqa: E731
         decision = w["decision"]
         lines.append(
-            f"| {key} | {'yes' if decision['retrain'] else 'no'} | {'; '.join(decision['reasons'])} "
-            f"| {decision['production_window'] or '-'} | {fmt(served)} | {fmt(frozen)} | {w['seconds']} |"
+            f"| {key} | {'yes' if decision['retrain'] else 'no'} "
+            f"| {'; '.join(decision['reasons'])} | {decision['production_window'] or '-'} "
+            f"| {fmt(served)} | {fmt(frozen)} | {w['seconds']} |"
         )  # fmt: skip
     return "\n".join(lines)

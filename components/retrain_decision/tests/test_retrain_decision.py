@@ -32,7 +32,9 @@ def test_first_window_retrains_because_nothing_is_in_production():
 def test_first_window_ignores_distances_against_the_fallback_baselines():
     # load_window_state hands the window's own statistics as baselines: distances mean nothing
     found = [d("ANC", "drift", 0.5), d("ANC", "skew", 0.5)]
-    got = decide(state(window="2015", previous="", production=None, since=0), found, NOW and Policy())
+    got = decide(
+        state(window="2015", previous="", production=None, since=0), found, NOW and Policy()
+    )
     assert got.drifted == [] and got.skewed == [] and got.measured == []
 
 
@@ -42,16 +44,20 @@ def test_drift_over_threshold_retrains_and_names_feature_distance_threshold():
     assert got.retrain
     assert got.reasons == ["drift from window 2015: ANC 0.0324 > 0.03 (L_INFINITY)"]
     assert got.drifted == [
-        {"feature": "ANC", "kind": "drift", "measure": "L_INFINITY", "value": 0.0324,
-         "threshold": 0.03}  # fmt: skip
+        {
+            "feature": "ANC",
+            "kind": "drift",
+            "measure": "L_INFINITY",
+            "value": 0.0324,
+            "threshold": 0.03,
+        }  # fmt: skip
     ]
 
 
 def test_skew_over_threshold_retrains_unless_turned_off():
     found = [d("ANC", "drift", 0.01), d("ANC", "skew", 0.04)]
     assert decide(state(), found, Policy(), NOW).reasons == [
-        "skew from the production model's training data (window 2015): "
-        "ANC 0.04 > 0.03 (L_INFINITY)"
+        "skew from the production model's training data (window 2015): ANC 0.04 > 0.03 (L_INFINITY)"
     ]
     off = decide(state(), found, Policy(retrain_on_skew=False), NOW)
     assert not off.retrain
@@ -59,7 +65,8 @@ def test_skew_over_threshold_retrains_unless_turned_off():
 
 
 def test_unchanged_window_records_why_nothing_was_retrained():
-    found = [d("ANC", "drift", 0.0155), d("AGEP", "drift", 0.002, 0.03, "JENSEN_SHANNON_DIVERGENCE"),
+    js = "JENSEN_SHANNON_DIVERGENCE"
+    found = [d("ANC", "drift", 0.0155), d("AGEP", "drift", 0.002, 0.03, js),
              d("ANC", "skew", 0.0155)]  # fmt: skip
     got = decide(state(window="2017", previous="2016", since=1), found,
                  Policy(max_model_age_windows=2), NOW)  # fmt: skip
@@ -85,7 +92,9 @@ def test_zero_threshold_means_not_compared():
 
 
 def test_model_age_in_windows_and_in_days():
-    got = decide(state(window="2018", previous="2017", since=2), [], Policy(max_model_age_windows=2), NOW)
+    got = decide(
+        state(window="2018", previous="2017", since=2), [], Policy(max_model_age_windows=2), NOW
+    )
     assert got.retrain
     assert got.reasons == [
         "model age 2 windows >= max_model_age_windows 2 (trained on window 2015)"
@@ -120,15 +129,17 @@ def test_launcher_on_anomalies_measured_by_real_tfdv(tmp_path):
     def stats(share_a, year):
         n = 1000
         a = int(n * share_a)
-        frame = pd.DataFrame({"ANC": ["a"] * a + ["b"] * (n - a), "AGEP": [30.0 + i % 40 for i in range(n)],
-                              "id": list(range(year * n, year * n + n)), "year": [year] * n})  # fmt: skip
+        frame = pd.DataFrame({"ANC": ["a"] * a + ["b"] * (n - a),
+                              "AGEP": [30.0 + i % 40 for i in range(n)],
+                              "id": list(range(year * n, year * n + n)),
+                              "year": [year] * n})  # fmt: skip
         return tfdv.generate_statistics_from_dataframe(frame)
 
     old, new = stats(0.5, 2015), stats(0.6, 2016)  # ANC moves by 0.1 (L-infinity)
     schema = tfdv.infer_schema(new)
     off = {"id": 0.0, "year": 0.0}
-    anomalies = validate(new, schema, baseline=old, serving=old,
-                         drift=Thresholds(0.03, 0.03, off), skew=Thresholds(0.03, 0.03, off))  # fmt: skip
+    limits = Thresholds(0.03, 0.03, off)
+    anomalies = validate(new, schema, baseline=old, serving=old, drift=limits, skew=limits)
     (tmp_path / "anomalies").mkdir()
     (tmp_path / "anomalies" / "anomalies.pbtxt").write_text(text_format.MessageToString(anomalies))
     (tmp_path / "state").mkdir()
@@ -137,8 +148,10 @@ def test_launcher_on_anomalies_measured_by_real_tfdv(tmp_path):
         tmp_path / "out",
         {"max_model_age_windows": 5, "ignored_features": ["id", "year"]},
         {"decision": "system.Artifact"},
-        inputs={"anomalies": ("system.Artifact", str(tmp_path / "anomalies")),
-                "state": ("system.Artifact", str(tmp_path / "state"))},  # fmt: skip
+        inputs={
+            "anomalies": ("system.Artifact", str(tmp_path / "anomalies")),
+            "state": ("system.Artifact", str(tmp_path / "state")),
+        },  # fmt: skip
         output_params=["retrain", "reasons"],
     )
     assert executor.launch(launcher.run, ["--executor_input", json.dumps(doc)]) == 0

@@ -36,7 +36,8 @@ def test_previous_window_production_and_age(tmp_path):
     assert got.recorded_windows == ("2015", "2016", "2017")
     assert got.production.window == "2015" and got.production.model_uri == "/serving/1"
     assert got.windows_since_production == 3  # 2016, 2017, and 2018 itself
-    assert open(state.production_statistics(root), "rb").read() == b"2015"
+    with open(state.production_statistics(root), "rb") as f:
+        assert f.read() == b"2015"
     # a re-run of 2017 ignores its own record
     again = state.load(root, "2017")
     assert again.previous_window == "2016" and again.windows_since_production == 2
@@ -79,7 +80,9 @@ def test_launchers_round_trip(tmp_path):
     out = json.loads((tmp_path / "load1" / "executor_output.json").read_text())
     prev = out["artifacts"]["previous_statistics"]["artifacts"][0]["metadata"]
     assert prev["fallback"] is True  # nothing to compare with on the first window
-    assert (tmp_path / "load1" / "previous_statistics" / "FeatureStats.pb").read_bytes() == b"2015 stats"
+    assert (
+        tmp_path / "load1" / "previous_statistics" / "FeatureStats.pb"
+    ).read_bytes() == b"2015 stats"
 
     decision = tmp_path / "decision"
     decision.mkdir()
@@ -96,7 +99,9 @@ def test_launchers_round_trip(tmp_path):
         tmp_path / "save2", {"state_uri": root, "window": "2015"}, {"record": "system.Artifact"},
         inputs={"statistics": ("system.Artifact", str(current)),
                 "published_model": ("system.Model", str(published))},
-        input_metadata={"published_model": {"published_uri": "/serving/employment/1", "version": 1}},
+        input_metadata={
+            "published_model": {"published_uri": "/serving/employment/1", "version": 1}
+        },
     )  # fmt: skip
     assert _launch(save_launcher.run, promote_doc) == 0
 
@@ -112,8 +117,12 @@ def test_launchers_round_trip(tmp_path):
     assert loaded["previous_window"] == "2015"
     assert loaded["production"]["model_uri"] == "/serving/employment/1"
     assert loaded["windows_since_production"] == 1
-    assert (tmp_path / "load2" / "previous_statistics" / "FeatureStats.pb").read_bytes() == b"2015 stats"
-    assert (tmp_path / "load2" / "production_statistics" / "FeatureStats.pb").read_bytes() == b"2015 stats"
+    assert (
+        tmp_path / "load2" / "previous_statistics" / "FeatureStats.pb"
+    ).read_bytes() == b"2015 stats"
+    assert (
+        tmp_path / "load2" / "production_statistics" / "FeatureStats.pb"
+    ).read_bytes() == b"2015 stats"
 
 
 def test_save_without_decision_or_model_fails_and_writes_nothing(tmp_path):
