@@ -116,14 +116,20 @@ def run_window(
     before = _versions(paths["serving"])
     run = run_local(PIPELINE, {**window_arguments(root, window, emulator.endpoint), **params},
                     root, enable_caching=cache)  # fmt: skip
-    names = {s.task: s for s in run.steps}
-    display = _TASK_DISPLAY
-    ran = sorted(display.get(t, t) for t, s in names.items() if not s.from_cache)
-    cached = sorted(display.get(t, t) for t, s in names.items() if s.from_cache)
-    seen = set(ran) | set(cached)
-    skipped = [s for s in (*DECISION_STEPS, *RETRAIN_STEPS) if s not in seen]
     decision_file = paths["state"] / "windows" / window / "decision.json"
     decision = json.loads(decision_file.read_text())
+    names = {s.task: s for s in run.steps}
+    # local_run lists any cache entry of a task that left no folder in this run as "from the
+    # cache", also one skipped by a condition (an earlier window's train): the decision says
+    # which branch could have run at all
+    branch = set() if decision["retrain"] else set(RETRAIN_STEPS)
+    display = _TASK_DISPLAY
+    ran = sorted(display.get(t, t) for t, s in names.items() if not s.from_cache)
+    cached = sorted(
+        d for t, s in names.items() if s.from_cache and (d := display.get(t, t)) not in branch
+    )
+    seen = set(ran) | set(cached)
+    skipped = [s for s in (*DECISION_STEPS, *RETRAIN_STEPS) if s not in seen]
     evaluation = names["evaluate"].artifacts["metrics"]["metadata"] if "evaluate" in names else {}
     return WindowRun(window, round(run.seconds, 1), ran, cached, skipped, decision, before,
                      _versions(paths["serving"]), str(run.run_dir), dict(evaluation))  # fmt: skip
