@@ -10,6 +10,7 @@ model of the same pipeline run finds the version its earlier attempt created.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 import time
@@ -22,6 +23,7 @@ from kfpkit.components._runtime.identity import step_key
 from kfpkit.components._runtime.retry import retry
 
 T = TypeVar("T")
+_log = logging.getLogger("kfpkit")
 
 BACKENDS = ("mlflow", "vertex", "kubeflow")
 CHAMPION = "champion"  # the version in production
@@ -232,6 +234,9 @@ class RegistryBase:
         found = self._find_registration(name, key)
         if found is None:
             found = self._create(name, uri, clean, numbers, wanted)
+        else:
+            _log.info("%s version %s is this registration's (key %s): not registering it again",
+                      name, found.version, key)  # fmt: skip
         for alias in wanted:
             if alias not in found.aliases:
                 self.set_alias(name, alias, found.version)
