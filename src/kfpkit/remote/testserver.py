@@ -70,7 +70,7 @@ class RecordingServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PATCH = do_DELETE = _handle
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -179,12 +179,30 @@ class VertexTestServer(RecordingServer):
     def __init__(self) -> None:
         self.jobs: dict[str, dict] = {}
         self.schedules: dict[str, dict] = {}
+        self.buckets: dict[str, dict] = {}
         super().__init__()
+
+    def _storage(self, request: Request) -> tuple[int, Any]:
+        # A bucket that exists sends the SDK to Resource Manager (project number, to rule
+        # out bucket squatting), which no local server stands in for: buckets here start
+        # missing, so the SDK creates the pipeline root's bucket and grants the run's
+        # service account on it, all through Cloud Storage's API.
+        method, parts = request.method, request.path.split("/")
+        if method == "POST" and len(parts) == 4:
+            bucket = request.json()["name"]
+            self.buckets[bucket] = {"name": bucket, "kind": "storage#bucket"}
+            return 200, self.buckets[bucket]
+        bucket = parts[4] if len(parts) > 4 else ""
+        if parts[5:] == ["iam"]:
+            return 200, request.json() if method == "PUT" else {"bindings": []}
+        if method == "GET" and bucket in self.buckets:
+            return 200, self.buckets[bucket]
+        return 404, {"error": {"code": 404, "message": f"bucket {bucket} not found"}}
 
     def answer(self, request: Request) -> tuple[int, Any]:
         method, path, query = request.method, request.path, request.query
-        if method == "GET" and path.startswith("/storage/v1/b/"):
-            return 200, {"name": path.split("/")[4], "kind": "storage#bucket"}
+        if path.startswith("/storage/v1/b"):
+            return self._storage(request)
         if path.endswith("/pipelineJobs") and method == "POST":
             job_id = query.get("pipelineJobId") or self.new_id("job")
             name = f"{path[len('/v1/'):]}/{job_id}"
