@@ -22,8 +22,13 @@ REQUIRED = [
     "destination_dataset=d",
     "serving_model_uri=gs://b/models/employment",
 ]
-CREATES = ("/pipelines/upload", "/pipelines/upload_version", "/experiments", "/runs",
-           "/recurringruns")  # fmt: skip
+CREATES = (
+    "/pipelines/upload",
+    "/pipelines/upload_version",
+    "/experiments",
+    "/runs",
+    "/recurringruns",
+)
 
 
 @pytest.fixture()
@@ -41,11 +46,16 @@ def _creates(server: KubeflowTestServer) -> list[str]:
 def test_submit_and_schedule_wire_format(server: KubeflowTestServer) -> None:
     target = kubeflow.Kubeflow(host=server.url, token="secret-token")
     result = kubeflow.submit(
-        TRAINING, target, cli_params=[*REQUIRED, "tuning_trials=0", "min_auc=0.75"],
-        experiment="nightly", run_name="first", pipeline_root="gs://b/root",
-        service_account="pipeline-runner", cron="TZ=UTC */30 2-4 * * MON-FRI",
+        TRAINING,
+        target,
+        cli_params=[*REQUIRED, "tuning_trials=0", "min_auc=0.75"],
+        experiment="nightly",
+        run_name="first",
+        pipeline_root="gs://b/root",
+        service_account="pipeline-runner",
+        cron="TZ=UTC */30 2-4 * * MON-FRI",
         max_concurrency=2,
-    )  # fmt: skip
+    )
     assert all(r.headers["authorization"] == "Bearer secret-token" for r in server.requests)
 
     # the pipeline's spec, uploaded as it was compiled, then a version named by its content
@@ -67,7 +77,9 @@ def test_submit_and_schedule_wire_format(server: KubeflowTestServer) -> None:
     assert body["experiment_id"] == result.experiment_id
     assert body["service_account"] == "pipeline-runner"
     assert body["pipeline_version_reference"] == {
-        "pipeline_id": result.pipeline_id, "pipeline_version_id": result.version_id}  # fmt: skip
+        "pipeline_id": result.pipeline_id,
+        "pipeline_version_id": result.version_id,
+    }
     assert body["runtime_config"]["pipeline_root"] == "gs://b/root"
     params = body["runtime_config"]["parameters"]
     assert params["tuning_trials"] == 0 and params["min_auc"] == 0.75
@@ -138,32 +150,60 @@ def test_not_a_pipeline_creates_nothing(server: KubeflowTestServer, tmp_path: Pa
 def test_unreachable_host_is_named_quickly(server: KubeflowTestServer) -> None:
     port = server.port
     server.close()  # nothing listens there any more
-    with pytest.raises(RuntimeError, match=f"cannot reach Kubeflow Pipelines at http://127.0.0.1:{port}"):
-        kubeflow.submit(TRAINING, kubeflow.Kubeflow(host=f"http://127.0.0.1:{port}"),
-                        cli_params=REQUIRED)  # fmt: skip
+    with pytest.raises(
+        RuntimeError, match=f"cannot reach Kubeflow Pipelines at http://127.0.0.1:{port}"
+    ):
+        kubeflow.submit(
+            TRAINING, kubeflow.Kubeflow(host=f"http://127.0.0.1:{port}"), cli_params=REQUIRED
+        )
 
 
 def test_a_server_that_is_not_kfp_is_refused_before_any_create(
     server: KubeflowTestServer,
 ) -> None:
     with pytest.raises(RuntimeError, match="HTTP 404"):
-        kubeflow.submit(TRAINING, kubeflow.Kubeflow(host=server.url + "/not-kfp"),
-                        cli_params=REQUIRED)  # fmt: skip
+        kubeflow.submit(
+            TRAINING, kubeflow.Kubeflow(host=server.url + "/not-kfp"), cli_params=REQUIRED
+        )
     assert _creates(server) == []
 
 
 def test_cli_schedule_params_file_token_env_and_runs(
-    server: KubeflowTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    server: KubeflowTestServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     params = tmp_path / "params.json"
-    params.write_text(json.dumps({"project": "p", "source_table": "p.d.t",
-                                  "destination_dataset": "d", "serving_model_uri": "gs://b/m"}))  # fmt: skip
+    params.write_text(
+        json.dumps(
+            {
+                "project": "p",
+                "source_table": "p.d.t",
+                "destination_dataset": "d",
+                "serving_model_uri": "gs://b/m",
+            }
+        )
+    )
     monkeypatch.setenv("KF_PIPELINES_ENDPOINT", server.url)
     monkeypatch.setenv(kubeflow.TOKEN_ENV, "env-token")
-    rc = cli.main(["schedule", str(TRAINING), "--target", "kubeflow", "--params", str(params),
-                   "--param", "tuning_trials=1", "--cron", "@daily", "--run-now",
-                   "--experiment", "cli"])  # fmt: skip
+    rc = cli.main(
+        [
+            "schedule",
+            str(TRAINING),
+            "--target",
+            "kubeflow",
+            "--params",
+            str(params),
+            "--param",
+            "tuning_trials=1",
+            "--cron",
+            "@daily",
+            "--run-now",
+            "--experiment",
+            "cli",
+        ]
+    )
     assert rc == 0
     (recurring,) = server.calls("POST", "/recurringruns")
     assert recurring.json()["trigger"]["cron_schedule"]["cron"] == "0 0 0 * * *"
@@ -174,8 +214,18 @@ def test_cli_schedule_params_file_token_env_and_runs(
     assert "cron '0 0 0 * * *' (UTC)" in out
     assert "PENDING" in out and "run-" in out
 
-    rc = cli.main(["schedule", str(TRAINING), "--target", "kubeflow", "--params", str(params),
-                   "--cron", "0 0 * * 8"])  # fmt: skip
+    rc = cli.main(
+        [
+            "schedule",
+            str(TRAINING),
+            "--target",
+            "kubeflow",
+            "--params",
+            str(params),
+            "--cron",
+            "0 0 * * 8",
+        ]
+    )
     assert rc != 0
     assert "day of week '8'" in capsys.readouterr().err
     assert len(server.calls("POST", "/recurringruns")) == 1

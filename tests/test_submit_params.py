@@ -85,7 +85,11 @@ def test_missing_required_and_ill_typed_file_values() -> None:
 def test_params_file(tmp_path: Path) -> None:
     good = tmp_path / "p.yaml"
     good.write_text("project: p\ntuning_trials: 2\nkey_columns: [id]\n")
-    assert spec.read_params_file(good) == {"project": "p", "tuning_trials": 2, "key_columns": ["id"]}
+    assert spec.read_params_file(good) == {
+        "project": "p",
+        "tuning_trials": 2,
+        "key_columns": ["id"],
+    }
     bad = tmp_path / "bad.yaml"
     bad.write_text("- a\n- b\n")
     with pytest.raises(ValueError, match="mapping"):

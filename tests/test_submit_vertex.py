@@ -32,28 +32,44 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[VertexTestServer]:
 
 
 def _target(endpoint: str) -> vertex.Vertex:
-    return vertex.Vertex(project="proj", location="europe-west4", api_endpoint=endpoint,
-                         credentials=AnonymousCredentials(), api_transport="rest")  # fmt: skip
+    return vertex.Vertex(
+        project="proj",
+        location="europe-west4",
+        api_endpoint=endpoint,
+        credentials=AnonymousCredentials(),
+        api_transport="rest",
+    )
 
 
 def test_a_bare_host_port_endpoint_is_https_to_the_sdk(server: VertexTestServer) -> None:
     """``api_endpoint="127.0.0.1:PORT"`` makes the REST transport speak TLS: a plain-HTTP
     test server needs ``http://`` in the endpoint."""
     with pytest.raises(Exception, match="SSL"):
-        vertex.submit(TRAINING, _target(f"127.0.0.1:{server.port}"),
-                      pipeline_root="gs://bucket/r", cli_params=REQUIRED, service_account="a@b.c")  # fmt: skip
+        vertex.submit(
+            TRAINING,
+            _target(f"127.0.0.1:{server.port}"),
+            pipeline_root="gs://bucket/r",
+            cli_params=REQUIRED,
+            service_account="a@b.c",
+        )
     assert server.calls("POST", "/pipelineJobs") == []
 
 
 def test_job_and_schedule_wire_format(server: VertexTestServer) -> None:
     result = vertex.submit(
-        TRAINING, _target(server.url), pipeline_root="gs://bucket/root",
+        TRAINING,
+        _target(server.url),
+        pipeline_root="gs://bucket/root",
         cli_params=[*REQUIRED, "tuning_trials=0", 'key_columns=["id"]'],
-        display_name="nightly", enable_caching=False, labels={"team": "ml", "env": "test"},
+        display_name="nightly",
+        enable_caching=False,
+        labels={"team": "ml", "env": "test"},
         service_account="runner@proj.iam.gserviceaccount.com",
         network="projects/12345/global/networks/vpc",
-        cron="TZ=Europe/Paris 0 6 * * MON-FRI", max_concurrent_run_count=2, max_run_count=30,
-    )  # fmt: skip
+        cron="TZ=Europe/Paris 0 6 * * MON-FRI",
+        max_concurrent_run_count=2,
+        max_run_count=30,
+    )
     (job_post,) = server.calls("POST", f"{PARENT}/pipelineJobs")
     job = job_post.json()
     compiled = yaml.safe_load(TRAINING.read_text())
@@ -76,28 +92,40 @@ def test_job_and_schedule_wire_format(server: VertexTestServer) -> None:
     assert int(schedule["maxConcurrentRunCount"]) == 2
     assert int(schedule["maxRunCount"]) == 30
     scheduled = schedule["createPipelineJobRequest"]["pipelineJob"]
-    assert schedule["createPipelineJobRequest"]["parent"] == PARENT[len("/v1/"):]
+    assert schedule["createPipelineJobRequest"]["parent"] == PARENT[len("/v1/") :]
     assert scheduled["runtimeConfig"] == job["runtimeConfig"]
     assert scheduled["serviceAccount"] == job["serviceAccount"]
     assert scheduled["network"] == job["network"]
-    assert result.job_name.startswith(PARENT[len("/v1/"):] + "/pipelineJobs/")
-    assert result.schedule_name.startswith(PARENT[len("/v1/"):] + "/schedules/")
+    assert result.job_name.startswith(PARENT[len("/v1/") :] + "/pipelineJobs/")
+    assert result.schedule_name.startswith(PARENT[len("/v1/") :] + "/schedules/")
     # Cloud Storage saw only the SDK's pipeline-root bucket set-up: the template was read
     # from the local file, nothing was uploaded
     storage = {(r.method, r.path) for r in server.requests if r.path.startswith("/storage/")}
-    assert storage == {("GET", "/storage/v1/b/bucket"), ("POST", "/storage/v1/b"),
-                       ("GET", "/storage/v1/b/bucket/iam"), ("PUT", "/storage/v1/b/bucket/iam")}  # fmt: skip
+    assert storage == {
+        ("GET", "/storage/v1/b/bucket"),
+        ("POST", "/storage/v1/b"),
+        ("GET", "/storage/v1/b/bucket/iam"),
+        ("PUT", "/storage/v1/b/bucket/iam"),
+    }
 
 
 def test_schedule_without_a_run_and_list_runs(server: VertexTestServer) -> None:
     target = _target(server.url)
     sa = "runner@proj.iam.gserviceaccount.com"
-    vertex.submit(TRAINING, target, pipeline_root="gs://bucket/r", cli_params=REQUIRED,
-                  cron="@hourly", run=False, service_account=sa)  # fmt: skip
+    vertex.submit(
+        TRAINING,
+        target,
+        pipeline_root="gs://bucket/r",
+        cli_params=REQUIRED,
+        cron="@hourly",
+        run=False,
+        service_account=sa,
+    )
     assert server.calls("POST", "/pipelineJobs") == []
     assert server.calls("POST", "/schedules")[0].json()["cron"] == "0 * * * *"
-    vertex.submit(TRAINING, target, pipeline_root="gs://bucket/r", cli_params=REQUIRED,
-                  service_account=sa)  # fmt: skip
+    vertex.submit(
+        TRAINING, target, pipeline_root="gs://bucket/r", cli_params=REQUIRED, service_account=sa
+    )
     (run,) = vertex.list_runs(target)
     assert run["state"] == "PIPELINE_STATE_PENDING" and run["name"] == "kfpkit-training"
 

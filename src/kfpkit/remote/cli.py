@@ -52,11 +52,20 @@ def _submit(args: argparse.Namespace, *, run: bool, cron: str) -> int:
         if args.labels or args.network:
             raise ValueError("--label and --network are Vertex AI options")
         result: Any = kubeflow.submit(
-            args.compiled, _kubeflow_target(args), params=params, cli_params=args.param,
-            experiment=args.experiment, run_name=args.name, pipeline_root=args.pipeline_root,
-            service_account=args.service_account, enable_caching=_caching(args), cron=cron,
-            max_concurrency=args.max_concurrency, catchup=args.catchup, run=run,
-        )  # fmt: skip
+            args.compiled,
+            _kubeflow_target(args),
+            params=params,
+            cli_params=args.param,
+            experiment=args.experiment,
+            run_name=args.name,
+            pipeline_root=args.pipeline_root,
+            service_account=args.service_account,
+            enable_caching=_caching(args),
+            cron=cron,
+            max_concurrency=args.max_concurrency,
+            catchup=args.catchup,
+            run=run,
+        )
         print(f"pipeline {result.pipeline_id}, version {result.version_name} ({result.version_id})")
         if result.run_id:
             print(f"run {result.run_id} in experiment {args.experiment}")
@@ -66,12 +75,21 @@ def _submit(args: argparse.Namespace, *, run: bool, cron: str) -> int:
     from kfpkit.remote import vertex
 
     result = vertex.submit(
-        args.compiled, _vertex_target(args), pipeline_root=args.pipeline_root, params=params,
-        cli_params=args.param, display_name=args.name, enable_caching=_caching(args),
-        labels=_labels(args.labels), service_account=args.service_account,
-        network=args.network, cron=cron, max_concurrent_run_count=args.max_concurrency,
-        max_run_count=args.max_runs or None, run=run,
-    )  # fmt: skip
+        args.compiled,
+        _vertex_target(args),
+        pipeline_root=args.pipeline_root,
+        params=params,
+        cli_params=args.param,
+        display_name=args.name,
+        enable_caching=_caching(args),
+        labels=_labels(args.labels),
+        service_account=args.service_account,
+        network=args.network,
+        cron=cron,
+        max_concurrent_run_count=args.max_concurrency,
+        max_run_count=args.max_runs or None,
+        run=run,
+    )
     if result.job_name:
         print(f"pipeline job {result.job_name}")
     if result.schedule_name:
@@ -106,8 +124,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def _target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", choices=("kubeflow", "vertex"), required=True)
     k = p.add_argument_group("Kubeflow Pipelines (token: $KF_PIPELINES_TOKEN)")
-    k.add_argument("--host", default="", help="default $KF_PIPELINES_ENDPOINT; none: in-cluster "
-                   "or the kubeconfig's API server proxy")  # fmt: skip
+    k.add_argument(
+        "--host",
+        default="",
+        help="default $KF_PIPELINES_ENDPOINT; none: in-cluster "
+        "or the kubeconfig's API server proxy",
+    )
     k.add_argument("--namespace", default="", help="multi-user deployments: profile namespace")
     k.add_argument("--kube-context", default="")
     k.add_argument("--experiment", default="Default")
@@ -120,15 +142,26 @@ def _target_options(p: argparse.ArgumentParser) -> None:
 def _submit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("compiled", metavar="COMPILED.yaml")
     _target_options(p)
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="a parameter (JSON for numbers, booleans, lists, dicts); over --params")  # fmt: skip
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter (JSON for numbers, booleans, lists, dicts); over --params",
+    )
     p.add_argument("--params", default="", metavar="FILE", help="YAML or JSON name: value file")
     p.add_argument("--name", default="", help="run / job display name")
     p.add_argument("--pipeline-root", default="", help="required (gs://...) for Vertex AI")
     p.add_argument("--service-account", default="")
     p.add_argument("--caching", choices=("compiled", "on", "off"), default="compiled")
-    p.add_argument("--label", dest="labels", action="append", default=[], metavar="KEY=VALUE",
-                   help="Vertex AI only")  # fmt: skip
+    p.add_argument(
+        "--label",
+        dest="labels",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Vertex AI only",
+    )
     p.add_argument("--network", default="", help="Vertex AI only: projects/N/global/networks/X")
 
 

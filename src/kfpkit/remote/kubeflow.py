@@ -125,9 +125,7 @@ def _ensure_version(client, pipeline, upload: Path, pipeline_name: str, version_
     found = client.list_pipeline_versions(pipeline_id, filter=_by_name(version_name))
     if found.pipeline_versions:
         return pipeline_id, found.pipeline_versions[0].pipeline_version_id
-    version = client.upload_pipeline_version(
-        str(upload), version_name, pipeline_id=pipeline_id
-    )
+    version = client.upload_pipeline_version(str(upload), version_name, pipeline_id=pipeline_id)
     return pipeline_id, version.pipeline_version_id
 
 
@@ -180,9 +178,7 @@ def submit(
         service_account=service_account or None,
     )
     if run:
-        result.run_id = client.run_pipeline(
-            experiment_id, run_name or version, **common
-        ).run_id
+        result.run_id = client.run_pipeline(experiment_id, run_name or version, **common).run_id
     if kfp_cron:
         result.recurring_run_id = client.create_recurring_run(
             experiment_id,
@@ -206,9 +202,11 @@ def list_runs(target: Kubeflow, experiment: str = "", limit: int = 20) -> list[d
             experiment_name=experiment, namespace=target.namespace or None
         ).experiment_id
     response = client.list_runs(
-        page_size=limit, sort_by="created_at desc", experiment_id=experiment_id,
+        page_size=limit,
+        sort_by="created_at desc",
+        experiment_id=experiment_id,
         namespace=target.namespace or None,
-    )  # fmt: skip
+    )
     return [
         {
             "id": r.run_id or "",

@@ -42,8 +42,9 @@ def load(path: str | Path) -> CompiledPipeline:
     if not isinstance(spec, dict) or any(k not in spec for k in _REQUIRED_KEYS):
         keys = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
         raise ValueError(
-            f"{str(file)!r} is not a compiled KFP pipeline spec (needs {', '.join(_REQUIRED_KEYS)}; "
-            f"found {keys}): compile it with `kfpkit compile` or kfp.compiler.Compiler"
+            f"{str(file)!r} is not a compiled KFP pipeline spec (needs "
+            f"{', '.join(_REQUIRED_KEYS)}; found {keys}): compile it with `kfpkit compile` "
+            "or kfp.compiler.Compiler"
         )
     if not isinstance(spec["pipelineInfo"], dict) or not spec["pipelineInfo"].get("name"):
         raise ValueError(f"{str(file)!r} has no pipelineInfo.name")

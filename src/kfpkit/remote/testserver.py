@@ -35,7 +35,7 @@ class Request:
             b"Content-Type: " + self.headers["content-type"].encode() + b"\r\n\r\n" + self.body
         )
         for part in message.iter_parts():  # type: ignore[attr-defined]
-            return part.get_payload(decode=True)
+            return bytes(part.get_payload(decode=True))
         raise AssertionError("no file part in the multipart body")
 
 
@@ -138,13 +138,19 @@ class KubeflowTestServer(RecordingServer):
             pid = self.new_id("pipeline")
             self.pipelines[pid] = {"pipeline_id": pid, "display_name": query["name"]}
             vid = self.new_id("version")
-            self.versions[vid] = {"pipeline_id": pid, "pipeline_version_id": vid,
-                                  "display_name": query["name"]}  # fmt: skip
+            self.versions[vid] = {
+                "pipeline_id": pid,
+                "pipeline_version_id": vid,
+                "display_name": query["name"],
+            }
             return 200, self.pipelines[pid]
         if (method, path) == ("POST", f"{api}/pipelines/upload_version"):
             vid = self.new_id("version")
-            self.versions[vid] = {"pipeline_id": query["pipelineid"],
-                                  "pipeline_version_id": vid, "display_name": query["name"]}  # fmt: skip
+            self.versions[vid] = {
+                "pipeline_id": query["pipelineid"],
+                "pipeline_version_id": vid,
+                "display_name": query["name"],
+            }
             return 200, self.versions[vid]
         if method == "GET" and path.startswith(f"{api}/pipelines/") and path.endswith("/versions"):
             pid = path.split("/")[-2]
@@ -158,12 +164,19 @@ class KubeflowTestServer(RecordingServer):
             return 200, self.experiments[eid]
         if (method, path) == ("POST", f"{api}/runs"):
             rid = self.new_id("run")
-            self.runs[rid] = {**request.json(), "run_id": rid, "state": "PENDING",
-                              "created_at": "2026-12-01T00:00:00Z"}  # fmt: skip
+            self.runs[rid] = {
+                **request.json(),
+                "run_id": rid,
+                "state": "PENDING",
+                "created_at": "2026-12-01T00:00:00Z",
+            }
             return 200, self.runs[rid]
         if (method, path) == ("GET", f"{api}/runs"):
-            runs = [r for r in self.runs.values()
-                    if "experiment_id" not in query or r["experiment_id"] == query["experiment_id"]]  # fmt: skip
+            runs = [
+                r
+                for r in self.runs.values()
+                if "experiment_id" not in query or r["experiment_id"] == query["experiment_id"]
+            ]
             return 200, {"runs": runs[::-1], "total_size": len(runs)}
         if (method, path) == ("POST", f"{api}/recurringruns"):
             jid = self.new_id("recurring")
@@ -205,20 +218,24 @@ class VertexTestServer(RecordingServer):
             return self._storage(request)
         if path.endswith("/pipelineJobs") and method == "POST":
             job_id = query.get("pipelineJobId") or self.new_id("job")
-            name = f"{path[len('/v1/'):]}/{job_id}"
-            job = {**request.json(), "name": name, "state": "PIPELINE_STATE_PENDING",
-                   "createTime": "2026-12-01T00:00:00Z"}  # fmt: skip
+            name = f"{path[len('/v1/') :]}/{job_id}"
+            job = {
+                **request.json(),
+                "name": name,
+                "state": "PIPELINE_STATE_PENDING",
+                "createTime": "2026-12-01T00:00:00Z",
+            }
             self.jobs[name] = job
             return 200, job
         if path.endswith("/pipelineJobs") and method == "GET":
             return 200, {"pipelineJobs": list(self.jobs.values())[::-1]}
         if path.endswith("/schedules") and method == "POST":
-            name = f"{path[len('/v1/'):]}/{self.new_id('schedule')}"
+            name = f"{path[len('/v1/') :]}/{self.new_id('schedule')}"
             schedule = {**request.json(), "name": name, "state": "ACTIVE"}
             self.schedules[name] = schedule
             return 200, schedule
-        if method == "GET" and path[len("/v1/"):] in self.jobs:
-            return 200, self.jobs[path[len("/v1/"):]]
-        if method == "GET" and path[len("/v1/"):] in self.schedules:
-            return 200, self.schedules[path[len("/v1/"):]]
+        if method == "GET" and path[len("/v1/") :] in self.jobs:
+            return 200, self.jobs[path[len("/v1/") :]]
+        if method == "GET" and path[len("/v1/") :] in self.schedules:
+            return 200, self.schedules[path[len("/v1/") :]]
         return super().answer(request)

@@ -30,8 +30,7 @@ def aiplatform():  # type: ignore[no-untyped-def]
         from google.cloud import aiplatform as module
     except ImportError as e:
         raise RuntimeError(
-            "Vertex AI needs google-cloud-aiplatform: pip install 'kfpkit[vertex]' "
-            f"({e})"
+            f"Vertex AI needs google-cloud-aiplatform: pip install 'kfpkit[vertex]' ({e})"
         ) from None
     return module
 
