@@ -44,8 +44,17 @@ def _check_quickstart(executed: Any, tmp: Path) -> None:
     assert "train-gpu" in printed  # the GPU helper moved the task to the GPU image
 
 
+def _check_continuous(executed: Any, tmp: Path) -> None:
+    printed = "".join(
+        o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert "continuous" in printed and "frozen" in printed  # both models' scores per year
+
+
 DOCKER = (pytest.mark.docker, pytest.mark.emulator)
 NOTEBOOKS = [
+    # reads the committed replay results (benchmarks/results_continuous.json): no Docker
+    Notebook("continuous_training.ipynb", check=_check_continuous),
     Notebook(
         "quickstart.ipynb",
         env=lambda f, tmp: {
