@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 import yaml
 from google.auth.credentials import AnonymousCredentials
 
+from kfpkit.cli import main
 from kfpkit.remote import vertex
 from kfpkit.remote.testserver import VertexTestServer
 
@@ -25,10 +28,16 @@ PARENT = "/v1/projects/proj/locations/europe-west4"
 
 @pytest.fixture()
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[VertexTestServer]:
+    from google.cloud.aiplatform import initializer
+
+    # aiplatform.init is process-wide: leave the config as it was before the test
+    saved = dict(vars(initializer.global_config))
     with VertexTestServer() as s:
         # the SDK's pipeline-root bucket check goes to the same local server
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", s.url)
         yield s
+    vars(initializer.global_config).clear()
+    vars(initializer.global_config).update(saved)
 
 
 def _target(endpoint: str) -> vertex.Vertex:
@@ -161,3 +170,70 @@ def test_unreachable_endpoint_is_named(server: VertexTestServer) -> None:
     server.close()
     with pytest.raises(RuntimeError, match=f"cannot reach Vertex AI at {url}"):
         vertex.submit(TRAINING, _target(url), pipeline_root="gs://bucket/r", cli_params=REQUIRED)
+
+
+def test_without_the_vertex_extra_the_error_names_it() -> None:
+    """Plain kfpkit imports without aiplatform; using Vertex AI then says what to install."""
+    code = (
+        "import sys; sys.modules['google.cloud.aiplatform'] = None\n"
+        "import kfpkit.cli, kfpkit.remote.vertex as v\n"
+        "try:\n    v.aiplatform()\nexcept RuntimeError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'kfpkit[vertex]'" in out.stdout
+
+
+def test_cli_schedule_and_runs(
+    server: VertexTestServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # credentials the SDK already holds (a notebook's aiplatform.init): the CLI's own
+    # init keeps them; real users have Application Default Credentials instead
+    vertex.aiplatform().init(credentials=AnonymousCredentials())
+    args = [
+        "schedule",
+        str(TRAINING),
+        "--target",
+        "vertex",
+        "--project",
+        "proj",
+        "--location",
+        "europe-west4",
+        "--api-endpoint",
+        server.url,
+        "--pipeline-root",
+        "gs://bucket/r",
+        "--service-account",
+        "a@proj.iam.gserviceaccount.com",
+        "--cron",
+        "CRON_TZ=Asia/Tokyo 0 9 * * *",
+        "--max-runs",
+        "5",
+        "--label",
+        "team=ml",
+        *[f"--param={p}" for p in REQUIRED],
+    ]
+    assert main(args) == 0
+    schedule = server.calls("POST", "/schedules")[0]
+    assert schedule.json()["cron"] == "TZ=Asia/Tokyo 0 9 * * *"
+    assert int(schedule.json()["maxRunCount"]) == 5
+    assert server.calls("POST", "/pipelineJobs") == []
+    assert "schedule projects/proj/locations/europe-west4/schedules/" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "runs",
+                "--target",
+                "vertex",
+                "--project",
+                "proj",
+                "--location",
+                "europe-west4",
+                "--api-endpoint",
+                server.url,
+            ]
+        )
+        == 0
+    )
+    assert "no runs" in capsys.readouterr().out

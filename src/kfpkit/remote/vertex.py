@@ -43,7 +43,7 @@ class Vertex:
     location: str = "us-central1"
     api_endpoint: str = ""  # default https://{location}-aiplatform.googleapis.com
     credentials: Any = None  # default: Application Default Credentials
-    api_transport: str = ""  # "rest" or "grpc"; default the SDK's (grpc)
+    api_transport: str = ""  # "rest" or "grpc"; default the SDK's (grpc), rest for http://
 
     def endpoint(self) -> str:
         return self.api_endpoint or f"https://{self.location}-aiplatform.googleapis.com"
@@ -58,8 +58,12 @@ class Vertex:
             kwargs["api_endpoint"] = self.api_endpoint
         if self.credentials is not None:
             kwargs["credentials"] = self.credentials
-        if self.api_transport:
-            kwargs["api_transport"] = self.api_transport
+        # an http:// endpoint (a local server) can only be spoken to over REST
+        transport = self.api_transport or (
+            "rest" if self.api_endpoint.startswith("http://") else ""
+        )
+        if transport:
+            kwargs["api_transport"] = transport
         module.init(**kwargs)
         return module
 
