@@ -51,8 +51,22 @@ def _check_continuous(executed: Any, tmp: Path) -> None:
     assert "continuous" in printed and "frozen" in printed  # both models' scores per year
 
 
+def _check_submit(executed: Any, tmp: Path) -> None:
+    printed = "".join(
+        o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert "refused: pipeline 'kfpkit-training' has no parameter 'tuning_trails'" in printed
+    assert "KFP cron: 0 30 2 * * *" in printed and "TZ=Europe/Paris 0 6 * * 1-5" in printed
+
+
 DOCKER = (pytest.mark.docker, pytest.mark.emulator)
 NOTEBOOKS = [
+    # the SDKs' real requests to kfpkit's local KFP and Vertex AI stand-ins: no Docker
+    Notebook(
+        "submit.ipynb",
+        env=lambda f, tmp: {"KFPKIT_SUBMIT_TEST_SERVERS": "1"},
+        check=_check_submit,
+    ),
     # reads the committed replay results (benchmarks/results_continuous.json): no Docker
     Notebook("continuous_training.ipynb", check=_check_continuous),
     Notebook(
