@@ -12,11 +12,13 @@ if importlib.util.find_spec("kfp") is not None:
     from kfpkit.components.evaluate.component import evaluate
     from kfpkit.components.katib_tune.component import katib_tune
     from kfpkit.components.kserve_push.component import kserve_push
+    from kfpkit.components.load_window_state.component import load_window_state
     from kfpkit.components.publish_model.component import publish_model
     from kfpkit.components.record_outcome.component import record_outcome
     from kfpkit.components.register_model.component import register_model
     from kfpkit.components.resolve_model.component import resolve_model
     from kfpkit.components.retrain_decision.component import retrain_decision
+    from kfpkit.components.save_window_state.component import save_window_state
     from kfpkit.components.tfdv_schema.component import tfdv_schema
     from kfpkit.components.tfdv_statistics.component import tfdv_statistics
     from kfpkit.components.tfdv_validate.component import tfdv_validate
@@ -28,11 +30,13 @@ if importlib.util.find_spec("kfp") is not None:
         "evaluate",
         "katib_tune",
         "kserve_push",
+        "load_window_state",
         "publish_model",
         "record_outcome",
         "register_model",
         "resolve_model",
         "retrain_decision",
+        "save_window_state",
         "tfdv_schema",
         "tfdv_statistics",
         "tfdv_validate",

@@ -15,10 +15,16 @@ state folder, its window's statistics the skew baseline of the windows after it.
 
 from kfp import dsl
 
-from kfpkit.components import bigquery_split, record_outcome, tfdv_validate, tfdv_validate_splits
+from kfpkit.components import (
+    bigquery_split,
+    load_window_state,
+    record_outcome,
+    retrain_decision,
+    save_window_state,
+    tfdv_validate,
+    tfdv_validate_splits,
+)
 from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
-from kfpkit.components.retrain_decision.component import retrain_decision
-from kfpkit.components.window_state.component import load_window_state, save_window_state
 from kfpkit.pipelines.model_chain import tune_train_evaluate_push
 from kfpkit.pipelines.training import TUNING_SEARCH_SPACE
 

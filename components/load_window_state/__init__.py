@@ -1,1 +1,1 @@
-"""window_state: the continuous-training pipeline's memory between scheduled runs."""
+"""load_window_state: what a continuous-training run compares the new window with."""

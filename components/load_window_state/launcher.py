@@ -1,7 +1,7 @@
 """Launcher of load_window_state: what a continuous-training run starts from.
 
 Run inside the core image as
-``python3 -m kfpkit.components.window_state.load_launcher --executor_input '{{$}}'``.
+``python3 -m kfpkit.components.load_window_state.launcher --executor_input '{{$}}'``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 import shutil
 
 from kfpkit.components._runtime.executor import Executor, main, uri_to_path, write_text_artifact
-from kfpkit.components.window_state import state
+from kfpkit.components.load_window_state import state
 
 STATE_FILE = "state.json"
 

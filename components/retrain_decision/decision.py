@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from kfpkit.components.window_state.state import WindowState
+from kfpkit.components.load_window_state.state import WindowState
 
 DRIFT = "drift"
 SKEW = "skew"

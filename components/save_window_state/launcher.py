@@ -2,7 +2,7 @@
 published model, the model in production.
 
 Run inside the core image as
-``python3 -m kfpkit.components.window_state.save_launcher --executor_input '{{$}}'``.
+``python3 -m kfpkit.components.save_window_state.launcher --executor_input '{{$}}'``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import os
 
 from kfpkit.components._runtime.executor import Executor, main, uri_to_path
-from kfpkit.components.window_state import state
+from kfpkit.components.load_window_state import state
 
 
 def run(executor: Executor) -> None:

@@ -29,13 +29,10 @@ COMPONENTS = {
         "register_model",
         "resolve_model",
         "retrain_decision",
+        "load_window_state",
+        "save_window_state",
     )  # fmt: skip
 }
-# one folder, two components: the continuous-training state's reader and writer
-COMPONENTS.update({
-    name: ("kfpkit.components.window_state.component", name)
-    for name in ("load_window_state", "save_window_state")
-})  # fmt: skip
 
 
 def _load(module: str, attr: str) -> Any:

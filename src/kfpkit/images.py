@@ -46,7 +46,8 @@ COMPONENT_FAMILIES = {
     "record_outcome": "core",
     "register_model": "core",
     "resolve_model": "core",
-    "window_state": "core",
+    "load_window_state": "core",
+    "save_window_state": "core",
     "retrain_decision": "tfdv",
 }
 

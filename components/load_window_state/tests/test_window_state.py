@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from kfpkit.components._runtime import executor, testing
-from kfpkit.components.window_state import load_launcher, save_launcher, state
+from kfpkit.components.load_window_state import launcher as load_launcher
+from kfpkit.components.load_window_state import state
+from kfpkit.components.save_window_state import launcher as save_launcher
 
 
 def stats_dir(tmp_path, name, content=b"stats"):

@@ -1,0 +1,1 @@
+"""save_window_state: records a window, or the model now in production."""
