@@ -63,10 +63,10 @@ def test_docker_runner_uses_the_train_image_host_network_and_read_only_model(tmp
 
 
 def test_bad_arguments_fail_with_a_clear_message(tmp_path, capsys):
-    assert main(["serve", str(tmp_path / "nowhere"), "--runner", "python"]) == 1
+    assert main(["serve", str(tmp_path / "nowhere"), "--runner", "python"]) == 2  # a user error
     assert "MODEL_DIR" in capsys.readouterr().err
     (tmp_path / "m").mkdir()
-    assert main(["serve", str(tmp_path / "m"), "--runner", "python"]) == 1
+    assert main(["serve", str(tmp_path / "m"), "--runner", "python"]) == 2
     assert "--python PATH" in capsys.readouterr().err
 
 

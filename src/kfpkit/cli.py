@@ -292,7 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, RuntimeError) as e:
+    except ValueError as e:  # the user's input: exit 2, like the components' launchers
+        print(f"kfpkit: error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
         print(f"kfpkit: error: {e}", file=sys.stderr)
         return 1
 
