@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -54,7 +56,11 @@ def _read_step(out: Path, from_cache: bool = False) -> StepOutputs:
     return StepOutputs(out.parent.name, doc.get("parameterValues", {}), arts, from_cache)
 
 
-def _read_steps(run_dir: Path, cache_root: Path | None = None) -> list[StepOutputs]:
+def _read_steps(
+    run_dir: Path, cache_root: Path | None = None, cache_hits: frozenset[str] = frozenset()
+) -> list[StepOutputs]:
+    """The run's steps; with a cache, also those of ``cache_hits`` (tasks kfp.local answered
+    from the cache), read from the earlier run whose outputs the cache returned."""
     steps = [_read_step(out) for out in sorted(run_dir.glob("*/executor_output.json"))]
     if cache_root is not None and cache_root.is_dir():
         ran = {s.task for s in steps}
@@ -63,7 +69,8 @@ def _read_steps(run_dir: Path, cache_root: Path | None = None) -> list[StepOutpu
             for value in json.loads(entry.read_text()).values():
                 uri = value.get("uri", "") if isinstance(value, dict) else ""
                 task_dir = Path(uri).parent
-                if uri and task_dir.parent != run_dir and task_dir.name not in ran:
+                name = task_dir.name
+                if uri and task_dir.parent != run_dir and name in cache_hits and name not in ran:
                     cached[task_dir.name] = task_dir / "executor_output.json"
                     break
         steps += [_read_step(out, True) for out in cached.values() if out.is_file()]
@@ -129,6 +136,24 @@ def pin_images_by_content() -> dict[str, str]:
     return pins
 
 
+class _CacheHits(logging.Filter):
+    """Collects the tasks kfp.local answers from its cache: it logs each hit on the root
+    logger (kfp 2.17, ``Task <name> cache hit (key=...)``); a step a condition skipped is
+    not one of them. A filter, not a handler: kfp.local replaces the root's handlers."""
+
+    _HIT = re.compile(r"^Task (\S+) cache hit\b")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = self._HIT.match(record.getMessage())
+        if match:
+            self.tasks.add(match.group(1))
+        return True
+
+
 def _recorded_outcome(new_run_dirs: set[Path]) -> str:
     """What the pipeline's exit handler (record_outcome) wrote about a failed run, as text."""
     for run_dir in new_run_dirs:
@@ -183,19 +208,29 @@ def run_local(
     )
     _resolve_task_output_conditions()
     before = set(_run_dirs(pipeline_root))
+    hits = _CacheHits()
+    root_logger = logging.getLogger()
+    root_level = root_logger.level
+    root_logger.addFilter(hits)
+    # kfp.local checks the cache outside its own INFO logging context: let hits through
+    root_logger.setLevel(min(root_level or logging.WARNING, logging.INFO))
     start = time.monotonic()
     try:
         load_pipeline(pipeline)(**arguments)
     except Exception as e:  # kfp.local raises RuntimeError naming the failed task
         outcome = _recorded_outcome(set(_run_dirs(pipeline_root)) - before)
         raise RuntimeError(f"pipeline {pipeline!r} failed: {e}{outcome}") from e
+    finally:
+        root_logger.removeFilter(hits)
+        root_logger.setLevel(root_level)
     seconds = time.monotonic() - start
     new = sorted(set(_run_dirs(pipeline_root)) - before, key=lambda p: p.stat().st_mtime)
     if not new:
         raise RuntimeError(f"pipeline {pipeline!r} wrote no run folder under {pipeline_root}")
     run_dir = new[-1]
     cache_root = pipeline_root / CACHE_DIR if enable_caching else None
-    return LocalRun(pipeline, run_dir, seconds, _read_steps(run_dir, cache_root))
+    steps = _read_steps(run_dir, cache_root, frozenset(hits.tasks))
+    return LocalRun(pipeline, run_dir, seconds, steps)
 
 
 def _run_dirs(pipeline_root: Path) -> list[Path]:
