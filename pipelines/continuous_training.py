@@ -16,16 +16,17 @@ state folder, its window's statistics the skew baseline of the windows after it.
 from kfp import dsl
 
 from kfpkit.components import (
-    bigquery_split,
     load_window_state,
-    record_outcome,
     retrain_decision,
     save_window_state,
     tfdv_validate,
-    tfdv_validate_splits,
 )
 from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
-from kfpkit.pipelines.model_chain import tune_train_evaluate_push
+from kfpkit.pipelines.model_chain import (
+    outcome_recorder,
+    split_and_validate,
+    tune_train_evaluate_push,
+)
 from kfpkit.pipelines.training import TUNING_SEARCH_SPACE
 
 PIPELINE_NAME = "kfpkit-continuous-training"
@@ -138,13 +139,9 @@ def continuous_training(
         registry_location: vertex: the Vertex AI region.
         registry_server_address: kubeflow: the Model Registry's ``http(s)://host:port``.
     """
-    outcome = record_outcome(
-        pipeline_name=PIPELINE_NAME, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER
-    )
-    outcome.set_display_name("record-outcome")
-    outcome.set_caching_options(False)
-    with dsl.ExitHandler(outcome, name="continuous-training"):
-        split = bigquery_split(
+    # Runs last, whatever happened inside the handler: the run's outcome as an artifact.
+    with dsl.ExitHandler(outcome_recorder(PIPELINE_NAME), name="continuous-training"):
+        split, validation = split_and_validate(
             source_table=source_table,
             key_columns=key_columns,
             split_ratios=split_ratios,
@@ -152,20 +149,11 @@ def continuous_training(
             project=project,
             location=location,
             bigquery_endpoint=bigquery_endpoint,
-            export_format="parquet",
-        )
-        split.set_display_name("split")
-
-        # the window itself: statistics, schema, its splits against each other
-        validation = tfdv_validate_splits(
-            train=split.outputs["train"],
-            validation=split.outputs["validation"],
-            test=split.outputs["test"],
-            default_categorical_drift_threshold=categorical_drift_threshold,
-            default_numeric_drift_threshold=numeric_drift_threshold,
+            categorical_drift_threshold=categorical_drift_threshold,
+            numeric_drift_threshold=numeric_drift_threshold,
             drift_thresholds=drift_thresholds,
         )
-        validation.set_display_name("validate-data")
+        # the window itself: its statistics, and its splits against each other
         window_statistics = validation.outputs["train_statistics"]
 
         state = load_window_state(

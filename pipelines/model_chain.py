@@ -17,13 +17,68 @@ from kfp import dsl
 
 from kfpkit import targets
 from kfpkit.components import (
+    bigquery_split,
     evaluate,
     katib_tune,
     kserve_push,
     publish_model,
+    record_outcome,
     register_model,
+    tfdv_validate_splits,
     train,
 )
+
+
+def outcome_recorder(pipeline_name: str) -> Any:
+    """The exit handler's task: ``with dsl.ExitHandler(outcome_recorder(NAME)):`` around a
+    pipeline's steps records how each run ended (record_outcome), whatever happened."""
+    outcome = record_outcome(
+        pipeline_name=pipeline_name, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER
+    )
+    outcome.set_display_name("record-outcome")
+    outcome.set_caching_options(False)
+    return outcome
+
+
+def split_and_validate(
+    *,
+    source_table: Any,
+    key_columns: Any,
+    split_ratios: Any,
+    destination_dataset: Any,
+    project: Any,
+    location: Any,
+    bigquery_endpoint: Any,
+    categorical_drift_threshold: Any,
+    numeric_drift_threshold: Any,
+    drift_thresholds: Any,
+    fail_on_anomalies: Any = None,
+) -> tuple[Any, Any]:
+    """The split (Parquet exported) and the one-step TFDV validation of its splits, as both
+    pipelines start; returns the two tasks. ``fail_on_anomalies`` None: the default."""
+    split = bigquery_split(
+        source_table=source_table,
+        key_columns=key_columns,
+        split_ratios=split_ratios,
+        destination_dataset=destination_dataset,
+        project=project,
+        location=location,
+        bigquery_endpoint=bigquery_endpoint,
+        export_format="parquet",
+    )
+    split.set_display_name("split")
+    options = {} if fail_on_anomalies is None else {"fail_on_anomalies": fail_on_anomalies}
+    validation = tfdv_validate_splits(
+        train=split.outputs["train"],
+        validation=split.outputs["validation"],
+        test=split.outputs["test"],
+        default_categorical_drift_threshold=categorical_drift_threshold,
+        default_numeric_drift_threshold=numeric_drift_threshold,
+        drift_thresholds=drift_thresholds,
+        **options,
+    )
+    validation.set_display_name("validate-data")
+    return split, validation
 
 
 @dataclass

@@ -7,9 +7,12 @@ next stage (validation, training, evaluation, push) can take them without reshap
 
 from kfp import dsl
 
-from kfpkit.components import bigquery_split, record_outcome, tfdv_validate_splits
 from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
-from kfpkit.pipelines.model_chain import tune_train_evaluate_push
+from kfpkit.pipelines.model_chain import (
+    outcome_recorder,
+    split_and_validate,
+    tune_train_evaluate_push,
+)
 
 PIPELINE_NAME = "kfpkit-training"
 # What the tune step searches by default: the learning rate and the network's width.
@@ -112,13 +115,8 @@ def training(
         registry_server_address: kubeflow: the Model Registry's ``http(s)://host:port``.
     """
     # Runs last, whatever happened inside the handler: the run's outcome as an artifact.
-    outcome = record_outcome(
-        pipeline_name=PIPELINE_NAME, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER
-    )
-    outcome.set_display_name("record-outcome")
-    outcome.set_caching_options(False)
-    with dsl.ExitHandler(outcome, name="training"):
-        split = bigquery_split(
+    with dsl.ExitHandler(outcome_recorder(PIPELINE_NAME), name="training"):
+        split, validation = split_and_validate(
             source_table=source_table,
             key_columns=key_columns,
             split_ratios=split_ratios,
@@ -126,20 +124,11 @@ def training(
             project=project,
             location=location,
             bigquery_endpoint=bigquery_endpoint,
-            export_format="parquet",
-        )
-        split.set_display_name("split")
-
-        validation = tfdv_validate_splits(
-            train=split.outputs["train"],
-            validation=split.outputs["validation"],
-            test=split.outputs["test"],
-            default_categorical_drift_threshold=categorical_drift_threshold,
-            default_numeric_drift_threshold=numeric_drift_threshold,
+            categorical_drift_threshold=categorical_drift_threshold,
+            numeric_drift_threshold=numeric_drift_threshold,
             drift_thresholds=drift_thresholds,
             fail_on_anomalies=fail_on_anomalies,
         )
-        validation.set_display_name("validate-data")
 
         tune_train_evaluate_push(
             train_data=split.outputs["train"],
