@@ -201,6 +201,25 @@ def label_value(text: str, limit: int = 63) -> str:
     return value[: limit - 9].rstrip("-") + "-" + digest
 
 
+# How the MLflow and Kubeflow backends store lineage and metrics: flat string properties
+# (MLflow version tags, Model Registry custom properties) under these prefixes.
+LINEAGE_PREFIX = "kfpkit."
+METRIC_PREFIX = "kfpkit.metric."
+
+
+def split_properties(props: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, float]]:
+    """(lineage, metrics) back from prefixed properties; other properties are left out."""
+    lineage = {
+        k[len(LINEAGE_PREFIX) :]: str(v)
+        for k, v in props.items()
+        if k.startswith(LINEAGE_PREFIX) and not k.startswith(METRIC_PREFIX)
+    }
+    metrics = {
+        k[len(METRIC_PREFIX) :]: float(v) for k, v in props.items() if k.startswith(METRIC_PREFIX)
+    }
+    return lineage, metrics
+
+
 def utc_from_millis(millis: int | str | None) -> datetime:
     return datetime.fromtimestamp(int(millis or 0) / 1000, UTC)
 

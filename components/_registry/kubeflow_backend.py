@@ -14,16 +14,18 @@ import re
 from typing import Any
 
 from kfpkit.components._registry.base import (
+    LINEAGE_PREFIX,
+    METRIC_PREFIX,
     REGISTRATION_KEY,
     ModelVersion,
     RegistryBase,
     check_alias,
     sorted_versions,
+    split_properties,
     utc_from_millis,
 )
 
-PROP_PREFIX = "kfpkit."
-METRIC_PREFIX = "kfpkit.metric."
+PROP_PREFIX = LINEAGE_PREFIX
 ALIAS_PREFIX = "kfpkit.alias."
 MODEL_FORMAT = ("tensorflow", "2")  # KServe's model format of a SavedModel
 AUTHOR = "kfpkit"
@@ -88,22 +90,15 @@ class KubeflowRegistry(RegistryBase):
             lambda: self._client.get_model_artifact(name, mv.name), "get model artifact"
         )
         props = dict(mv.custom_properties or {})
+        lineage, metrics = split_properties(props)
         return ModelVersion(
             name=name,
             version=mv.name,
             uri=(artifact.uri if artifact is not None else "") or "",
             aliases=tuple(sorted(a for a, v in aliases.items() if v == mv.name)),
             created_at=utc_from_millis(mv.create_time_since_epoch),
-            lineage={
-                k[len(PROP_PREFIX) :]: str(v)
-                for k, v in props.items()
-                if k.startswith(PROP_PREFIX) and not k.startswith(METRIC_PREFIX)
-            },
-            metrics={
-                k[len(METRIC_PREFIX) :]: float(v)
-                for k, v in props.items()
-                if k.startswith(METRIC_PREFIX)
-            },
+            lineage=lineage,
+            metrics=metrics,
             backend=self.backend,
             resource_name=f"registered_models/{mv.registered_model_id}/versions/{mv.id}",
         )

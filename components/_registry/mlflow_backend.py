@@ -11,16 +11,18 @@ import os
 from typing import Any
 
 from kfpkit.components._registry.base import (
+    LINEAGE_PREFIX,
+    METRIC_PREFIX,
     REGISTRATION_KEY,
     ModelVersion,
     RegistryBase,
     check_alias,
     sorted_versions,
+    split_properties,
     utc_from_millis,
 )
 
-TAG_PREFIX = "kfpkit."
-METRIC_PREFIX = "kfpkit.metric."
+TAG_PREFIX = LINEAGE_PREFIX
 _DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
 
 
@@ -83,6 +85,7 @@ class MlflowRegistry(RegistryBase):
 
     def _to_version(self, mv: Any, aliases: dict[str, str] | None = None) -> ModelVersion:
         tags = dict(mv.tags or {})
+        lineage, metrics = split_properties(tags)
         if aliases is None:
             names = tuple(mv.aliases or ())
         else:
@@ -93,16 +96,8 @@ class MlflowRegistry(RegistryBase):
             uri=mv.source,
             aliases=names,
             created_at=utc_from_millis(mv.creation_timestamp),
-            lineage={
-                k[len(TAG_PREFIX) :]: v
-                for k, v in tags.items()
-                if k.startswith(TAG_PREFIX) and not k.startswith(METRIC_PREFIX)
-            },
-            metrics={
-                k[len(METRIC_PREFIX) :]: float(v)
-                for k, v in tags.items()
-                if k.startswith(METRIC_PREFIX)
-            },
+            lineage=lineage,
+            metrics=metrics,
             backend=self.backend,
             resource_name=f"models:/{mv.name}/{mv.version}",
         )
