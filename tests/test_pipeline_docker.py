@@ -6,6 +6,7 @@ Needs a running Docker engine and the images (`make images`); `make test` provid
 from __future__ import annotations
 
 import glob
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -99,12 +100,24 @@ def test_training_pipeline_splits_the_demo_data(image_present, emulator, bq, dat
     assert published == str(tmp_path / "root" / "serving" / "employment" / "1")
     assert (Path(published) / "saved_model.pb").is_file()
 
+    # registered in the embedded registry (MLflow on SQLite under the pipeline root) as the
+    # champion, with its lineage; the exit handler recorded a run that succeeded
+    registered = run.step("register-model").artifacts["registered_model"]["metadata"]
+    assert (registered["backend"], registered["version"]) == ("mlflow", "1")
+    assert registered["aliases"] == ["champion"]
+    assert (tmp_path / "root" / "registry" / "mlflow.db").is_file()
+    outcome = run.step("record-outcome").artifacts["outcome"]["metadata"]
+    assert (outcome["state"], outcome["failed_steps"]) == ("SUCCEEDED", [])
+    assert {"bigquery-split", "train", "evaluate", "register-model"} <= set(
+        outcome["finished_steps"]
+    )
+
 
 def test_failed_step_fails_the_pipeline_and_leaves_no_outputs(
     image_present, emulator, dataset, tmp_path
 ):
     project, ds = dataset.split(".")
-    with pytest.raises(RuntimeError, match="failed"):
+    with pytest.raises(RuntimeError, match="recorded outcome: FAILED, failed: bigquery-split"):
         run_local(
             "training",
             {
@@ -117,8 +130,18 @@ def test_failed_step_fails_the_pipeline_and_leaves_no_outputs(
             tmp_path / "root",
         )
     root = tmp_path / "root"
-    assert not glob.glob(f"{root}/**/executor_output.json", recursive=True)
+    # no step's outputs but the exit handler's, which records the failure and its step
+    written = glob.glob(f"{root}/**/executor_output.json", recursive=True)
+    assert [Path(p).parent.name for p in written] == ["record-outcome"]
     assert not glob.glob(f"{root}/**/*.parquet", recursive=True)
+    (path,) = root.glob("*/record-outcome/outcome/outcome.json")
+    outcome = json.loads(path.read_text())
+    assert (outcome["state"], outcome["succeeded"]) == ("FAILED", False)
+    assert outcome["failed_steps"] == ["bigquery-split"]
+    assert "does_not_exist" in outcome["step_errors"]["bigquery-split"]
+    assert outcome["finished_steps"] == []  # nothing after the split ran
+    assert outcome["pipeline_name"] == "kfpkit-training"
+    assert outcome["run_name"].startswith("kfpkit-training-")
 
 
 def _evaluation(run_dir: Path) -> tuple[dict, bool, str, dict]:

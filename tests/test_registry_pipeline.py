@@ -48,8 +48,8 @@ def test_blessed_and_rejected_models_are_both_registered(tmp_path):
 
 
 def test_local_runs_keep_the_registry_under_the_pipeline_root(tmp_path):
-    from kfpkit.cli import _local_registry
+    from kfpkit.local_run import _local_registry
 
-    assert _local_registry("training", tmp_path) == {
+    assert _local_registry("training", tmp_path.absolute()) == {
         "registry_uri": str(tmp_path.absolute() / "registry" / "mlflow.db")
     }

@@ -82,7 +82,8 @@ def _run_window(args: argparse.Namespace, params: dict[str, Any], root: Path) ->
           + (f"; skipped {', '.join(run.skipped)}" if run.skipped else ""))  # fmt: skip
     for reason in run.decision["reasons"]:
         print(f"  - {reason}")
-    print(f"  decision: {continuous.layout(root)['state'] / 'windows' / run.window / 'decision.json'}")
+    decision = continuous.layout(root)["state"] / "windows" / run.window / "decision.json"
+    print(f"  decision: {decision}")
     return 0
 
 
@@ -100,17 +101,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"[kfpkit] replay in {result['total_seconds']}s; results: "
           f"{continuous.layout(Path(args.pipeline_root))['base'] / 'replay.json'}")
     return 0
-
-
-def _local_registry(pipeline: str, root: Path) -> dict[str, str]:
-    """The embedded registry of a local run (MLflow on SQLite under the pipeline root, which
-    the step containers see), for a pipeline that registers models."""
-    from kfpkit.compile import load_pipeline
-
-    inputs = load_pipeline(pipeline).component_spec.inputs or {}
-    if "registry_uri" not in inputs:
-        return {}
-    return {"registry_uri": str(root.absolute() / "registry" / "mlflow.db")}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -155,7 +145,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             "bigquery_endpoint": emu.endpoint,
             # under the pipeline root: the only host folder the step containers see
             "serving_model_uri": str(root.absolute() / "serving" / "employment"),
-            **_local_registry(args.pipeline, root),
             **params,
         }
         result = run_local(args.pipeline, arguments, root, enable_caching=args.cache)

@@ -106,6 +106,41 @@ def _resolve_task_output_conditions() -> None:
     ConditionEvaluator._resolve_pipeline_channel = staticmethod(resolve)  # type: ignore[assignment]
 
 
+def _keep_exit_codes() -> None:
+    """Makes kfp.local's DockerRunner report the exit code of a step that fails fast.
+
+    kfp.local (2.17) starts each container with ``auto_remove=True``; when the container is
+    gone before its exit code is read, it assumes 0, so a step that failed in under a
+    second "finished with status SUCCESS" and the run went on without its outputs. This
+    runs the container without auto-removal, reads the exit code, then removes it.
+    Idempotent.
+    """
+    from kfp.local import docker_task_handler as handler
+
+    if getattr(handler.run_docker_container, "_kfpkit", False):
+        return
+
+    def run_docker_container(client: Any, image: str, command: list[str], volumes: Any,
+                             **container_run_args: Any) -> int:  # fmt: skip
+        image = handler.add_latest_tag_if_not_present(image=image)
+        if not client.images.list(name=image):
+            print(f"Pulling image {image!r}")
+            client.images.pull(image)
+        container = client.containers.run(
+            image=image, command=command, detach=True, stdout=True, stderr=True,
+            volumes=volumes, **container_run_args,
+        )  # fmt: skip
+        try:
+            for line in container.logs(stream=True):
+                print(line.decode(), end="")
+            return int(container.wait()["StatusCode"])
+        finally:
+            container.remove(force=True)
+
+    run_docker_container._kfpkit = True  # type: ignore[attr-defined]
+    handler.run_docker_container = run_docker_container  # type: ignore[assignment]
+
+
 def pin_images_by_content() -> dict[str, str]:
     """Pins every image family to its content-hash tag (``KFPKIT_IMAGE_PINS``).
 
@@ -168,6 +203,15 @@ def _recorded_outcome(new_run_dirs: set[Path]) -> str:
     return ""
 
 
+def _local_registry(pipeline: str, root: Path) -> dict[str, str]:
+    """The embedded registry of a local run, for a pipeline that registers models: MLflow on
+    SQLite under the pipeline root (the only host folder the step containers see)."""
+    inputs = load_pipeline(pipeline).component_spec.inputs or {}
+    if "registry_uri" not in inputs:
+        return {}
+    return {"registry_uri": str(root / "registry" / "mlflow.db")}
+
+
 def run_local(
     pipeline: str,
     arguments: dict[str, Any],
@@ -176,6 +220,9 @@ def run_local(
     enable_caching: bool = False,
 ) -> LocalRun:
     """Runs ``pipeline`` with ``kfp.local.DockerRunner``; raises RuntimeError if a step fails.
+
+    A pipeline that registers models gets ``registry_uri`` = ``<pipeline_root>/registry/
+    mlflow.db`` (MLflow on SQLite) unless ``arguments`` name another.
 
     With ``enable_caching``, a step whose image, command and inputs equal an earlier run's
     is answered from kfp.local's cache under ``<pipeline_root>/.kfp_cache`` (kfp >= 2.17);
@@ -195,6 +242,7 @@ def run_local(
 
     pipeline_root = pipeline_root.absolute()
     pipeline_root.mkdir(parents=True, exist_ok=True)
+    arguments = {**_local_registry(pipeline, pipeline_root), **arguments}
     run_args = {
         "network_mode": "host",
         "user": f"{os.getuid()}:{os.getgid()}",
@@ -207,6 +255,7 @@ def run_local(
         **cache_args,
     )
     _resolve_task_output_conditions()
+    _keep_exit_codes()
     before = set(_run_dirs(pipeline_root))
     hits = _CacheHits()
     root_logger = logging.getLogger()
