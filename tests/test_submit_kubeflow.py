@@ -229,3 +229,14 @@ def test_cli_schedule_params_file_token_env_and_runs(
     assert rc != 0
     assert "day of week '8'" in capsys.readouterr().err
     assert len(server.calls("POST", "/recurringruns")) == 1
+
+
+def test_a_repeated_schedule_is_found_not_doubled(server: KubeflowTestServer) -> None:
+    target = kubeflow.Kubeflow(host=server.url)
+    first = kubeflow.submit(TRAINING, target, cli_params=REQUIRED, cron="0 3 * * *", run=False)
+    again = kubeflow.submit(TRAINING, target, cli_params=REQUIRED, cron="0 3 * * *", run=False)
+    assert again.recurring_run_id == first.recurring_run_id
+    assert len(server.calls("POST", "/recurringruns")) == 1
+    with pytest.raises(ValueError, match="already exists"):
+        kubeflow.submit(TRAINING, target, cli_params=REQUIRED, cron="0 4 * * *", run=False)
+    assert len(server.calls("POST", "/recurringruns")) == 1

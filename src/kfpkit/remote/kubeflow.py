@@ -8,7 +8,9 @@ in-cluster service or the kubeconfig's ``kube_context`` through the API server's
 
 Idempotent by content: the pipeline is found by name (uploaded when missing) and the version
 is named after the file's sha256 (``<name>-<12 hex>``), so submitting the same file again reuses
-its version and a changed file adds a new version to the same pipeline.
+its version and a changed file adds a new version to the same pipeline. A schedule submitted
+again (same name, version and cron) is found instead of doubled; a different one of the same
+name is refused.
 """
 
 from __future__ import annotations
@@ -129,6 +131,29 @@ def _ensure_version(client, pipeline, upload: Path, pipeline_name: str, version_
     return pipeline_id, version.pipeline_version_id
 
 
+def _existing_schedule(client, experiment_id, name, version_id, cron) -> str:  # type: ignore[no-untyped-def]
+    """The id of the same schedule made by an earlier submit (same name, version and cron),
+    so that a repeated submit does not schedule twice; ValueError for a different one."""
+    found = client.list_recurring_runs(experiment_id=experiment_id, filter=_by_name(name))
+    for job in found.recurring_runs or []:
+        same_version = (
+            job.pipeline_version_reference is not None
+            and job.pipeline_version_reference.pipeline_version_id == version_id
+        )
+        same_cron = (
+            job.trigger is not None
+            and job.trigger.cron_schedule is not None
+            and (job.trigger.cron_schedule.cron == cron)
+        )
+        if same_version and same_cron:
+            return str(job.recurring_run_id)
+        raise ValueError(
+            f"recurring run {name!r} ({job.recurring_run_id}) already exists in this experiment "
+            f"with another version or cron: delete it first, or choose another run name"
+        )
+    return ""
+
+
 def submit(
     compiled: str | Path,
     target: Kubeflow,
@@ -180,9 +205,15 @@ def submit(
     if run:
         result.run_id = client.run_pipeline(experiment_id, run_name or version, **common).run_id
     if kfp_cron:
+        schedule_name = f"{run_name or name}-schedule"
+        existing = _existing_schedule(client, experiment_id, schedule_name, version_id, kfp_cron)
+        result.cron = kfp_cron
+        if existing:
+            result.recurring_run_id = existing
+            return result
         result.recurring_run_id = client.create_recurring_run(
             experiment_id,
-            f"{run_name or name}-schedule",
+            schedule_name,
             cron_expression=kfp_cron,
             max_concurrency=max_concurrency,
             no_catchup=not catchup,

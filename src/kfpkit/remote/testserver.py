@@ -178,6 +178,13 @@ class KubeflowTestServer(RecordingServer):
                 if "experiment_id" not in query or r["experiment_id"] == query["experiment_id"]
             ]
             return 200, {"runs": runs[::-1], "total_size": len(runs)}
+        if (method, path) == ("GET", f"{api}/recurringruns"):
+            jobs = [
+                j
+                for j in listed(self.recurring_runs)
+                if "experiment_id" not in query or j["experiment_id"] == query["experiment_id"]
+            ]
+            return 200, {"recurringRuns": jobs}
         if (method, path) == ("POST", f"{api}/recurringruns"):
             jid = self.new_id("recurring")
             self.recurring_runs[jid] = {**request.json(), "recurring_run_id": jid}
