@@ -256,6 +256,7 @@ def launch(run: Callable[[Executor], None], argv: list[str] | None = None) -> in
     signal.signal(signal.SIGINT, _raise_cancelled)
 
     executor: Executor | None = None
+    error: BaseException
     try:
         executor = Executor.from_json(args.executor_input)
         run(executor)
