@@ -125,14 +125,3 @@ def test_launchers_round_trip(tmp_path):
     assert (
         tmp_path / "load2" / "production_statistics" / "FeatureStats.pb"
     ).read_bytes() == b"2015 stats"
-
-
-def test_save_without_decision_or_model_fails_and_writes_nothing(tmp_path):
-    doc = testing.executor_input(
-        tmp_path / "out", {"state_uri": str(tmp_path / "state"), "window": "2016"},
-        {"record": "system.Artifact"},
-        inputs={"statistics": ("system.Artifact", str(stats_dir(tmp_path, "s")))},
-    )  # fmt: skip
-    assert _launch(save_launcher.run, doc) == 2
-    assert not (tmp_path / "out" / "executor_output.json").exists()
-    assert not (tmp_path / "state" / "windows").exists()
