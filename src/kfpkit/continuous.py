@@ -119,15 +119,10 @@ def run_window(
     decision_file = paths["state"] / "windows" / window / "decision.json"
     decision = json.loads(decision_file.read_text())
     names = {s.task: s for s in run.steps}
-    # local_run lists any cache entry of a task that left no folder in this run as "from the
-    # cache", also one skipped by a condition (an earlier window's train): the decision says
-    # which branch could have run at all
-    branch = set() if decision["retrain"] else set(RETRAIN_STEPS)
     display = _TASK_DISPLAY
     ran = sorted(display.get(t, t) for t, s in names.items() if not s.from_cache)
-    cached = sorted(
-        d for t, s in names.items() if s.from_cache and (d := display.get(t, t)) not in branch
-    )
+    # only tasks kfp.local answered from its cache in this run (a skipped branch is not one)
+    cached = sorted(display.get(t, t) for t, s in names.items() if s.from_cache)
     seen = set(ran) | set(cached)
     skipped = [s for s in (*DECISION_STEPS, *RETRAIN_STEPS) if s not in seen]
     evaluation = names["evaluate"].artifacts["metrics"]["metadata"] if "evaluate" in names else {}
