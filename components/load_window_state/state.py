@@ -10,7 +10,8 @@ Layout under the state URI (a local path, or gs:// read through KFP's /gcs/ moun
 
 Window labels sort in time order (years ``2016``, ISO dates ``2016-01-31``): the previous
 window is the greatest recorded label below the current one, and a model's age in windows is
-the number of recorded windows after its own, up to and including the current one. Every
+the number of recorded windows after its own, up to and including the current one (0 when
+the current window is the model's own or an earlier one: a re-run trains nothing new). Every
 file is written under a temporary name and renamed into place, so a reader never sees half
 of one and a restarted step simply writes it again.
 """
@@ -43,6 +44,20 @@ def check_window(window: str) -> str:
             f"got {window!r}"
         )
     return window
+
+
+def _check_not_renamed(window: str, recorded: list[str]) -> None:
+    """Refuses a numeric label that is a recorded window written differently ('02015' for
+    '2015'): it would be a new window (folder, table, registry lineage) of the same data,
+    and would sort before every year."""
+    if not window.isdigit():
+        return
+    same = [w for w in recorded if w.isdigit() and w != window and int(w) == int(window)]
+    if same:
+        raise ValueError(
+            f"window {window!r} is the recorded window {same[0]!r} written differently: "
+            f"use {same[0]!r} to re-run it"
+        )
 
 
 def check_state_dir(path: str) -> str:
@@ -120,10 +135,13 @@ def load(state_dir: str, window: str) -> WindowState:
     check_window(window)
     check_state_dir(state_dir)
     windows = [w for w in recorded_windows(state_dir) if w != window]
+    _check_not_renamed(window, windows)
     earlier = [w for w in windows if w < window]
     production = read_production(state_dir)
     since = 0
-    if production is not None:
+    # a re-run of the production model's own window (or of an earlier one) is age 0: the
+    # model has seen this window's data already
+    if production is not None and window > production.window:
         since = len([w for w in windows if production.window < w < window]) + 1
     return WindowState(
         window=window,

@@ -7,6 +7,8 @@ A run retrains when any of these holds (each one is a reason, all are recorded):
   threshold (off with ``retrain_on_skew=False``);
 - the production model is ``max_model_age_windows`` windows or ``max_model_age_days`` days
   old (0 turns either off).
+None of these retrains a re-run of the production model's own window (or of an earlier one):
+that would register a second version from data a model was already trained on.
 Otherwise it records why not: the largest distance of each comparison against its threshold,
 and the model's age against the limits. Features in ``ignored_features`` (``id`` and
 ``year`` by default: they differ between windows by construction) never count, whatever was
@@ -130,9 +132,19 @@ def decide(
         reasons.append(
             f"model age {age_days:.1f} days >= max_model_age_days {policy.max_model_age_days:g}"
         )
-    retrain = bool(reasons)
-    if not retrain:
-        reasons.append(_why_not(state, drift, skew, skewed, policy, age_days))
+    if reasons and production is not None and state.window <= production.window:
+        # a re-run of the production model's window (or of an earlier one): retraining would
+        # register a second version from data a model has already been trained on
+        reasons = [
+            f"not retrained: the production model was trained on window {production.window}, "
+            f"at or after window {state.window} (a re-run never trains on the same data "
+            f"again); would have retrained for: " + "; ".join(reasons)
+        ]
+        retrain = False
+    else:
+        retrain = bool(reasons)
+        if not retrain:
+            reasons.append(_why_not(state, drift, skew, skewed, policy, age_days))
     return Decision(
         window=state.window,
         retrain=retrain,
