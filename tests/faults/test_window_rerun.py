@@ -22,12 +22,12 @@ class Pipeline:
         self.tmp = tmp_path
         self.versions: list[str] = []  # window each registered version was trained on
 
-    def run(self, window, policy=Policy(), distances=()):  # type: ignore[no-untyped-def]
+    def run(self, window, policy=None, distances=()):  # type: ignore[no-untyped-def]
         stats = self.tmp / f"stats-{window}"
         stats.mkdir(exist_ok=True)
         (stats / state.STATISTICS_FILE).write_bytes(f"statistics of {window}".encode())
         loaded = state.load(self.root, window)
-        decision = decide(loaded, list(distances), policy, NOW)
+        decision = decide(loaded, list(distances), policy or Policy(), NOW)
         state.record_window(self.root, window, str(stats), decision.to_dict())
         if decision.retrain:
             self.versions.append(window)
