@@ -119,6 +119,9 @@ def key_text(data: pa.RecordBatch | pa.Table, columns: Sequence[str]) -> pa.Arra
             values = values.combine_chunks()
         if pa.types.is_dictionary(values.type):
             values = values.dictionary_decode()
+        if pa.types.is_null(values.type):  # a column with no value at all (e.g. CSV): NULL keys
+            texts.append(pa.nulls(len(values), pa.string()))
+            continue
         kind = kind_of_arrow_type(c, values.type)
         texts.append(values if kind.as_is else pc.cast(values, pa.string()))
     if len(texts) == 1:

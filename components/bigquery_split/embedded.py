@@ -1,0 +1,353 @@
+"""The embedded split engine: Parquet or CSV data split in this process, as BigQuery would.
+
+Rows get the split BigQuery's ``FARM_FINGERPRINT`` gives them (kfpkit.splitting: the key
+encoding the SQL is rendered from, and FarmHash Fingerprint64 in numpy), so a table split on
+BigQuery and the same rows split here land in the same splits.
+
+Streaming: the source is read in Arrow record batches (``BATCH_ROWS``), each batch's rows go
+to one Parquet writer per split, buffered up to ``ROW_GROUP_ROWS`` rows per split; memory does
+not grow with the number of rows. Every split is written under a hidden temporary name in its
+output folder and renamed to ``data-000000000000.parquet`` only when every row has been read
+and every check passed; on any failure the temporary files are removed, so a failed split
+leaves no files that look complete.
+
+Checks, each a ValueError naming the bad value: a path that does not exist or cannot be read,
+no data files, Parquet and CSV mixed, files that disagree on a column's type (both files
+named), a ragged CSV line, key or label columns missing (named, with the columns there are),
+key types that do not split repeatably, an empty source, NULL keys (counted), a label that is
+NULL, constant, or has a third value.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from kfpkit.components.bigquery_split.source import SplitResult
+from kfpkit.splitting import keys
+from kfpkit.splitting.farmhash import fingerprint64
+
+_log = logging.getLogger("kfpkit")
+
+BATCH_ROWS = 65_536
+ROW_GROUP_ROWS = 131_072
+CSV_INFERENCE_BYTES = 4 << 20  # a CSV's column types are inferred from its first 4 MiB
+OUTPUT_FILE = "data-000000000000.parquet"  # the name BigQuery's EXPORT DATA gives one file
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+_BIGQUERY_TYPES = (  # Arrow type predicate -> BigQuery type name, for the schema metadata
+    ("is_boolean", "BOOLEAN"),
+    ("is_integer", "INTEGER"),
+    ("is_floating", "FLOAT"),
+    ("is_string", "STRING"),
+    ("is_binary", "BYTES"),
+    ("is_date", "DATE"),
+    ("is_timestamp", "TIMESTAMP"),
+    ("is_decimal", "NUMERIC"),
+)
+
+
+@dataclass
+class Source:
+    """The data files of a source, all of one format, in a stable order."""
+
+    uri: str
+    filesystem: pafs.FileSystem
+    files: list[str]
+    format: str
+
+    def label(self, path: str) -> str:
+        return path if self.uri.startswith("/") else f"{self.uri.split('://')[0]}://{path}"
+
+
+def _open_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    if uri.startswith(("./", "../")):
+        uri = os.path.abspath(uri)
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except (pa.ArrowInvalid, ValueError) as e:
+        raise ValueError(f"source {uri!r} is not a path or a gs:// URI: {e}") from e
+
+
+def list_source(uri: str) -> Source:
+    """The source's data files: the file itself, or every Parquet/CSV file under the folder
+    (recursive; names starting with ``.`` or ``_`` such as ``_SUCCESS`` are skipped)."""
+    filesystem, path = _open_filesystem(uri)
+    try:
+        info = filesystem.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:
+            raise ValueError(f"source {uri!r} does not exist")
+        if info.type == pafs.FileType.File:
+            candidates = [info]
+        else:
+            candidates = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
+    except PermissionError as e:
+        raise ValueError(f"source {uri!r} cannot be read: {e}") from e
+    files: dict[str, list[str]] = {}
+    for entry in candidates:
+        parts = os.path.relpath(entry.path, path).split("/") if entry.path != path else []
+        if entry.type != pafs.FileType.File or any(p[:1] in "._" for p in parts):
+            continue
+        fmt = FORMATS.get(os.path.splitext(entry.path)[1].lower())
+        if fmt:
+            files.setdefault(fmt, []).append(entry.path)
+    if not files:
+        raise ValueError(f"source {uri!r} has no Parquet (.parquet, .pq) or CSV (.csv) files")
+    if len(files) > 1:
+        raise ValueError(f"source {uri!r} mixes Parquet and CSV files; give one format")
+    (fmt, found), = files.items()
+    return Source(uri, filesystem, sorted(found), fmt)
+
+
+def bigquery_like(arrow_type: pa.DataType) -> pa.DataType:
+    """The Arrow type BigQuery gives a column of this type (a table holds no dictionaries,
+    narrow integers or floats); the split files are written in these types."""
+    if pa.types.is_dictionary(arrow_type):
+        return bigquery_like(arrow_type.value_type)
+    if pa.types.is_large_string(arrow_type):
+        return pa.string()
+    if pa.types.is_large_binary(arrow_type):
+        return pa.binary()
+    if pa.types.is_signed_integer(arrow_type) or arrow_type in (pa.uint8(), pa.uint16(),
+                                                                 pa.uint32()):  # fmt: skip
+        return pa.int64()
+    if pa.types.is_floating(arrow_type):
+        return pa.float64()
+    return arrow_type
+
+
+def _output_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([pa.field(f.name, bigquery_like(f.type), f.nullable) for f in schema])
+
+
+def bigquery_schema(schema: pa.Schema) -> list[dict[str, str]]:
+    """The schema as bigquery_split's metadata writes it (BigQuery field type names)."""
+    fields = []
+    for f in schema:
+        kind = next((bq for p, bq in _BIGQUERY_TYPES if getattr(pa.types, p)(f.type)), "")
+        fields.append({"name": f.name, "type": kind or str(f.type),
+                       "mode": "NULLABLE" if f.nullable else "REQUIRED"})  # fmt: skip
+    return fields
+
+
+def _file_schema(source: Source, path: str) -> pa.Schema:
+    try:
+        with source.filesystem.open_input_file(path) as f:
+            if source.format == "parquet":
+                return pq.read_schema(f)
+            return pcsv.open_csv(f, read_options=pcsv.ReadOptions(block_size=CSV_INFERENCE_BYTES)).schema
+    except PermissionError as e:
+        raise ValueError(f"{source.label(path)} cannot be read: {e}") from e
+    except pa.ArrowInvalid as e:
+        raise ValueError(f"{source.label(path)} is not readable {source.format}: {e}") from e
+
+
+def common_schema(source: Source) -> pa.Schema:
+    """The schema every file shares (in the output's types); ValueError naming the two files
+    and the column when files disagree. Parquet files are checked from their footers; a CSV
+    file's types are inferred from its first block, later files are read in the first's
+    types (a value that does not fit is reported when it is read)."""
+    first = _file_schema(source, source.files[0])
+    if source.format == "csv":
+        return first
+    expected = _output_schema(first)
+    for path in source.files[1:]:
+        other = _output_schema(_file_schema(source, path))
+        if other.names != expected.names:
+            raise ValueError(
+                f"{source.label(source.files[0])} has columns {expected.names} but "
+                f"{source.label(path)} has {other.names}"
+            )
+        for a, b in zip(expected, other, strict=True):
+            if a.type != b.type:
+                raise ValueError(
+                    f"column {a.name!r} is {a.type} in {source.label(source.files[0])} but "
+                    f"{b.type} in {source.label(path)}"
+                )
+    return first
+
+
+def _batches(source: Source, csv_schema: pa.Schema | None) -> Iterator[tuple[str, pa.RecordBatch]]:
+    for path in source.files:
+        try:
+            with source.filesystem.open_input_file(path) as f:
+                if source.format == "parquet":
+                    yield from ((path, b) for b in pq.ParquetFile(f).iter_batches(BATCH_ROWS))
+                else:
+                    convert = pcsv.ConvertOptions(column_types=csv_schema)
+                    reader = pcsv.open_csv(f, convert_options=convert)
+                    yield from ((path, b) for b in reader)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise ValueError(f"{source.label(path)}: {e}") from e
+
+
+@dataclass
+class _SplitWriter:
+    """One split's Parquet file, written under a temporary name and renamed when complete."""
+
+    name: str
+    folder: str
+    schema: pa.Schema
+    rows: int = 0
+    pending: list[pa.Table] = field(default_factory=list)
+    pending_rows: int = 0
+    writer: pq.ParquetWriter | None = None
+
+    @property
+    def temp_path(self) -> str:
+        return os.path.join(self.folder, f".{OUTPUT_FILE}.partial-{os.getpid()}")
+
+    def open(self) -> None:
+        os.makedirs(self.folder, exist_ok=True)
+        self.writer = pq.ParquetWriter(self.temp_path, self.schema)
+
+    def add(self, rows: pa.Table) -> None:
+        if rows.num_rows:
+            self.pending.append(rows)
+            self.pending_rows += rows.num_rows
+            self.rows += rows.num_rows
+        if self.pending_rows >= ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending and self.writer is not None:
+            self.writer.write_table(pa.concat_tables(self.pending), ROW_GROUP_ROWS)
+        self.pending, self.pending_rows = [], 0
+
+    def finish(self) -> str:
+        """Closes the file and moves it to its final name, replacing an earlier attempt's."""
+        self.flush()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        for old in os.listdir(self.folder):
+            if old.startswith("data-") and old.endswith(".parquet"):
+                os.remove(os.path.join(self.folder, old))
+        final = os.path.join(self.folder, OUTPUT_FILE)
+        os.replace(self.temp_path, final)
+        return final
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if os.path.exists(self.temp_path):
+            os.remove(self.temp_path)
+
+
+@dataclass
+class _LabelCheck:
+    """A label column's NULLs and distinct values (at most three are kept: a binary label
+    has two; a third is the error's example)."""
+
+    column: str
+    nulls: int = 0
+    values: list[object] = field(default_factory=list)
+
+    def add(self, values: pa.Array) -> None:
+        self.nulls += values.null_count
+        if len(self.values) < 3:
+            for v in pc.unique(values.drop_null()).to_pylist():
+                if v not in self.values and len(self.values) < 3:
+                    self.values.append(v)
+
+    def check(self, source: str, total: int) -> None:
+        where = f"label column {self.column!r} of {source!r}"
+        if self.nulls == total:
+            raise ValueError(f"{where} is NULL in every row")
+        if self.nulls:
+            raise ValueError(f"{where} is NULL in {self.nulls} of {total} rows")
+        if len(self.values) == 1:
+            raise ValueError(f"{where} has one value ({self.values[0]!r}) in every row")
+        if len(self.values) > 2:
+            raise ValueError(
+                f"{where} has a third value {self.values[2]!r} (after {self.values[0]!r} and "
+                f"{self.values[1]!r}); the label must be binary"
+            )
+
+
+def _check_columns(source: Source, schema: pa.Schema, wanted: Sequence[str], what: str) -> None:
+    missing = [c for c in wanted if c not in schema.names]
+    if missing:
+        raise ValueError(
+            f"{what} {missing} not in {source.uri!r}; its columns are {schema.names}"
+        )
+
+
+def split_files(
+    source_uri: str,
+    key_columns: list[str],
+    split_ratios: dict[str, float],
+    output_folders: dict[str, str],
+    label_column: str = "",
+) -> list[SplitResult]:
+    """Splits the data at ``source_uri`` into ``output_folders`` (split name -> local folder
+    receiving ``data-000000000000.parquet``); returns the splits in canonical order."""
+    ranges = keys.split_ranges(split_ratios)
+    key_columns = keys.check_columns(key_columns)
+    missing = [r.name for r in ranges if r.name not in output_folders]
+    if missing:
+        raise RuntimeError(f"no output folder for splits {missing}")
+    source = list_source(source_uri)
+    schema = common_schema(source)
+    _check_columns(source, schema, key_columns, "key column(s)")
+    if label_column:
+        _check_columns(source, schema, [label_column], "label column")
+    for c in key_columns:  # refused before any row is read (a column of NULLs: when read)
+        if not pa.types.is_null(schema.field(c).type):
+            keys.kind_of_arrow_type(c, schema.field(c).type)
+    out_schema = _output_schema(schema).remove_metadata()
+    writers = [_SplitWriter(r.name, output_folders[r.name], out_schema) for r in ranges]
+    label = _LabelCheck(label_column) if label_column else None
+    total = null_keys = 0
+    try:
+        for w in writers:
+            w.open()
+        csv_types = schema if source.format == "csv" else None
+        for _path, batch in _batches(source, csv_types):
+            table = pa.Table.from_batches([batch]).cast(out_schema)
+            total += table.num_rows
+            key = keys.key_text(table, key_columns)
+            if label is not None:
+                label.add(table.column(label_column).combine_chunks())
+            if key.null_count:
+                null_keys += key.null_count
+            if null_keys:  # the split fails: only count from here on
+                continue
+            split_of_row = keys.split_index(keys.buckets(fingerprint64(key)), ranges)
+            for i, w in enumerate(writers):
+                w.add(table.filter(pa.array(split_of_row == i)))
+        if total == 0:
+            raise ValueError(f"source {source_uri!r} has no rows: nothing to split")
+        if null_keys:
+            raise ValueError(
+                f"{null_keys} of {total} rows of {source_uri!r} have a NULL in key column(s) "
+                f"{key_columns}; NULL keys cannot be split repeatably: filter or fill them first"
+            )
+        if label is not None:
+            label.check(source_uri, total)
+        files = [w.finish() for w in writers]
+    except BaseException:
+        for w in writers:
+            w.discard()
+        raise
+    _log.info("Split %d rows of %s: %s", total, source_uri,
+              ", ".join(f"{w.name} {w.rows}" for w in writers))  # fmt: skip
+    metadata_schema = bigquery_schema(out_schema)
+    return [
+        SplitResult(w.name, "", w.rows, metadata_schema, os.path.dirname(f))
+        for w, f in zip(writers, files, strict=True)
+    ]
+
+
+def assigned_buckets(table: pa.Table, key_columns: Sequence[str]) -> np.ndarray:
+    """Each row's bucket, as the engine computes it (for tests and benchmarks)."""
+    return keys.buckets(fingerprint64(keys.key_text(table, key_columns)))

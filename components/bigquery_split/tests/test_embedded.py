@@ -1,0 +1,199 @@
+"""The embedded engine on real Parquet and CSV files: every row where pyfarmhash says, the
+outputs bigquery_split writes, streaming in batches, and bad input refused with nothing
+written."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+
+from kfpkit.components.bigquery_split import embedded, reference
+
+SAMPLE = Path(__file__).parent / "data" / "employment_sample.parquet"
+RATIOS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+
+
+def folders(root: Path, ratios: dict[str, float] = RATIOS) -> dict[str, str]:
+    return {name: str(root / "out" / name) for name in ratios}
+
+
+def split(source: Path | str, root: Path, ratios=RATIOS, **kwargs):
+    return embedded.split_files(str(source), kwargs.pop("key_columns", ["id"]), ratios,
+                                folders(root, ratios), **kwargs)  # fmt: skip
+
+
+def read_out(root: Path, name: str) -> pa.Table:
+    return pq.read_table(glob.glob(str(root / "out" / name / "data-*.parquet")))
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(
+        os.path.relpath(p, root)
+        for p in glob.glob(str(root / "out" / "**" / "*"), recursive=True)
+        + glob.glob(str(root / "out" / "**" / ".*"), recursive=True)
+        if os.path.isfile(p)
+    )
+
+
+def test_every_row_lands_where_farmhash_says(tmp_path):
+    results = split(SAMPLE, tmp_path, label_column="employed")
+    sample = pq.read_table(SAMPLE)
+    want: dict[str, set[int]] = {name: set() for name in RATIOS}
+    for i in sample.column("id").to_pylist():
+        want[reference.split_of(str(i), RATIOS)].add(i)
+    assert [r.name for r in results] == ["train", "validation", "test"]
+    for r in results:
+        out = read_out(tmp_path, r.name)
+        assert set(out.column("id").to_pylist()) == want[r.name]
+        assert r.row_count == out.num_rows == len(want[r.name])
+        assert r.table_id == ""  # no table: the files are the split
+        assert r.export_uri == str(tmp_path / "out" / r.name)
+        assert out.schema.names == sample.schema.names
+        assert [f["name"] for f in r.schema] == sample.schema.names
+        assert {f["name"]: f["type"] for f in r.schema}["AGEP"] == "FLOAT"
+    assert sum(r.row_count for r in results) == sample.num_rows
+    assert leftovers(tmp_path) == [f"out/{n}/data-000000000000.parquet" for n in
+                                   ("test", "train", "validation")]  # fmt: skip
+
+
+def test_batches_csv_and_folders_give_the_same_split(tmp_path, monkeypatch):
+    sample = pq.read_table(SAMPLE)
+    first = {r.name: r.row_count for r in split(SAMPLE, tmp_path / "a")}
+    want = {n: sorted(read_out(tmp_path / "a", n).column("id").to_pylist()) for n in RATIOS}
+
+    # small batches and row groups: many writes per split, rows kept whole
+    monkeypatch.setattr(embedded, "BATCH_ROWS", 97)
+    monkeypatch.setattr(embedded, "ROW_GROUP_ROWS", 150)
+    data = tmp_path / "folder"
+    (data / "part=1").mkdir(parents=True)
+    pq.write_table(sample.slice(0, 700), data / "a.parquet")
+    pq.write_table(sample.slice(700), data / "part=1" / "b.parquet")
+    (data / "_SUCCESS").write_text("")
+    split(data, tmp_path / "b")
+    csv_file = tmp_path / "sample.csv"
+    pcsv.write_csv(sample, csv_file)
+    split(csv_file, tmp_path / "c")
+    for run in ("b", "c"):
+        for n in RATIOS:
+            out = read_out(tmp_path / run, n)
+            assert sorted(out.column("id").to_pylist()) == want[n], (run, n)
+            assert out.num_rows == first[n]
+    assert pq.ParquetFile(glob.glob(str(tmp_path / "b/out/train/*.parquet"))[0]).metadata \
+        .row_group(0).num_rows <= 150  # fmt: skip
+
+
+def test_types_become_bigquery_types_and_other_splits(tmp_path):
+    table = pa.table({
+        "k": pa.array(["a", "b", "c", "d"]).dictionary_encode(),
+        "n": pa.array([1, 2, 3, 4], pa.int8()),
+        "x": pa.array([0.5, 1.5, 2.5, 3.5], pa.float32()),
+        "y": [0, 1, 0, 1],
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "t.parquet")
+    ratios = {"train": 0.5, "holdout": 0.5}
+    results = split(tmp_path / "t.parquet", tmp_path, ratios, key_columns=["k"],
+                    label_column="y")  # fmt: skip
+    assert [r.name for r in results] == ["train", "holdout"]
+    out = pa.concat_tables([read_out(tmp_path, "train"), read_out(tmp_path, "holdout")])
+    assert out.schema == pa.schema([("k", pa.string()), ("n", pa.int64()),
+                                    ("x", pa.float64()), ("y", pa.int64())])  # fmt: skip
+    assert sorted(out.column("k").to_pylist()) == ["a", "b", "c", "d"]
+    for r in results:
+        assert set(read_out(tmp_path, r.name).column("k").to_pylist()) == {
+            k for k in "abcd" if reference.split_of(k, ratios) == r.name
+        }
+
+
+def test_a_rerun_replaces_the_earlier_files(tmp_path):
+    split(SAMPLE, tmp_path)
+    stale = tmp_path / "out" / "train" / "data-000000000001.parquet"
+    pq.write_table(pq.read_table(SAMPLE), stale)  # as if an earlier attempt wrote two files
+    split(SAMPLE, tmp_path)
+    assert not stale.exists()
+    assert read_out(tmp_path, "train").num_rows < 2000
+
+
+def write(tmp_path: Path, name: str, table: pa.Table) -> Path:
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        pcsv.write_csv(table, path)
+    else:
+        pq.write_table(table, path)
+    return path
+
+
+ROWS = {"id": [1, 2, 3, 4], "y": [0, 1, 1, 0]}
+
+
+@pytest.mark.parametrize(
+    ("make", "kwargs", "message"),
+    [
+        (lambda d: d / "missing.parquet", {}, r"missing.parquet' does not exist"),
+        (lambda d: write(d, "e.parquet", pa.table({"id": pa.array([], pa.int64())})), {},
+         "has no rows"),
+        (lambda d: write(d, "e.csv", pa.table({"id": pa.array([], pa.int64())})), {},
+         "has no rows"),
+        (lambda d: (d / "empty").mkdir() or d / "empty", {}, "has no Parquet"),
+        (lambda d: write(d, "t.parquet", pa.table(ROWS)), {"key_columns": ["cust"]},
+         r"key column\(s\) \['cust'\] not in .*its columns are \['id', 'y'\]"),
+        (lambda d: write(d, "t.parquet", pa.table(ROWS)), {"label_column": "label"},
+         r"label column \['label'\] not in"),
+        (lambda d: write(d, "t.parquet", pa.table({"id": [1, None, None], "y": [0, 1, 0]})), {},
+         r"2 of 3 rows .* NULL in key column\(s\) \['id'\]"),
+        (lambda d: write(d, "t.parquet", pa.table({"id": [1.5, 2.5], "y": [0, 1]})), {},
+         "key column 'id' has type double"),
+        (lambda d: write(d, "t.parquet", pa.table({"id": [1, 2], "y": [1, 1]})),
+         {"label_column": "y"}, r"label column 'y' .* has one value \(1\) in every row"),
+        (lambda d: write(d, "t.parquet", pa.table({"id": [1, 2, 3], "y": ["a", "b", "c"]})),
+         {"label_column": "y"}, "has a third value 'c'"),
+        (lambda d: write(d, "t.parquet", pa.table({"id": [1, 2], "y": [None, None]})),
+         {"label_column": "y"}, "is NULL in every row"),
+    ],
+    ids=["missing-path", "no-rows", "no-rows-csv", "no-files", "missing-key", "missing-label",
+         "null-keys", "float-key", "constant-label", "third-label", "null-label"],
+)  # fmt: skip
+def test_bad_input_is_refused_and_nothing_is_written(tmp_path, make, kwargs, message):
+    source = make(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        split(source, tmp_path, **kwargs)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_ragged_csv_line_is_named(tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text("id,y\n1,0\n2,1,extra\n3,0\n")
+    with pytest.raises(ValueError, match=r"ragged.csv.*Expected 2 columns, got 3"):
+        split(path, tmp_path)
+    assert leftovers(tmp_path) == []
+
+
+def test_files_that_disagree_on_a_type_are_both_named(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    pq.write_table(pa.table({"id": [1, 2], "v": [1, 2]}), data / "a.parquet")
+    pq.write_table(pa.table({"id": [3, 4], "v": ["x", "y"]}), data / "b.parquet")
+    with pytest.raises(ValueError, match=r"column 'v' is int64 in .*a.parquet but string in "
+                                         r".*b.parquet"):  # fmt: skip
+        split(data, tmp_path)
+    (data / "c.csv").write_text("id\n1\n")
+    with pytest.raises(ValueError, match="mixes Parquet and CSV"):
+        split(data, tmp_path)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_failure_mid_stream_leaves_nothing(tmp_path, monkeypatch):
+    """A value that does not fit the CSV's inferred type, met after rows were written."""
+    monkeypatch.setattr(embedded, "ROW_GROUP_ROWS", 10)
+    monkeypatch.setattr(embedded, "CSV_INFERENCE_BYTES", 64)
+    lines = ["id,y"] + [f"{i},{i % 2}" for i in range(200)] + ["oops,1"]
+    path = tmp_path / "late.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"late.csv.*oops"):
+        embedded.split_files(str(path), ["id"], RATIOS, folders(tmp_path))
+    assert leftovers(tmp_path) == []
