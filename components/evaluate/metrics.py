@@ -17,51 +17,16 @@ from typing import Any
 
 import numpy as np
 
+# The metrics themselves are shared with monitor_serving; re-exported for this module's users.
+from kfpkit.classification import DECISION_THRESHOLD, binary_metrics, roc_auc  # noqa: F401
+
 # Metrics a model can be blessed on; all are "higher is better" and lie in [0, 1].
 BLESSING_METRICS = ("auc", "accuracy", "precision", "recall")
 CLASS_NAMES = ("0", "1")
-DECISION_THRESHOLD = 0.5
 # The ROC curve is sampled at fixed thresholds: KFP's UI draws every point it is given.
 ROC_THRESHOLDS = tuple(round(i / 100, 2) for i in range(101))
 # Per slice column, the most frequent values get their own row; the rest are not reported.
 MAX_SLICE_VALUES = 50
-_EPS = 1e-7
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    """Area under the ROC curve (Mann-Whitney U, ties counted half); None with one class."""
-    positives = int(labels.sum())
-    negatives = len(labels) - positives
-    if positives == 0 or negatives == 0:
-        return None
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    ranks = np.empty(len(scores), dtype=np.float64)
-    # Average rank within each group of tied scores.
-    _, starts, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    average = starts + (counts + 1) / 2.0
-    ranks[order] = np.repeat(average, counts)
-    rank_sum = ranks[labels == 1].sum()
-    return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
-
-
-def binary_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
-    """count, positives, accuracy, precision, recall, auc, log_loss (None where undefined)."""
-    predicted = probabilities >= DECISION_THRESHOLD
-    actual = labels == 1
-    tp = int(np.sum(predicted & actual))
-    fp = int(np.sum(predicted & ~actual))
-    fn = int(np.sum(~predicted & actual))
-    p = np.clip(probabilities, _EPS, 1 - _EPS)
-    return {
-        "count": int(len(labels)),
-        "positives": int(actual.sum()),
-        "accuracy": float(np.mean(predicted == actual)) if len(labels) else None,
-        "precision": tp / (tp + fp) if tp + fp else None,
-        "recall": tp / (tp + fn) if tp + fn else None,
-        "auc": roc_auc(labels, probabilities),
-        "log_loss": float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))),
-    }
 
 
 def confusion_matrix(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
