@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kfpkit import hashing
-from kfpkit.components.bigquery_split import reference
+import pyarrow as pa
+
 from kfpkit.serving import routing
 from kfpkit.serving.routing import Router, assign_variant
+from kfpkit.splitting import farmhash, keys
+
+
+def splits_of(keys_: list[str], ratios: dict[str, float]) -> list[str]:
+    """The split bigquery_split (and the embedded engine) puts a row of each key in."""
+    ranges = keys.split_ranges(ratios)
+    bucket = keys.buckets(farmhash.fingerprint64(pa.array(keys_, type=pa.string())))
+    return [ranges[int(i)].name for i in keys.split_index(bucket, ranges)]
 
 
 def share_is(count: int, total: int, p: float) -> bool:
@@ -18,19 +26,19 @@ def share_is(count: int, total: int, p: float) -> bool:
 
 
 def test_assignment_is_the_split_of_bigquery_split_for_the_same_key_and_ratios():
-    keys = [f"user-{i}" for i in range(2000)] + ["", "한국어", "a,b"]
-    for key in keys:
-        expected = reference.split_of(key, {"a": 0.25, "b": 0.75})
-        assert assign_variant(key, ["a", "b"], [1, 3]) == expected
-    assert hashing.fingerprint("hello") == reference.fingerprint("hello")
+    units = [f"user-{i}" for i in range(2000)] + ["", "한국어", "a,b", "x" * 100]
+    expected = splits_of(units, {"a": 0.25, "b": 0.75})
+    assert [assign_variant(u, ["a", "b"], [1, 3]) for u in units] == expected
+    assert routing.assign_variants(units, ["a", "b"], [1, 3]) == [
+        assign_variant(u, ["a", "b"], [1, 3]) for u in units
+    ]
 
 
 def test_salted_key_is_the_two_column_key_salt_and_unit():
-    for i in range(300):
-        key = f"model-x{routing.KEY_SEPARATOR}{i}"
-        assert assign_variant(i, ["a", "b"], [1, 1], salt="model-x") == reference.split_of(
-            key, {"a": 0.5, "b": 0.5}
-        )
+    salted = [f"model-x{keys.KEY_SEPARATOR}{i}" for i in range(300)]
+    assert [assign_variant(i, ["a", "b"], [1, 1], salt="model-x") for i in range(300)] == (
+        splits_of(salted, {"a": 0.5, "b": 0.5})
+    )
 
 
 def test_unit_values_hash_as_bigquery_casts_them_to_string():
@@ -154,3 +162,9 @@ def test_state_round_trip_and_a_state_of_other_variants_is_refused():
         Router(["a", "c"], [1, 1], "bandit").restore(state, "policy.json")
     with pytest.raises(ValueError, match="not a kfpkit routing state"):
         again.restore({"format": 1, "variants": ["a"]})
+
+
+def test_one_unit_and_a_column_of_units_hash_alike():
+    units = [f"u{i}" for i in range(500)] + ["", "é" * 40, "x" * 200]
+    one_by_one = [routing._fingerprint_one(u) for u in units]
+    assert one_by_one == farmhash.fingerprint64(pa.array(units)).tolist()

@@ -1,6 +1,6 @@
 """Which variant of a model answers a request: fixed weights, sticky A/B, or a bandit.
 
-Pure (numpy and the project's key hash); the server holds one :class:`Router` and asks it for
+Pure (numpy, pyarrow and the project's key hash, :mod:`kfpkit.splitting`); the server holds one :class:`Router` and asks it for
 a variant once a request (a request with several rows goes whole to one variant: one model
 call, one answer, and A/B units stay whole), then reports each row's feedback to it.
 
@@ -9,11 +9,12 @@ Policies:
 - ``fixed``: a variant drawn at random in proportion to the weights, request by request.
 - ``ab``: sticky. The variant is a function of the unit (a user id from a request field or
   header) only: :func:`assign_variant`, the bucket ``MOD(FARM_FINGERPRINT(key), 1000000)`` that
-  ``bigquery_split`` uses, split into consecutive ranges by the weights. The key is
+  ``bigquery_split`` uses (:mod:`kfpkit.splitting`: FarmHash Fingerprint64 and its buckets),
+  split into consecutive ranges by the weights, in the order the variants are given. The key is
   ``salt|unit``; the server's salt defaults to the model name, so a variant's users are not
   the users a split with the same key column put in one split (a salt of "" hashes the unit
   alone, exactly as the split does). Offline, ``assign_variant(unit, variants, weights, salt)``
-  gives what the server gave, and BigQuery gives it with
+  gives what the server gave (:func:`assign_variants` for a whole column of units), and BigQuery gives it with
   ``MOD(MOD(FARM_FINGERPRINT(CONCAT(salt, '|', unit)), 1000000) + 1000000, 1000000)``.
 - ``bandit``: the weights move with the feedback. Each variant has a Beta posterior of its
   binary reward (prior Beta(1, 1); a reward r in [0, 1] adds r successes and 1 - r failures).
@@ -38,13 +39,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from kfpkit import hashing
+from kfpkit.splitting.farmhash import fingerprint64
+from kfpkit.splitting.keys import BUCKETS, KEY_SEPARATOR, buckets
 
 POLICIES = ("fixed", "ab", "bandit")
 BANDITS = ("thompson", "epsilon-greedy")
 STATE_FORMAT = 1
-KEY_SEPARATOR = "|"  # what bigquery_split puts between the columns of a multi-column key
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9][-_.A-Za-z0-9]{0,62}\Z")
 # draws of every posterior when the bandit's current traffic shares are reported
 SHARE_DRAWS = 4000
@@ -130,29 +132,51 @@ def unit_key(value: Any) -> str:
 
 
 def bucket_bounds(shares: np.ndarray) -> np.ndarray:
-    """Upper bucket of each variant: consecutive ranges of ``hashing.BUCKETS`` by share."""
-    bounds = np.round(np.cumsum(shares) * hashing.BUCKETS).astype(np.int64)
-    bounds[-1] = hashing.BUCKETS
+    """Upper bucket of each variant: consecutive ranges of the split's buckets by share."""
+    bounds = np.round(np.cumsum(shares) * BUCKETS).astype(np.int64)
+    bounds[-1] = BUCKETS
     return bounds
 
 
 def assign_variant(
     unit_value: Any, variants: Sequence[str], weights: Sequence[float], salt: str = ""
 ) -> str:
-    """The variant a unit sees under ``ab`` routing, computed anywhere (pyfarmhash only).
+    """The variant a unit sees under ``ab`` routing, computed anywhere (numpy and pyarrow).
 
     ``salt`` is the server's ``--unit-salt`` (its default: the model name).
     """
+    return assign_variants([unit_value], variants, weights, salt)[0]
+
+
+def assign_variants(
+    unit_values: Sequence[Any], variants: Sequence[str], weights: Sequence[float], salt: str = ""
+) -> list[str]:
+    """:func:`assign_variant` of many units at once (e.g. a column of logged user ids)."""
     bounds = bucket_bounds(probabilities(variants, weights))
-    return variants[_sticky_index(unit_value, bounds, salt)]
+    return [variants[i] for i in _sticky_indices(unit_values, bounds, salt)]
 
 
-def _sticky_index(unit_value: Any, bounds: np.ndarray, salt: str) -> int:
-    key = unit_key(unit_value)
-    if salt:
-        key = f"{salt}{KEY_SEPARATOR}{key}"
+def _sticky_indices(unit_values: Sequence[Any], bounds: np.ndarray, salt: str) -> np.ndarray:
+    prefix = f"{salt}{KEY_SEPARATOR}" if salt else ""
+    keys = [prefix + unit_key(v) for v in unit_values]
+    if len(keys) == 1:  # a request's unit: the C library, 1 us (the numpy path costs ms)
+        fingerprints = np.array([_fingerprint_one(keys[0])], dtype=np.int64)
+    else:
+        fingerprints = fingerprint64(pa.array(keys, type=pa.string()))
     # bounds are increasing: the first whose upper bound is above the bucket
-    return int(np.searchsorted(bounds, hashing.bucket(key), side="right"))
+    return np.searchsorted(bounds, buckets(fingerprints), side="right")
+
+
+def _fingerprint_one(key: str) -> int:
+    """FarmHash Fingerprint64 of one key, signed: pyfarmhash (in the train image) when it is
+    installed, else kfpkit.splitting's numpy version (tests/test_splitting.py checks that
+    both are FarmHash's own)."""
+    try:
+        import farmhash
+    except ImportError:
+        return int(fingerprint64(pa.array([key], type=pa.string()))[0])
+    fp = int(farmhash.fingerprint64(key))
+    return fp - (1 << 64) if fp >= (1 << 63) else fp
 
 
 @dataclass
@@ -214,7 +238,7 @@ class Router:
     def choose(self, unit_value: Any = None) -> str:
         """The variant of one request; ``ab`` needs the unit's value (ValueError if unusable)."""
         if self.policy == "ab":
-            index = _sticky_index(unit_value, self._bounds, self.salt)
+            index = int(_sticky_indices([unit_value], self._bounds, self.salt)[0])
         else:
             with self._lock:
                 index = (self._fixed_index() if self.policy == "fixed" else self._bandit_index())
