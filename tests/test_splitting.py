@@ -88,9 +88,7 @@ def test_key_sql_is_rendered_from_the_same_kinds():
     assert keys.key_sql(["s", "d", "b"], types) == (
         "CONCAT(`s`, '|', CAST(`d` AS STRING), '|', CAST(`b` AS STRING))"
     )
-    assert keys.bucket_sql("`s`") == (
-        "MOD(MOD(FARM_FINGERPRINT(`s`), 1000000) + 1000000, 1000000)"
-    )
+    assert keys.bucket_sql("`s`") == ("MOD(MOD(FARM_FINGERPRINT(`s`), 1000000) + 1000000, 1000000)")
     # every BigQuery key type has an Arrow counterpart and the other way round
     for kind in keys.KEY_KINDS:
         assert kind.bigquery_types and kind.arrow_predicates

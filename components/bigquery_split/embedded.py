@@ -103,7 +103,7 @@ def list_source(uri: str) -> Source:
         raise ValueError(f"source {uri!r} has no Parquet (.parquet, .pq) or CSV (.csv) files")
     if len(files) > 1:
         raise ValueError(f"source {uri!r} mixes Parquet and CSV files; give one format")
-    (fmt, found), = files.items()
+    ((fmt, found),) = files.items()
     return Source(uri, filesystem, sorted(found), fmt)
 
 
@@ -143,7 +143,9 @@ def _file_schema(source: Source, path: str) -> pa.Schema:
         with source.filesystem.open_input_file(path) as f:
             if source.format == "parquet":
                 return pq.read_schema(f)
-            return pcsv.open_csv(f, read_options=pcsv.ReadOptions(block_size=CSV_INFERENCE_BYTES)).schema
+            return pcsv.open_csv(
+                f, read_options=pcsv.ReadOptions(block_size=CSV_INFERENCE_BYTES)
+            ).schema
     except PermissionError as e:
         raise ValueError(f"{source.label(path)} cannot be read: {e}") from e
     except pa.ArrowInvalid as e:
@@ -277,9 +279,7 @@ class _LabelCheck:
 def _check_columns(source: Source, schema: pa.Schema, wanted: Sequence[str], what: str) -> None:
     missing = [c for c in wanted if c not in schema.names]
     if missing:
-        raise ValueError(
-            f"{what} {missing} not in {source.uri!r}; its columns are {schema.names}"
-        )
+        raise ValueError(f"{what} {missing} not in {source.uri!r}; its columns are {schema.names}")
 
 
 def split_files(

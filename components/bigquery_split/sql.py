@@ -4,39 +4,37 @@ Nothing here talks to BigQuery. Every identifier that reaches SQL passes a valid
 first and is then quoted with backticks, so a value such as ``a.b.c`; DROP TABLE x`` is
 rejected before any job is sent.
 
-How a row is assigned (the same on real BigQuery and on the emulator):
-
-    key    = the key column cast to STRING, or for several columns
-             CONCAT(CAST(c1 AS STRING), '|', CAST(c2 AS STRING), ...)
-    bucket = MOD(MOD(FARM_FINGERPRINT(key), 1000000) + 1000000, 1000000)   -- 0 .. 999999
-    split  = the split whose [lower, upper) bucket range holds the bucket; ranges have widths
-             round(ratio * 1000000) and follow a canonical order: train, validation, test,
-             then any other names alphabetically. (KFP passes dicts as protobuf Structs, which
-             keep no key order, so the order the user wrote cannot be relied on.)
+How a row is assigned: kfpkit.splitting.keys, the one definition the embedded engine
+(embedded.py) computes too; :func:`key_expression` and :func:`assign_sql` render it as SQL.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-BUCKETS = 1_000_000
-BUCKET_COLUMN = "kfpkit_bucket"
-KEY_SEPARATOR = "|"
+# The assignment of rows, shared with the embedded engine; re-exported for this module's users.
+from kfpkit.splitting.keys import (  # noqa: F401
+    BUCKETS,
+    DEFAULT_RATIOS,
+    KEY_SEPARATOR,
+    KEY_TYPES,
+    STANDARD_SPLITS,
+    SplitRange,
+    bucket_sql,
+    canonical_order,
+    check_columns,
+    split_ranges,
+)
+from kfpkit.splitting.keys import key_sql as key_expression  # noqa: F401
 
-# Key types whose STRING form is the same on every engine. FLOAT64 (rounding of the text form)
-# and TIMESTAMP (time zone formatting) are refused: their keys would not split repeatably.
-KEY_TYPES = {"STRING", "INTEGER", "INT64", "DATE", "BOOLEAN", "BOOL"}
+BUCKET_COLUMN = "kfpkit_bucket"
 
 _PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{0,61}[a-z0-9]\Z")
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}\Z")
 _TABLE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,1023}\Z")
-_COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}\Z")
 # Source columns are only quoted, never chosen by the user: refuse what could break quoting.
 _SOURCE_COLUMN_RE = re.compile(r"^[^`\\\n\r]{1,300}\Z")
-_SPLIT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 
 
 @dataclass(frozen=True)
@@ -52,13 +50,6 @@ class TableRef:
     @property
     def sql(self) -> str:
         return f"`{self.project}.{self.dataset}.{self.table}`"
-
-
-@dataclass(frozen=True)
-class SplitRange:
-    name: str
-    lower: int  # inclusive bucket
-    upper: int  # exclusive bucket
 
 
 def parse_table_id(value: str, what: str = "table") -> TableRef:
@@ -119,85 +110,6 @@ def parse_dataset_id(value: str, default_project: str) -> tuple[str, str]:
     return check_project(parts[0], "destination_dataset"), check_dataset(parts[1])
 
 
-def check_columns(columns: list[str]) -> list[str]:
-    if isinstance(columns, str):
-        columns = [columns]
-    if not isinstance(columns, list) or not columns:
-        raise ValueError(f"key_columns must be a non-empty list of column names, got {columns!r}")
-    for c in columns:
-        if not isinstance(c, str) or not _COLUMN_RE.match(c):
-            raise ValueError(f"key_columns has an invalid column name {c!r}")
-    if len(set(columns)) != len(columns):
-        raise ValueError(f"key_columns has a column more than once: {columns!r}")
-    return columns
-
-
-STANDARD_SPLITS = ("train", "validation", "test")
-DEFAULT_RATIOS = {"train": 0.8, "validation": 0.1, "test": 0.1}
-
-
-def canonical_order(names: Iterable[str]) -> list[str]:
-    """train, validation, test first, then other split names alphabetically."""
-    rank = {n: i for i, n in enumerate(STANDARD_SPLITS)}
-    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
-
-
-def split_ranges(split_ratios: dict[str, float]) -> list[SplitRange]:
-    """Validates the ratios and turns them into consecutive bucket ranges covering all buckets."""
-    if not isinstance(split_ratios, dict) or not split_ratios:
-        raise ValueError(
-            f"split_ratios must be a non-empty mapping name -> fraction, got {split_ratios!r}"
-        )
-    total = 0.0
-    for name, ratio in split_ratios.items():
-        if not isinstance(name, str) or not _SPLIT_RE.match(name):
-            raise ValueError(
-                f"split name {name!r} is invalid: use letters, digits and '_' (it names a table)"
-            )
-        if (
-            isinstance(ratio, bool)
-            or not isinstance(ratio, int | float)
-            or not math.isfinite(ratio)
-        ):
-            raise ValueError(f"split_ratios[{name!r}] must be a number, got {ratio!r}")
-        if ratio <= 0:
-            raise ValueError(f"split_ratios[{name!r}] must be positive, got {ratio!r}")
-        total += ratio
-    if abs(total - 1.0) > 1e-6:
-        raise ValueError(f"split_ratios must sum to 1, got {total!r} for {split_ratios!r}")
-    ranges: list[SplitRange] = []
-    cumulative = 0.0
-    lower = 0
-    names = canonical_order(split_ratios)
-    for i, name in enumerate(names):
-        cumulative += split_ratios[name]
-        upper = BUCKETS if i == len(names) - 1 else round(cumulative * BUCKETS)
-        if upper <= lower:
-            raise ValueError(
-                f"split_ratios[{name!r}] = {split_ratios[name]!r} is below the split's "
-                f"resolution of 1/{BUCKETS}"
-            )
-        ranges.append(SplitRange(name, lower, upper))
-        lower = upper
-    return ranges
-
-
-def key_expression(columns: list[str], types: dict[str, str]) -> str:
-    """The STRING expression hashed for each row (see the module docstring)."""
-    parts = []
-    for c in columns:
-        kind = types[c].upper()
-        if kind not in KEY_TYPES:
-            raise ValueError(
-                f"key column {c!r} has type {kind}; key columns must be one of "
-                f"{', '.join(sorted(KEY_TYPES))} so the split is repeatable across engines"
-            )
-        parts.append(f"`{c}`" if kind == "STRING" else f"CAST(`{c}` AS STRING)")
-    if len(parts) == 1:
-        return parts[0]
-    return "CONCAT(" + f", '{KEY_SEPARATOR}', ".join(parts) + ")"
-
-
 def assign_sql(source: TableRef, staging: TableRef, key_expr: str) -> str:
     """One scan of the source: every column plus the row's bucket, hashed once per row.
 
@@ -208,8 +120,7 @@ def assign_sql(source: TableRef, staging: TableRef, key_expr: str) -> str:
     return (
         f"CREATE OR REPLACE TABLE {staging.sql}\n"
         f"OPTIONS(expiration_timestamp=TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 1 DAY)) AS\n"
-        f"SELECT *, MOD(MOD(FARM_FINGERPRINT({key_expr}), {BUCKETS}) + {BUCKETS}, {BUCKETS})"
-        f" AS {BUCKET_COLUMN}\n"
+        f"SELECT *, {bucket_sql(key_expr)} AS {BUCKET_COLUMN}\n"
         f"FROM {source.sql}"
     )
 
