@@ -1,0 +1,1 @@
+"""trigger_pipeline: a step that starts a run of another compiled pipeline."""

@@ -1,0 +1,52 @@
+"""Launcher of trigger_pipeline: starts (or finds) one run of a compiled pipeline.
+
+Run inside the core image as
+``python3 -m kfpkit.components.trigger_pipeline.launcher --executor_input '{{$}}'``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from kfpkit.components.trigger_pipeline.trigger import Target, trigger
+from kfpkit.runtime.executor import Executor, main, uri_to_path, write_text_artifact
+from kfpkit.runtime.identity import executor_identity
+
+RUN_FILE = "run.json"
+
+
+def run(executor: Executor) -> None:
+    uri = executor.param("pipeline_spec_uri", "")
+    if not uri:
+        raise ValueError("pipeline_spec_uri is required: the compiled pipeline's path or gs:// URI")
+    target = Target(
+        kind=executor.param("target", "kubeflow"),
+        host=executor.param("host", ""),
+        namespace=executor.param("namespace", ""),
+        experiment=executor.param("experiment", ""),
+        project=executor.param("project", ""),
+        location=executor.param("location", "us-central1"),
+        api_endpoint=executor.param("api_endpoint", ""),
+        pipeline_root=executor.param("pipeline_root", ""),
+        service_account=executor.param("service_account", ""),
+    )
+    outcome = trigger(
+        uri_to_path(uri),
+        target,
+        executor.json_param("parameters", {}) or {},
+        executor_identity(executor.raw),
+        name_prefix=executor.param("run_name", ""),
+        enabled=bool(executor.param("enabled", True)),
+        reason=executor.param("reason", ""),
+    )
+    doc = outcome.to_dict()
+    out = executor.output("triggered_run")
+    write_text_artifact(os.path.join(out.path, RUN_FILE), json.dumps(doc, indent=2) + "\n")
+    out.metadata.update({"file": RUN_FILE, **doc})
+    executor.set_output_param("triggered", outcome.triggered)
+    executor.set_output_param("run_id", outcome.run_id)
+
+
+if __name__ == "__main__":
+    main(run)
