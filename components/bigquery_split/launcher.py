@@ -1,41 +1,56 @@
-"""Launcher of bigquery_split: parses the executor input, calls the runner, records outputs.
+"""Launcher of bigquery_split: parses the executor input, runs the split, records outputs.
 
 Run inside the core image as
 ``python3 -m kfpkit.components.bigquery_split.launcher --executor_input '{{$}}'``.
+A BigQuery table runs on BigQuery (runner.py); Parquet or CSV data (a path or gs:// URI) on
+the embedded engine (embedded.py); both record the same outputs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kfpkit.components._runtime.executor import Executor, main
-from kfpkit.components._runtime.identity import step_key
 from kfpkit.components.bigquery_split import sql
-from kfpkit.components.bigquery_split.runner import (
+from kfpkit.components.bigquery_split.source import (
     PARQUET_PATTERN,
-    SplitRequest,
-    SplitRunner,
+    SplitResult,
+    is_file_source,
+    table_id,
 )
+from kfpkit.runtime.executor import Executor, main, uri_to_path
+from kfpkit.runtime.identity import step_key
+
+if TYPE_CHECKING:
+    from kfpkit.components.bigquery_split.runner import SplitRequest
 
 OTHER_SPLITS = "other_splits"
 METRICS = "split_metrics"
 
 
+def output_uris(executor: Executor, ratios: Any) -> dict[str, str]:
+    """Split name -> the artifact URI receiving its Parquet files (other names: under
+    ``other_splits``)."""
+    if not isinstance(ratios, dict):
+        return {}
+    other = executor.output(OTHER_SPLITS).uri.rstrip("/")
+    return {
+        name: executor.output(name).uri if name in sql.STANDARD_SPLITS else f"{other}/{name}"
+        for name in ratios
+    }
+
+
 def request_from(executor: Executor) -> SplitRequest:
+    from kfpkit.components.bigquery_split.runner import SplitRequest
+
     ratios = executor.json_param("split_ratios", sql.DEFAULT_RATIOS)
     export_format = executor.param("export_format", "parquet")
-    export_uris: dict[str, str] = {}
-    if export_format == "parquet" and isinstance(ratios, dict):
-        other = executor.output(OTHER_SPLITS).uri.rstrip("/")
-        for name in ratios:
-            standard = name in sql.STANDARD_SPLITS
-            export_uris[name] = executor.output(name).uri if standard else f"{other}/{name}"
+    export_uris = output_uris(executor, ratios) if export_format == "parquet" else {}
     identity = {
         "inputs": executor.raw.get("inputs", {}),
         "outputs": sorted(a.uri for a in executor.output_artifacts.values()),
     }
     return SplitRequest(
-        source_table=executor.param("source_table"),
+        source_table=table_id(executor.param("source_table")),
         key_columns=executor.json_param("key_columns"),
         split_ratios=ratios,
         destination_dataset=executor.param("destination_dataset"),
@@ -46,12 +61,41 @@ def request_from(executor: Executor) -> SplitRequest:
         destination_table_prefix=executor.param("destination_table_prefix", ""),
         export_uris=export_uris,
         step_key=step_key(identity),
+        label_column=executor.param("label_column", ""),
     )
 
 
+def split_files(executor: Executor) -> list[SplitResult]:
+    """The embedded engine on a Parquet/CSV source; the BigQuery-only inputs must be unset."""
+    from kfpkit.components.bigquery_split.embedded import split_files as split
+
+    if executor.param("export_format", "parquet") != "parquet":
+        raise ValueError("a Parquet/CSV source is split into Parquet files: export_format "
+                         f"must be 'parquet', got {executor.param('export_format')!r}")  # fmt: skip
+    ratios = executor.json_param("split_ratios", sql.DEFAULT_RATIOS)
+    sql.split_ranges(ratios)  # the ratios' errors before anything else
+    uris = output_uris(executor, ratios)
+    results = split(
+        executor.param("source_table"),
+        executor.json_param("key_columns"),
+        ratios,
+        {name: uri_to_path(uri) for name, uri in uris.items()},
+        label_column=executor.param("label_column", ""),
+    )
+    for r in results:  # the files as the artifact's URI names them, as on BigQuery
+        r.export_uri = uris[r.name]
+    return results
+
+
 def run(executor: Executor) -> None:
-    request = request_from(executor)
-    results = SplitRunner(request).run()
+    if is_file_source(executor.param("source_table")):
+        results, export_format = split_files(executor), "parquet"
+    else:
+        from kfpkit.components.bigquery_split.runner import SplitRunner
+
+        request = request_from(executor)
+        results, export_format = SplitRunner(request).run(), request.export_format
+    key_columns = executor.json_param("key_columns")
     metrics = executor.output(METRICS)
     metrics.metadata["rows_total"] = sum(r.row_count for r in results)
     others: dict[str, Any] = {}
@@ -61,8 +105,9 @@ def run(executor: Executor) -> None:
             "table_id": r.table_id,
             "row_count": r.row_count,
             "schema": r.schema,
-            "format": request.export_format,
-            "key_columns": request.key_columns,
+            "format": export_format,
+            "key_columns": key_columns,
+            "source": executor.param("source_table"),
         }
         if r.export_uri:
             meta["files"] = r.export_uri.rstrip("/") + "/" + PARQUET_PATTERN

@@ -28,15 +28,15 @@ from google.api_core import exceptions as gexc
 from google.api_core import retry as api_retry
 from google.cloud import bigquery
 
-from kfpkit.components._runtime.executor import Cancelled, path_to_uri
-from kfpkit.components._runtime.identity import step_key
-from kfpkit.components._runtime.retry import retry
 from kfpkit.components.bigquery_split import sql
+from kfpkit.components.bigquery_split.source import PARQUET_PATTERN, SplitResult
+from kfpkit.runtime.executor import Cancelled, path_to_uri
+from kfpkit.runtime.identity import step_key
+from kfpkit.runtime.retry import retry
 
 _log = logging.getLogger("kfpkit")
 
 EXPORT_FORMATS = ("parquet", "none")
-PARQUET_PATTERN = "data-*.parquet"
 JOB_ATTEMPTS = 3  # runs of one statement whose job fails transiently on BigQuery's side
 # The client library retries 5xx and dropped connections on its own, silently, for 600 s by
 # default (a step that looks hung for ten minutes): every call passes API_RETRY instead,
@@ -63,15 +63,8 @@ class SplitRequest:
     export_uris: dict[str, str] = field(default_factory=dict)
     # stable across restarts of the same step, different for every step (see module doc)
     step_key: str = ""
-
-
-@dataclass
-class SplitResult:
-    name: str
-    table_id: str
-    row_count: int
-    schema: list[dict[str, str]]
-    export_uri: str = ""
+    # checked to be a column of the source when set (the pipeline's label)
+    label_column: str = ""
 
 
 def make_client(project: str, location: str, endpoint: str = "") -> bigquery.Client:
@@ -250,6 +243,11 @@ class SplitRunner:
         if missing:
             raise ValueError(
                 f"key column(s) {missing} not in {self.source.id!r}; "
+                f"its columns are {sorted(types)}"
+            )
+        if self.req.label_column and self.req.label_column not in types:
+            raise ValueError(
+                f"label column {self.req.label_column!r} not in {self.source.id!r}; "
                 f"its columns are {sorted(types)}"
             )
         if sql.BUCKET_COLUMN in types:

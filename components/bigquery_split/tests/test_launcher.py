@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from google.api_core import exceptions as gexc
 
-from kfpkit import demo_data
-from kfpkit.components._runtime import testing
+from kfpkit import demo_data, testing
 from kfpkit.components.bigquery_split.runner import export_uri_pattern, is_transient
 
 SAMPLE = Path(__file__).parent / "data" / "employment_sample.parquet"
@@ -75,6 +75,51 @@ def test_launcher_writes_the_executor_output(emulator, bq, dataset, tmp_path):
         pq.read_table(str(tmp_path / "out" / "other_splits" / "extra")).num_rows
         == extra["row_count"]
     )
+
+
+def test_a_data_file_source_gives_the_same_outputs_without_bigquery(tmp_path):
+    """A Parquet path: the embedded engine, the same artifacts and metadata as on BigQuery
+    (no table id); no project, dataset or endpoint is needed."""
+    params = {
+        "source_table": str(SAMPLE),
+        "key_columns": ["id"],
+        "label_column": "employed",
+        "split_ratios": {"train": 0.6, "validation": 0.2, "test": 0.1, "extra": 0.1},
+    }
+    proc = launch(tmp_path, params)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads((tmp_path / "out" / "executor_output.json").read_text())
+    arts = {k: v["artifacts"][0] for k, v in out["artifacts"].items()}
+    metrics = arts["split_metrics"]["metadata"]
+    assert metrics["rows_total"] == 2000
+    assert sum(metrics[f"rows_{n}"] for n in ("train", "validation", "test", "extra")) == 2000
+    train = arts["train"]["metadata"]
+    assert train["table_id"] == "" and train["source"] == str(SAMPLE)
+    assert train["files"] == arts["train"]["uri"] + "/data-*.parquet"
+    assert train["format"] == "parquet" and train["key_columns"] == ["id"]
+    assert pq.read_table(str(tmp_path / "out" / "train")).num_rows == train["row_count"]
+    extra = arts["other_splits"]["metadata"]["splits"]["extra"]
+    assert (
+        pq.read_table(str(tmp_path / "out" / "other_splits" / "extra")).num_rows
+        == extra["row_count"]
+    )
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"source_table": "/no/such/data.parquet"}, "'/no/such/data.parquet' does not exist"),
+        ({"label_column": "label"}, r"label column \['label'\] not in"),
+        ({"key_columns": ["customer"]}, r"key column\(s\) \['customer'\] not in"),
+        ({"export_format": "none"}, "export_format must be 'parquet'"),
+    ],
+)
+def test_a_bad_data_source_exits_2_naming_the_value(tmp_path, params, message):
+    proc = launch(tmp_path, {"source_table": str(SAMPLE), "key_columns": ["id"], **params})
+    assert proc.returncode == 2, proc.stderr
+    assert re.search(message, proc.stderr), proc.stderr
+    assert not (tmp_path / "out" / "executor_output.json").exists()
+    assert not list((tmp_path / "out").glob("**/*.parquet"))
 
 
 def test_launcher_user_error_exits_2_and_names_the_value(tmp_path):
