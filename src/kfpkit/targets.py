@@ -24,6 +24,11 @@ target's parameter defaults in its signature; :func:`configure`, called by the p
 tasks that take per-target settings, applies the target's accelerators (a no-op when no
 target is active, as at import); every task's image is then swapped for the target's.
 Unknown keys, bad accelerator names and bad image references are ValueErrors naming them.
+
+A Kubeflow or Vertex AI target is recorded in the compiled spec, as the last sentence of the
+pipeline's description (``pipelineInfo.description``, kept by every service): ``kfpkit
+submit`` refuses a file compiled for Kubeflow on Vertex AI and the other way round
+(:func:`check_compiled_for`). A local build records nothing: it is the pipeline as defined.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import functools
 import importlib.util
 import inspect
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,6 +348,40 @@ def image(family: str) -> str:
     return active[0].image(family) if active else images.image(family)
 
 
+_COMPILED_FOR = re.compile(r"Compiled by kfpkit for target (\S+) \(platform (\w+)\)\.\s*\Z")
+
+
+def compiled_for_line(target: Target) -> str:
+    """The description's sentence that records the target a pipeline was compiled for."""
+    return f"Compiled by kfpkit for target {target.name} (platform {target.platform})."
+
+
+def compiled_for(spec: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(target, platform) a compiled pipeline spec was built for; None when kfpkit's compile
+    did not record one (e.g. kfp's compiler called directly)."""
+    info = spec.get("pipelineInfo")
+    description = info.get("description", "") if isinstance(info, Mapping) else ""
+    match = _COMPILED_FOR.search(description or "")
+    return (match.group(1), match.group(2)) if match else None
+
+
+def check_compiled_for(spec: Mapping[str, Any], platform: str, where: str) -> None:
+    """Refuses (ValueError) a spec compiled for the other remote platform than ``platform``:
+    its defaults point at that platform's services (Katib, KServe and the Kubeflow Model
+    Registry on Kubeflow; the Vertex AI Model Registry on Vertex AI). A spec compiled for
+    ``local`` (the pipeline's own defaults) or without a record is accepted."""
+    found = compiled_for(spec)
+    if found is None:
+        return
+    target, compiled_platform = found
+    if compiled_platform not in ("local", platform):
+        raise ValueError(
+            f"{where} was compiled for target {target!r} (platform {compiled_platform}), not "
+            f"for {platform}: its defaults point at {compiled_platform}'s services; compile it "
+            f"for {platform} (`kfpkit compile --target {platform}`) and submit that file"
+        )
+
+
 def build(pipeline: Any, target: Target, configured: set[str] | None = None) -> Any:
     """The pipeline (a ``@dsl.pipeline`` object) built again for ``target``.
 
@@ -378,4 +418,7 @@ def build(pipeline: Any, target: Target, configured: set[str] | None = None) -> 
 
     rebuilt.__signature__ = rebuilt_signature  # type: ignore[attr-defined]
     spec = pipeline.component_spec
-    return dsl.pipeline(name=spec.name, description=spec.description)(rebuilt)
+    # a remote platform's build records itself; a local one is the pipeline as defined
+    remote = target.platform != "local"
+    description = " ".join(filter(None, [spec.description, remote and compiled_for_line(target)]))
+    return dsl.pipeline(name=spec.name, description=description)(rebuilt)
