@@ -4,7 +4,7 @@ Rows get the split BigQuery's ``FARM_FINGERPRINT`` gives them (kfpkit.splitting:
 encoding the SQL is rendered from, and FarmHash Fingerprint64 in numpy), so a table split on
 BigQuery and the same rows split here land in the same splits.
 
-Streaming: the source is read in Arrow record batches (``BATCH_ROWS``), each batch's rows go
+Streaming: the source is read in Arrow record batches (kfpkit.splitting.data), each batch's rows go
 to one Parquet writer per split, buffered up to ``ROW_GROUP_ROWS`` rows per split; memory does
 not grow with the number of rows. Every split is written under a hidden temporary name in its
 output folder and renamed to ``data-000000000000.parquet`` only when every row has been read
@@ -22,173 +22,22 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from kfpkit.components.bigquery_split.source import SplitResult
-from kfpkit.splitting import keys
+from kfpkit.splitting import data, keys
 from kfpkit.splitting.farmhash import fingerprint64
 
 _log = logging.getLogger("kfpkit")
 
-BATCH_ROWS = 65_536
 ROW_GROUP_ROWS = 131_072
-CSV_INFERENCE_BYTES = 4 << 20  # a CSV's column types are inferred from its first 4 MiB
 OUTPUT_FILE = "data-000000000000.parquet"  # the name BigQuery's EXPORT DATA gives one file
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
-_BIGQUERY_TYPES = (  # Arrow type predicate -> BigQuery type name, for the schema metadata
-    ("is_boolean", "BOOLEAN"),
-    ("is_integer", "INTEGER"),
-    ("is_floating", "FLOAT"),
-    ("is_string", "STRING"),
-    ("is_binary", "BYTES"),
-    ("is_date", "DATE"),
-    ("is_timestamp", "TIMESTAMP"),
-    ("is_decimal", "NUMERIC"),
-)
-
-
-@dataclass
-class Source:
-    """The data files of a source, all of one format, in a stable order."""
-
-    uri: str
-    filesystem: pafs.FileSystem
-    files: list[str]
-    format: str
-
-    def label(self, path: str) -> str:
-        return path if self.uri.startswith("/") else f"{self.uri.split('://')[0]}://{path}"
-
-
-def _open_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    if uri.startswith(("./", "../")):
-        uri = os.path.abspath(uri)
-    try:
-        return pafs.FileSystem.from_uri(uri)
-    except (pa.ArrowInvalid, ValueError) as e:
-        raise ValueError(f"source {uri!r} is not a path or a gs:// URI: {e}") from e
-
-
-def list_source(uri: str) -> Source:
-    """The source's data files: the file itself, or every Parquet/CSV file under the folder
-    (recursive; names starting with ``.`` or ``_`` such as ``_SUCCESS`` are skipped)."""
-    filesystem, path = _open_filesystem(uri)
-    try:
-        info = filesystem.get_file_info(path)
-        if info.type == pafs.FileType.NotFound:
-            raise ValueError(f"source {uri!r} does not exist")
-        if info.type == pafs.FileType.File:
-            candidates = [info]
-        else:
-            candidates = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
-    except PermissionError as e:
-        raise ValueError(f"source {uri!r} cannot be read: {e}") from e
-    files: dict[str, list[str]] = {}
-    for entry in candidates:
-        parts = os.path.relpath(entry.path, path).split("/") if entry.path != path else []
-        if entry.type != pafs.FileType.File or any(p[:1] in "._" for p in parts):
-            continue
-        fmt = FORMATS.get(os.path.splitext(entry.path)[1].lower())
-        if fmt:
-            files.setdefault(fmt, []).append(entry.path)
-    if not files:
-        raise ValueError(f"source {uri!r} has no Parquet (.parquet, .pq) or CSV (.csv) files")
-    if len(files) > 1:
-        raise ValueError(f"source {uri!r} mixes Parquet and CSV files; give one format")
-    ((fmt, found),) = files.items()
-    return Source(uri, filesystem, sorted(found), fmt)
-
-
-def bigquery_like(arrow_type: pa.DataType) -> pa.DataType:
-    """The Arrow type BigQuery gives a column of this type (a table holds no dictionaries,
-    narrow integers or floats); the split files are written in these types."""
-    if pa.types.is_dictionary(arrow_type):
-        return bigquery_like(arrow_type.value_type)
-    if pa.types.is_large_string(arrow_type):
-        return pa.string()
-    if pa.types.is_large_binary(arrow_type):
-        return pa.binary()
-    if pa.types.is_signed_integer(arrow_type) or arrow_type in (pa.uint8(), pa.uint16(),
-                                                                 pa.uint32()):  # fmt: skip
-        return pa.int64()
-    if pa.types.is_floating(arrow_type):
-        return pa.float64()
-    return arrow_type
-
-
-def _output_schema(schema: pa.Schema) -> pa.Schema:
-    return pa.schema([pa.field(f.name, bigquery_like(f.type), f.nullable) for f in schema])
-
-
-def bigquery_schema(schema: pa.Schema) -> list[dict[str, str]]:
-    """The schema as bigquery_split's metadata writes it (BigQuery field type names)."""
-    fields = []
-    for f in schema:
-        kind = next((bq for p, bq in _BIGQUERY_TYPES if getattr(pa.types, p)(f.type)), "")
-        fields.append({"name": f.name, "type": kind or str(f.type),
-                       "mode": "NULLABLE" if f.nullable else "REQUIRED"})  # fmt: skip
-    return fields
-
-
-def _file_schema(source: Source, path: str) -> pa.Schema:
-    try:
-        with source.filesystem.open_input_file(path) as f:
-            if source.format == "parquet":
-                return pq.read_schema(f)
-            return pcsv.open_csv(
-                f, read_options=pcsv.ReadOptions(block_size=CSV_INFERENCE_BYTES)
-            ).schema
-    except PermissionError as e:
-        raise ValueError(f"{source.label(path)} cannot be read: {e}") from e
-    except pa.ArrowInvalid as e:
-        raise ValueError(f"{source.label(path)} is not readable {source.format}: {e}") from e
-
-
-def common_schema(source: Source) -> pa.Schema:
-    """The schema every file shares (in the output's types); ValueError naming the two files
-    and the column when files disagree. Parquet files are checked from their footers; a CSV
-    file's types are inferred from its first block, later files are read in the first's
-    types (a value that does not fit is reported when it is read)."""
-    first = _file_schema(source, source.files[0])
-    if source.format == "csv":
-        return first
-    expected = _output_schema(first)
-    for path in source.files[1:]:
-        other = _output_schema(_file_schema(source, path))
-        if other.names != expected.names:
-            raise ValueError(
-                f"{source.label(source.files[0])} has columns {expected.names} but "
-                f"{source.label(path)} has {other.names}"
-            )
-        for a, b in zip(expected, other, strict=True):
-            if a.type != b.type:
-                raise ValueError(
-                    f"column {a.name!r} is {a.type} in {source.label(source.files[0])} but "
-                    f"{b.type} in {source.label(path)}"
-                )
-    return first
-
-
-def _batches(source: Source, csv_schema: pa.Schema | None) -> Iterator[tuple[str, pa.RecordBatch]]:
-    for path in source.files:
-        try:
-            with source.filesystem.open_input_file(path) as f:
-                if source.format == "parquet":
-                    yield from ((path, b) for b in pq.ParquetFile(f).iter_batches(BATCH_ROWS))
-                else:
-                    convert = pcsv.ConvertOptions(column_types=csv_schema)
-                    reader = pcsv.open_csv(f, convert_options=convert)
-                    yield from ((path, b) for b in reader)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-            raise ValueError(f"{source.label(path)}: {e}") from e
 
 
 @dataclass
@@ -276,12 +125,6 @@ class _LabelCheck:
             )
 
 
-def _check_columns(source: Source, schema: pa.Schema, wanted: Sequence[str], what: str) -> None:
-    missing = [c for c in wanted if c not in schema.names]
-    if missing:
-        raise ValueError(f"{what} {missing} not in {source.uri!r}; its columns are {schema.names}")
-
-
 def split_files(
     source_uri: str,
     key_columns: list[str],
@@ -296,15 +139,15 @@ def split_files(
     missing = [r.name for r in ranges if r.name not in output_folders]
     if missing:
         raise RuntimeError(f"no output folder for splits {missing}")
-    source = list_source(source_uri)
-    schema = common_schema(source)
-    _check_columns(source, schema, key_columns, "key column(s)")
+    source = data.list_source(source_uri)
+    schema = data.common_schema(source)
+    data.check_columns(source, schema, key_columns, "key column(s)")
     if label_column:
-        _check_columns(source, schema, [label_column], "label column")
+        data.check_columns(source, schema, [label_column], "label column")
     for c in key_columns:  # refused before any row is read (a column of NULLs: when read)
         if not pa.types.is_null(schema.field(c).type):
             keys.kind_of_arrow_type(c, schema.field(c).type)
-    out_schema = _output_schema(schema).remove_metadata()
+    out_schema = data.output_schema(schema).remove_metadata()
     writers = [_SplitWriter(r.name, output_folders[r.name], out_schema) for r in ranges]
     label = _LabelCheck(label_column) if label_column else None
     total = null_keys = 0
@@ -312,7 +155,7 @@ def split_files(
         for w in writers:
             w.open()
         csv_types = schema if source.format == "csv" else None
-        for _path, batch in _batches(source, csv_types):
+        for _path, batch in data.batches(source, csv_types):
             table = pa.Table.from_batches([batch]).cast(out_schema)
             total += table.num_rows
             key = keys.key_text(table, key_columns)
@@ -341,7 +184,7 @@ def split_files(
         raise
     _log.info("Split %d rows of %s: %s", total, source_uri,
               ", ".join(f"{w.name} {w.rows}" for w in writers))  # fmt: skip
-    metadata_schema = bigquery_schema(out_schema)
+    metadata_schema = data.bigquery_schema(out_schema)
     return [
         SplitResult(w.name, "", w.rows, metadata_schema, os.path.dirname(f))
         for w, f in zip(writers, files, strict=True)

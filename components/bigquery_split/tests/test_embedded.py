@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from kfpkit.components.bigquery_split import embedded, reference
+from kfpkit.splitting import data
 
 SAMPLE = Path(__file__).parent / "data" / "employment_sample.parquet"
 RATIOS = {"train": 0.8, "validation": 0.1, "test": 0.1}
@@ -68,14 +69,14 @@ def test_batches_csv_and_folders_give_the_same_split(tmp_path, monkeypatch):
     want = {n: sorted(read_out(tmp_path / "a", n).column("id").to_pylist()) for n in RATIOS}
 
     # small batches and row groups: many writes per split, rows kept whole
-    monkeypatch.setattr(embedded, "BATCH_ROWS", 97)
+    monkeypatch.setattr(data, "BATCH_ROWS", 97)
     monkeypatch.setattr(embedded, "ROW_GROUP_ROWS", 150)
-    data = tmp_path / "folder"
-    (data / "part=1").mkdir(parents=True)
-    pq.write_table(sample.slice(0, 700), data / "a.parquet")
-    pq.write_table(sample.slice(700), data / "part=1" / "b.parquet")
-    (data / "_SUCCESS").write_text("")
-    split(data, tmp_path / "b")
+    folder = tmp_path / "folder"
+    (folder / "part=1").mkdir(parents=True)
+    pq.write_table(sample.slice(0, 700), folder / "a.parquet")
+    pq.write_table(sample.slice(700), folder / "part=1" / "b.parquet")
+    (folder / "_SUCCESS").write_text("")
+    split(folder, tmp_path / "b")
     csv_file = tmp_path / "sample.csv"
     pcsv.write_csv(sample, csv_file)
     split(csv_file, tmp_path / "c")
@@ -174,23 +175,23 @@ def test_a_ragged_csv_line_is_named(tmp_path):
 
 
 def test_files_that_disagree_on_a_type_are_both_named(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    pq.write_table(pa.table({"id": [1, 2], "v": [1, 2]}), data / "a.parquet")
-    pq.write_table(pa.table({"id": [3, 4], "v": ["x", "y"]}), data / "b.parquet")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": [1, 2], "v": [1, 2]}), folder / "a.parquet")
+    pq.write_table(pa.table({"id": [3, 4], "v": ["x", "y"]}), folder / "b.parquet")
     with pytest.raises(ValueError, match=r"column 'v' is int64 in .*a.parquet but string in "
                                          r".*b.parquet"):  # fmt: skip
-        split(data, tmp_path)
-    (data / "c.csv").write_text("id\n1\n")
+        split(folder, tmp_path)
+    (folder / "c.csv").write_text("id\n1\n")
     with pytest.raises(ValueError, match="mixes Parquet and CSV"):
-        split(data, tmp_path)
+        split(folder, tmp_path)
     assert leftovers(tmp_path) == []
 
 
 def test_a_failure_mid_stream_leaves_nothing(tmp_path, monkeypatch):
     """A value that does not fit the CSV's inferred type, met after rows were written."""
     monkeypatch.setattr(embedded, "ROW_GROUP_ROWS", 10)
-    monkeypatch.setattr(embedded, "CSV_INFERENCE_BYTES", 64)
+    monkeypatch.setattr(data, "CSV_INFERENCE_BYTES", 64)
     lines = ["id,y"] + [f"{i},{i % 2}" for i in range(200)] + ["oops,1"]
     path = tmp_path / "late.csv"
     path.write_text("\n".join(lines) + "\n")
