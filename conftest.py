@@ -2,7 +2,8 @@
 
 Test selection by image family: pytest runs in one environment per family (``make test``).
 ``KFPKIT_TEST_FAMILY`` (default ``core``: the SDK environment) names it; only the tests of
-components of that family are collected, and ``tests/`` belongs to ``core``.
+components of that family are collected; ``tests/`` belongs to ``core`` except the layer folders
+in ``LAYER_TEST_FAMILIES``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ if TYPE_CHECKING:
 PROJECT = "kfpkit-test"
 ROOT = Path(__file__).resolve().parent
 TEST_FAMILY = os.environ.get("KFPKIT_TEST_FAMILY", "core")
-# Shared runtime packages with tests of their own, besides the components.
-TEST_FOLDER_FAMILIES = {**COMPONENT_FAMILIES, "_tfdv": "tfdv", "_registry": "core"}
+# Tests of a shared layer under tests/<layer>/ that run in another family than core.
+LAYER_TEST_FAMILIES = {"tfdv": "tfdv"}
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -32,10 +33,10 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
         parts = collection_path.resolve().relative_to(ROOT).parts
     except ValueError:
         return None
-    if len(parts) >= 2 and parts[0] == "components" and parts[1] in TEST_FOLDER_FAMILIES:
-        return TEST_FOLDER_FAMILIES[parts[1]] != TEST_FAMILY or None
-    if parts[:1] == ("tests",):
-        return TEST_FAMILY != "core" or None
+    if len(parts) >= 2 and parts[0] == "components" and parts[1] in COMPONENT_FAMILIES:
+        return COMPONENT_FAMILIES[parts[1]] != TEST_FAMILY or None
+    if len(parts) >= 2 and parts[0] == "tests":
+        return LAYER_TEST_FAMILIES.get(parts[1], "core") != TEST_FAMILY or None
     return None
 
 
@@ -66,10 +67,10 @@ def kube_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     """A real kube-apiserver + etcd on 127.0.0.1 for the session (no controllers: a test plays
     the controller). Install CRDs with ``kube_server.install_crd(manifest)``; clients from
     ``kube_server.api_client()``. Skips only when the binary or etcd is missing."""
-    from kfpkit.components._runtime import kube_testserver
+    from kfpkit.testing import kube_apiserver
 
-    reason = kube_testserver.missing_reason()
+    reason = kube_apiserver.missing_reason()
     if reason:
         pytest.skip(reason)
-    with kube_testserver.KubeTestServer(workdir=tmp_path_factory.mktemp("kube")) as server:
+    with kube_apiserver.KubeTestServer(workdir=tmp_path_factory.mktemp("kube")) as server:
         yield server

@@ -6,7 +6,7 @@ Same model, same rows, same machine, same run:
 - ``plain kserve.Model``: the obvious wrapper, KServe's ``ModelServer`` with default
   settings, a synchronous ``predict`` that turns the request into tensors and calls the
   signature (what one writes from KServe's custom-model docs);
-- ``kfpkit``: ``kfpkit.components._serving`` (validation, the batcher, loopback socket),
+- ``kfpkit``: ``kfpkit.serving`` (validation, the batcher, loopback socket),
   without and with request logging to Parquet.
 
 Load: ``--clients`` client processes, each one keep-alive connection sending requests
@@ -97,7 +97,7 @@ def train_model(root: Path) -> Path:
 
 
 def load_rows(root: Path, specs: list[Any]) -> list[dict[str, Any]]:
-    from kfpkit.components._runtime import tabular
+    from kfpkit import tabular
     from kfpkit.components.kserve_push.infra_validation import request_rows
 
     table = tabular.read_split(str(root / "test"), "test", [s.name for s in specs])
@@ -107,7 +107,7 @@ def load_rows(root: Path, specs: list[Any]) -> list[dict[str, Any]]:
 def _client(args: tuple) -> list[float]:
     """One client process: back-to-back requests for ``seconds``; latencies in ms."""
     host, port, path, bodies, seconds = args
-    from kfpkit.components._serving.client import Client
+    from kfpkit.serving.client import Client
 
     client, latencies, i = Client(host, port, timeout=60), [], 0
     deadline = time.perf_counter() + seconds
@@ -123,7 +123,7 @@ def _client(args: tuple) -> list[float]:
 
 
 def bodies_for(rows: list[dict], batch: int, protocol: str, kinds: dict[str, str]) -> list[bytes]:
-    from kfpkit.components._serving.client import v1_body, v2_body
+    from kfpkit.serving.client import v1_body, v2_body
 
     out = []
     for start in range(0, len(rows) - batch + 1, batch):
@@ -135,7 +135,7 @@ def bodies_for(rows: list[dict], batch: int, protocol: str, kinds: dict[str, str
 
 def load(host: str, port: int, rows: list[dict], kinds: dict[str, str], batch: int,
          protocol: str, clients: int, seconds: float) -> dict[str, float]:  # fmt: skip
-    from kfpkit.components._serving.client import percentile
+    from kfpkit.serving.client import percentile
 
     path = ("/v1/models/employment:predict" if protocol == "v1"
             else "/v2/models/employment/infer")  # fmt: skip
@@ -158,8 +158,8 @@ def in_process(model: Path, rows: list[dict], batch: int, seconds: float) -> dic
     import numpy as np
     import pyarrow as pa
 
-    from kfpkit.components._runtime import tabular
-    from kfpkit.components._serving.client import percentile
+    from kfpkit import tabular
+    from kfpkit.serving.client import percentile
 
     serving = tabular.ServingModel(str(model))
     batches = [
@@ -191,7 +191,7 @@ def rss_mb(pid: int) -> float:
 
 
 def wait_plain(port: int, process: Any, timeout: float = 300) -> float:
-    from kfpkit.components._serving.client import Client
+    from kfpkit.serving.client import Client
 
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -210,9 +210,9 @@ def wait_plain(port: int, process: Any, timeout: float = 300) -> float:
 def main() -> None:
     import subprocess
 
-    from kfpkit.components._runtime import tabular
-    from kfpkit.components._runtime.model_versions import latest_version_dir
-    from kfpkit.components._serving.client import ServerProcess, server_args
+    from kfpkit import tabular
+    from kfpkit.runtime.model_versions import latest_version_dir
+    from kfpkit.serving.client import ServerProcess, server_args
 
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=4.0)

@@ -41,8 +41,6 @@ import tensorflow_data_validation as tfdv  # noqa: E402
 
 IMPORT_S = time.perf_counter() - t0
 
-from kfpkit.components._tfdv import testing as tfdv_testing  # noqa: E402
-from kfpkit.components._tfdv.data_files import find_data_files  # noqa: E402
 from kfpkit.components.tfdv_schema.schema import infer_schema  # noqa: E402
 from kfpkit.components.tfdv_statistics.statistics import compute_statistics  # noqa: E402
 from kfpkit.components.tfdv_validate.validation import (  # noqa: E402
@@ -50,6 +48,8 @@ from kfpkit.components.tfdv_validate.validation import (  # noqa: E402
     measurements,
     validate,
 )
+from kfpkit.testing import tfdv as tfdv_testing  # noqa: E402
+from kfpkit.tfdv.data_files import find_data_files  # noqa: E402
 
 SHARDS = 8
 

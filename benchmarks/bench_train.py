@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import tensorflow as tf
 
-from kfpkit.components._runtime import tabular
+from kfpkit import tabular
 from kfpkit.components.train import trainer
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", ".cache", "demo", "employment.parquet")

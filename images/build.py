@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from kfpkit import images  # noqa: E402
 
 BUILD = ROOT / "build" / "images"
-SOURCES = ("pyproject.toml", "src", "components")
+SOURCES = ("pyproject.toml", "setup.py", "src", "components", "pipelines")
+NOT_SHIPPED = ROOT / "src" / "kfpkit" / "testing"  # left out of the wheel (setup.py)
 LABEL = images.CONTENT_LABEL
 DOCKERFILE = ROOT / "images" / "Dockerfile"
 # Per family: packages of its lock with no cp311 wheel, built on the host from their sdists.
@@ -64,9 +65,20 @@ def source_files() -> list[Path]:
         files += [
             f
             for f in found
-            if f.is_file() and "__pycache__" not in f.parts and "tests" not in f.parts
+            if f.is_file()
+            and "__pycache__" not in f.parts
+            and "tests" not in f.parts
+            and not f.is_relative_to(NOT_SHIPPED)
         ]
     return files
+
+
+def build_wheel(out_dir: Path) -> Path:
+    """kfpkit's wheel. setuptools stages files in build/lib and packs whatever it finds there,
+    so a stale stage (a module moved or left out since) is removed first."""
+    shutil.rmtree(ROOT / "build" / "lib", ignore_errors=True)
+    sh("uv", "build", "--quiet", "--wheel", "--out-dir", str(out_dir), str(ROOT))
+    return next(out_dir.glob("kfpkit-*.whl"))
 
 
 def byte_compile() -> str:
@@ -167,7 +179,7 @@ def build(family: str) -> None:
             target = ctx / "wheelhouse" / w.relative_to(house)
             target.parent.mkdir(exist_ok=True)
             os.link(w, target)
-        sh("uv", "build", "--quiet", "--wheel", "--out-dir", str(ctx / "kfpkit"), str(ROOT))
+        build_wheel(ctx / "kfpkit")
         shutil.copy(DOCKERFILE, ctx / "Dockerfile")
         shutil.copy(fam / "requirements.lock", ctx / "requirements.lock")
         sh(

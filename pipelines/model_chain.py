@@ -53,9 +53,13 @@ def split_and_validate(
     numeric_drift_threshold: Any,
     drift_thresholds: Any,
     fail_on_anomalies: Any = None,
+    label_column: Any = None,
 ) -> tuple[Any, Any]:
     """The split (Parquet exported) and the one-step TFDV validation of its splits, as both
-    pipelines start; returns the two tasks. ``fail_on_anomalies`` None: the default."""
+    pipelines start; returns the two tasks. ``source_table``: a BigQuery table, or Parquet/CSV
+    data that the split's embedded engine splits alike. ``fail_on_anomalies`` None: the
+    default; ``label_column`` None: the split does not check a label."""
+    label = {} if label_column is None else {"label_column": label_column}
     split = bigquery_split(
         source_table=source_table,
         key_columns=key_columns,
@@ -65,6 +69,7 @@ def split_and_validate(
         location=location,
         bigquery_endpoint=bigquery_endpoint,
         export_format="parquet",
+        **label,
     )
     split.set_display_name("split")
     options = {} if fail_on_anomalies is None else {"fail_on_anomalies": fail_on_anomalies}

@@ -24,7 +24,8 @@ TUNING_SEARCH_SPACE = [
 
 @dsl.pipeline(
     name=PIPELINE_NAME,
-    description="Split a BigQuery table by a repeatable key hash, validate the splits with TFDV "
+    description="Split a BigQuery table (or Parquet/CSV data, split alike in the step) by a "
+    "repeatable key hash, validate the splits with TFDV "
     "in one step (statistics, schema, anomalies, drift), tune (Optuna locally or a Katib "
     "Experiment) and train a Keras model, evaluate it on "
     "the test split, and "
@@ -32,10 +33,10 @@ TUNING_SEARCH_SPACE = [
     "server proves it serves first). An exit handler records the run's outcome.",
 )
 def training(
-    project: str,
     source_table: str,
-    destination_dataset: str,
     serving_model_uri: str,
+    project: str = "",
+    destination_dataset: str = "",
     key_columns: list = ["id"],  # noqa: B006 - KFP needs a literal default
     split_ratios: dict = DEFAULT_RATIOS,  # noqa: B006
     location: str = "US",
@@ -68,11 +69,14 @@ def training(
     """Training pipeline.
 
     Args:
-        project: Project running the BigQuery jobs.
-        source_table: ``project.dataset.table`` holding the examples.
-        destination_dataset: Dataset receiving one table per split.
+        source_table: The examples: a BigQuery table ``project.dataset.table``, or
+            Parquet/CSV data (a file or folder: path or ``gs://`` URI) that the split step
+            splits itself, assigning every row as BigQuery would (no BigQuery needed).
         serving_model_uri: Versioned serving directory a blessed model is published to
             (``gs://bucket/models/<name>``; a path under the pipeline root locally).
+        project: Project running the BigQuery jobs (and the Vertex AI registry's); not
+            needed for Parquet/CSV data.
+        destination_dataset: Dataset receiving one table per split (BigQuery sources).
         key_columns: Columns whose hash decides each row's split.
         split_ratios: Split name -> fraction.
         location: BigQuery location.
@@ -83,7 +87,8 @@ def training(
         drift_thresholds: Feature -> drift threshold, overriding the two defaults (0 turns a
             feature off, e.g. an id or time column that differs by construction).
         fail_on_anomalies: Stop the run when the validation split has anomalies.
-        label_column: The binary label.
+        label_column: The binary label (the split checks it exists; for Parquet/CSV data
+            also that it has two values and no NULLs).
         hyperparameters: Training hyperparameters (JSON dict; see the train component): the
             fixed ones of every tuning trial, and the rest of the final training's.
         tuning_trials: Trial budget of the tune step; 0 trains with ``hyperparameters`` as
@@ -128,6 +133,7 @@ def training(
             numeric_drift_threshold=numeric_drift_threshold,
             drift_thresholds=drift_thresholds,
             fail_on_anomalies=fail_on_anomalies,
+            label_column=label_column,
         )
 
         tune_train_evaluate_push(

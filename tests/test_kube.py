@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from kfpkit.components._runtime import kube, remote
-from kfpkit.components._runtime.executor import Cancelled, _raise_cancelled
+from kfpkit.jobs import kube, wait
+from kfpkit.runtime.executor import Cancelled, _raise_cancelled
 
 GROUP, VERSION, PLURAL, KIND = "tests.kfpkit.dev", "v1", "widgets", "Widget"
 WIDGET_CRD = {
@@ -82,27 +82,27 @@ class _Clock:
         self.now += seconds
 
 
-def _states(*states: remote.Progress):
+def _states(*states: wait.Progress):
     seq = iter(states)
     return lambda: next(seq)
 
 
 def test_wait_for_returns_when_done_and_reports_failure_reason():
     clock = _Clock()
-    fetch = _states(remote.Progress.pending("queued"), remote.Progress.done())
-    result = remote.wait_for(fetch, lambda p: p, what="job", poll_interval=5, timeout=60,
+    fetch = _states(wait.Progress.pending("queued"), wait.Progress.done())
+    result = wait.wait_for(fetch, lambda p: p, what="job", poll_interval=5, timeout=60,
                              clock=lambda: clock.now, sleep=clock.sleep)  # fmt: skip
     assert result.state == "done" and clock.now == 5
-    fetch = _states(remote.Progress.pending(), remote.Progress.failed("OOMKilled in trial 3"))
-    with pytest.raises(remote.RemoteJobFailed, match="job failed: OOMKilled in trial 3"):
-        remote.wait_for(fetch, lambda p: p, what="job", poll_interval=1, timeout=60,
+    fetch = _states(wait.Progress.pending(), wait.Progress.failed("OOMKilled in trial 3"))
+    with pytest.raises(wait.RemoteJobFailed, match="job failed: OOMKilled in trial 3"):
+        wait.wait_for(fetch, lambda p: p, what="job", poll_interval=1, timeout=60,
                         clock=lambda: clock.now, sleep=clock.sleep)  # fmt: skip
 
 
 def test_wait_for_times_out_and_cancels():
     clock, cancelled = _Clock(), []
-    with pytest.raises(remote.RemoteJobTimeout, match="within 10 s"):
-        remote.wait_for(lambda: remote.Progress.pending("running"), lambda p: p, what="job",
+    with pytest.raises(wait.RemoteJobTimeout, match="within 10 s"):
+        wait.wait_for(lambda: wait.Progress.pending("running"), lambda p: p, what="job",
                         poll_interval=3, timeout=10, cancel=lambda: cancelled.append(1),
                         clock=lambda: clock.now, sleep=clock.sleep)  # fmt: skip
     assert cancelled == [1] and clock.now == 10
@@ -111,7 +111,7 @@ def test_wait_for_times_out_and_cancels():
 @pytest.mark.parametrize("poll, timeout", [(0, 1), (1, 0), (-1, 5)])
 def test_wait_settings_refused(poll, timeout):
     with pytest.raises(ValueError, match="poll_interval|timeout"):
-        remote.check_wait_settings(poll, timeout)
+        wait.check_wait_settings(poll, timeout)
 
 
 # -- transient errors -------------------------------------------------------------------
@@ -171,13 +171,13 @@ def _set_status(widgets: kube.CustomObjects, name: str, status: dict, after: flo
     return thread
 
 
-def _check(obj: dict) -> remote.Progress:
+def _check(obj: dict) -> wait.Progress:
     if kube.condition_true(obj, "Succeeded"):
-        return remote.Progress.done()
+        return wait.Progress.done()
     failed = kube.condition(obj, "Failed")
     if failed and failed.get("status") == "True":
-        return remote.Progress.failed(failed.get("message", ""))
-    return remote.Progress.pending("running")
+        return wait.Progress.failed(failed.get("message", ""))
+    return wait.Progress.pending("running")
 
 
 def _name() -> str:
@@ -238,7 +238,7 @@ def test_wait_fails_with_the_service_reason(widgets):
 def test_timeout_deletes_the_object(widgets):
     name = _name()
     widgets.create_or_resume("kube-helper", _widget(name), owner="s")
-    with pytest.raises(remote.RemoteJobTimeout):
+    with pytest.raises(wait.RemoteJobTimeout):
         widgets.wait("kube-helper", name, _check, poll_interval=0.2, timeout=1)
     assert widgets.find("kube-helper", name) is None
 

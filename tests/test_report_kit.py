@@ -5,24 +5,25 @@ from __future__ import annotations
 import math
 import re
 
-from kfpkit.components._runtime import report
+from kfpkit.runtime import html_report
 
 
 def test_page_forbids_fetches_and_escapes():
-    page = report.page("a <b>", "c & d", "<p>x</p>")
+    page = html_report.page("a <b>", "c & d", "<p>x</p>")
     assert "default-src 'none'" in page and "<script" not in page
     assert not re.search(r"(src|href)=", page) and "url(" not in page
     assert "<title>a &lt;b&gt;</title>" in page and "c &amp; d" in page
 
 
 def test_table_cells_and_ids():
-    html = report.table(["n", "<h>"], [[report.td(3, True), report.td("<x>", css="bad")]], "t")
+    row = [html_report.td(3, True), html_report.td("<x>", css="bad")]
+    html = html_report.table(["n", "<h>"], [row], "t")
     assert html.startswith("<table id='t'>") and "<th>&lt;h&gt;</th>" in html
     assert "<td class='n'>3</td>" in html and "<td class='bad'>&lt;x&gt;</td>" in html
 
 
 def test_line_chart_skips_non_finite_points_and_draws_scatters_without_lines():
-    svg = report.line_chart(
+    svg = html_report.line_chart(
         "t",
         {"a": [(1, 0.5), (2, math.nan), (3, 0.7)], "b": [(2, 0.6)]},
         "trial",
@@ -33,9 +34,9 @@ def test_line_chart_skips_non_finite_points_and_draws_scatters_without_lines():
 
 
 def test_line_chart_without_values_says_so():
-    assert report.line_chart("empty", {"a": [(1, math.inf)]}, "x") == "<p>empty: no values</p>"
+    assert html_report.line_chart("empty", {"a": [(1, math.inf)]}, "x") == "<p>empty: no values</p>"
 
 
 def test_fmt():
-    assert report.fmt(1234.0) == "1,234" and report.fmt(0.123456) == "0.1235"
-    assert report.fmt(math.inf) == "inf"
+    assert html_report.fmt(1234.0) == "1,234" and html_report.fmt(0.123456) == "0.1235"
+    assert html_report.fmt(math.inf) == "inf"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kfpkit.components._runtime import executor as ex
-from kfpkit.components._runtime.retry import retry
+from kfpkit.runtime import executor as ex
+from kfpkit.runtime.retry import retry
 
 
 def executor_input(tmp_path, params=None, outputs=("data",)) -> dict:
@@ -99,7 +99,7 @@ def test_sigterm_cancels_and_cleans_up(tmp_path):
     script = textwrap.dedent(
         f"""
         import json, os, sys, time
-        from kfpkit.components._runtime import executor as ex
+        from kfpkit.runtime import executor as ex
         def run(e):
             os.makedirs(e.output("data").path)
             try:

@@ -25,14 +25,14 @@ def candidate(tmp_path_factory) -> Path:
     if not TRAIN_PYTHON.exists():
         pytest.skip(f"{TRAIN_PYTHON} is missing (make .venvs/train/.synced)")
     path = tmp_path_factory.mktemp("models") / "candidate"
-    script = ("import sys; from pathlib import Path; from kfpkit.components._serving.testing "
+    script = ("import sys; from pathlib import Path; from kfpkit.testing.serving "
               "import write_candidate; write_candidate(Path(sys.argv[1]))")  # fmt: skip
     subprocess.run([str(TRAIN_PYTHON), "-c", script, str(path)], check=True, capture_output=True)
     return path
 
 
 def test_serve_smoke_test_answers_from_the_sdk_without_tensorflow(candidate, tmp_path, capsys):
-    from kfpkit.components._serving.testing import candidate_probability
+    from kfpkit.testing.serving import candidate_probability
 
     data = tmp_path / "rows.parquet"
     ages, sexes = [23.0, 41.0, 67.0], ["1", "2", "1"]
@@ -94,7 +94,7 @@ def test_kserve_push_launcher_validates_in_the_train_image(candidate, tmp_path):
     import os
 
     from kfpkit import images
-    from kfpkit.components._runtime.testing import executor_input
+    from kfpkit.testing import executor_input
 
     test = tmp_path / "test"
     test.mkdir()

@@ -1,4 +1,4 @@
-"""kfp.Client's real HTTP calls, made by kfpkit.remote.kubeflow, received on 127.0.0.1."""
+"""kfp.Client's real HTTP calls, made by kfpkit.submit.kubeflow, received on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from kfpkit import cli
-from kfpkit.remote import kubeflow
-from kfpkit.remote.testserver import KubeflowTestServer
+from kfpkit.submit import kubeflow
+from kfpkit.testing.pipeline_servers import KubeflowTestServer
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING = ROOT / "compiled" / "training.yaml"

@@ -1,4 +1,4 @@
-"""kfpkit.remote.spec: the compiled pipeline and its parameters, checked before any call."""
+"""kfpkit.submit.spec: the compiled pipeline and its parameters, checked before any call."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kfpkit.remote import spec
+from kfpkit.submit import spec
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING = ROOT / "compiled" / "training.yaml"

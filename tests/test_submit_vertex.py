@@ -1,4 +1,4 @@
-"""The Vertex AI SDK's real REST requests, made by kfpkit.remote.vertex, received on 127.0.0.1."""
+"""The Vertex AI SDK's real REST requests, made by kfpkit.submit.vertex, received on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import yaml
 from google.auth.credentials import AnonymousCredentials
 
 from kfpkit.cli import main
-from kfpkit.remote import vertex
-from kfpkit.remote.testserver import VertexTestServer
+from kfpkit.submit import vertex
+from kfpkit.testing.pipeline_servers import VertexTestServer
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING = ROOT / "compiled" / "training.yaml"
@@ -176,7 +176,7 @@ def test_without_the_vertex_extra_the_error_names_it() -> None:
     """Plain kfpkit imports without aiplatform; using Vertex AI then says what to install."""
     code = (
         "import sys; sys.modules['google.cloud.aiplatform'] = None\n"
-        "import kfpkit.cli, kfpkit.remote.vertex as v\n"
+        "import kfpkit.cli, kfpkit.submit.vertex as v\n"
         "try:\n    v.aiplatform()\nexcept RuntimeError as e:\n    print(e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,7 +1,7 @@
 """Scores a served model on a test split, overall and per slice, against a baseline model.
 
 Pure runtime (no kfp). Models are called the way a server calls them: the SavedModel's
-``serving_default`` signature on raw feature tensors (see ``_runtime.tabular.ServingModel``).
+``serving_default`` signature on raw feature tensors (see ``kfpkit.tabular.ServingModel``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from kfpkit.components._runtime import tabular
+from kfpkit import tabular
 from kfpkit.components.evaluate import metrics as m
 
 _log = logging.getLogger("kfpkit")

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import logging
 
-from kfpkit.components._runtime.executor import (
+from kfpkit.components.evaluate import metrics as m
+from kfpkit.components.evaluate.evaluator import EvaluateRequest, evaluate
+from kfpkit.runtime.executor import (
     Executor,
     main,
     uri_to_path,
     write_text_artifact,
 )
-from kfpkit.components._runtime.model_versions import versions
-from kfpkit.components.evaluate import metrics as m
-from kfpkit.components.evaluate.evaluator import EvaluateRequest, evaluate
+from kfpkit.runtime.model_versions import versions
 
 _log = logging.getLogger("kfpkit")
 

@@ -23,10 +23,10 @@ from typing import Any
 
 from kubeflow_katib_api import models
 
-from kfpkit.components._runtime import kube, remote
 from kfpkit.components.katib_tune import result as results
 from kfpkit.components.katib_tune.spec import DOUBLE, INT, TuneSpec
 from kfpkit.components.katib_tune.trial import TrialData
+from kfpkit.jobs import kube, wait
 
 GROUP, VERSION, PLURAL, KIND = "kubeflow.org", "v1beta1", "experiments", "Experiment"
 TRIAL_PLURAL = "trials"
@@ -384,20 +384,20 @@ def check_experiment(doc: Mapping[str, Any]) -> None:
 
 
 # -- status ---------------------------------------------------------------------------------
-def progress(experiment: Mapping[str, Any]) -> remote.Progress:
+def progress(experiment: Mapping[str, Any]) -> wait.Progress:
     """done / failed (Katib's reason and message) / pending with the trial counts."""
     status = experiment.get("status") or {}
     if kube.condition_true(experiment, "Succeeded"):
-        return remote.Progress.done()
+        return wait.Progress.done()
     failed = kube.condition(experiment, "Failed")
     if failed is not None and str(failed.get("status")) == "True":
         reason = ": ".join(x for x in (failed.get("reason"), failed.get("message")) if x)
-        return remote.Progress.failed(reason)
+        return wait.Progress.failed(reason)
     counts = ", ".join(
         f"{status.get(k, 0)} {k[6:].lower()}"
         for k in ("trialsRunning", "trialsSucceeded", "trialsFailed", "trialsEarlyStopped")
     )
-    return remote.Progress.pending(f"{status.get('trials', 0)} trials: {counts}")
+    return wait.Progress.pending(f"{status.get('trials', 0)} trials: {counts}")
 
 
 _STATE_OF_CONDITION = {
@@ -487,7 +487,7 @@ def run_experiment(
     """Creates or resumes the Experiment, waits for it, and reads its result. SIGTERM and the
     timeout delete it (Katib then deletes its trials)."""
     check_experiment(doc)
-    remote.check_wait_settings(poll_interval, timeout)
+    wait.check_wait_settings(poll_interval, timeout)
     namespace, name = doc["metadata"]["namespace"], doc["metadata"]["name"]
     _, resumed = objects.create_or_resume(namespace, doc, owner)
     finished = objects.wait(namespace, name, progress, poll_interval=poll_interval, timeout=timeout)

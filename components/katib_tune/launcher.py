@@ -15,13 +15,13 @@ import logging
 from dataclasses import fields
 from typing import Any
 
-from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
-from kfpkit.components._runtime.identity import executor_identity, step_key
-from kfpkit.components._runtime.remote import check_wait_settings
 from kfpkit.components.katib_tune.report import tuning_html
 from kfpkit.components.katib_tune.result import TuneResult
 from kfpkit.components.katib_tune.spec import BACKENDS, TuneSpec, parse_spec
 from kfpkit.components.katib_tune.trial import TrialData
+from kfpkit.jobs.wait import check_wait_settings
+from kfpkit.runtime.executor import Executor, main, write_text_artifact
+from kfpkit.runtime.identity import executor_identity, step_key
 
 _log = logging.getLogger("kfpkit")
 EXPERIMENT_PREFIX = "katib-tune"
@@ -92,8 +92,8 @@ def trial_data(executor: Executor, uris: bool) -> TrialData:
 
 
 def run_katib(executor: Executor, spec: TuneSpec) -> TuneResult:
-    from kfpkit.components._runtime import kube
     from kfpkit.components.katib_tune import experiment as katib
+    from kfpkit.jobs import kube
 
     namespace = kube.check_name(executor.param("namespace", "kubeflow"), "namespace")
     identity = executor_identity(executor.raw)

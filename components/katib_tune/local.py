@@ -45,7 +45,6 @@ from typing import Any, Protocol
 
 import optuna
 
-from kfpkit.components._runtime.remote import RemoteJobTimeout
 from kfpkit.components.katib_tune import result as results
 from kfpkit.components.katib_tune.spec import (
     CATEGORICAL,
@@ -55,6 +54,7 @@ from kfpkit.components.katib_tune.spec import (
     grid_combinations,
 )
 from kfpkit.components.katib_tune.trial import Reporter, TrialData
+from kfpkit.jobs.wait import RemoteJobTimeout
 
 _log = logging.getLogger("kfpkit")
 

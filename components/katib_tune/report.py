@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from kfpkit.components._runtime.report import esc, fmt, line_chart, page, table, td
 from kfpkit.components.katib_tune import result as results
 from kfpkit.components.katib_tune.spec import TuneSpec
+from kfpkit.runtime.html_report import esc, fmt, line_chart, page, table, td
 
 _STATE_CSS = {results.SUCCEEDED: "", results.PRUNED: "muted", results.FAILED: "bad"}
 

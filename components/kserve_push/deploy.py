@@ -1,6 +1,6 @@
 """Applies a kserve_push action on a cluster and waits until KServe reports it ready.
 
-Through the one Kubernetes helper (``_runtime.kube``). Readiness is ``Ready=True`` *and*
+Through the one Kubernetes helper (``kfpkit.jobs.kube``). Readiness is ``Ready=True`` *and*
 ``status.observedGeneration >= metadata.generation`` (an old Ready status never passes for
 the new spec); a RawDeployment canary also needs ``CanaryReady=True``. A failed rollout
 (KServe/Knative report a failed revision or model load) or a timeout rolls back: the
@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kfpkit.components._runtime import kube, remote
 from kfpkit.components.kserve_push import isvc
+from kfpkit.jobs import kube, wait
 
 _log = logging.getLogger("kfpkit")
 
@@ -54,21 +54,21 @@ def _reason_of(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
-def readiness(generation: int, need_canary: bool) -> Callable[[dict[str, Any]], remote.Progress]:
-    def check(obj: dict[str, Any]) -> remote.Progress:
+def readiness(generation: int, need_canary: bool) -> Callable[[dict[str, Any]], wait.Progress]:
+    def check(obj: dict[str, Any]) -> wait.Progress:
         status = obj.get("status") or {}
         observed = int(status.get("observedGeneration") or 0)
         failed = _reason_of(obj) if observed >= generation else None
         if failed:
-            return remote.Progress.failed(failed)
+            return wait.Progress.failed(failed)
         if observed < generation:
-            return remote.Progress.pending(f"KServe has seen generation {observed} of {generation}")
+            return wait.Progress.pending(f"KServe has seen generation {observed} of {generation}")
         if not kube.condition_true(obj, "Ready"):
             cond = kube.condition(obj, "Ready") or {}
-            return remote.Progress.pending(f"Ready={cond.get('status')}: {cond.get('message', '')}")
+            return wait.Progress.pending(f"Ready={cond.get('status')}: {cond.get('message', '')}")
         if need_canary and not kube.condition_true(obj, "CanaryReady"):
-            return remote.Progress.pending("waiting for CanaryReady")
-        return remote.Progress.done()
+            return wait.Progress.pending("waiting for CanaryReady")
+        return wait.Progress.done()
 
     return check
 
@@ -112,7 +112,7 @@ class Pusher:
     def push(self, action: str, s: isvc.ServingSettings, owner: str, timeout: float,
              canary_percent: int = 10, mirror_percent: float = 100.0) -> Deployment:  # fmt: skip
         s.check()
-        remote.check_wait_settings(self.poll_interval, timeout)
+        wait.check_wait_settings(self.poll_interval, timeout)
         if action == "delete":
             return self._delete(s)
         if action == "shadow":
@@ -165,11 +165,11 @@ class Pusher:
                 s.namespace, s.name, readiness(generation, need_canary),
                 poll_interval=self.poll_interval, timeout=timeout, cancel=roll_back,
             )  # fmt: skip
-        except (remote.RemoteJobFailed, remote.RemoteJobTimeout) as e:
-            if isinstance(e, remote.RemoteJobFailed):
+        except (wait.RemoteJobFailed, wait.RemoteJobTimeout) as e:
+            if isinstance(e, wait.RemoteJobFailed):
                 roll_back()  # the wait rolls back itself on a timeout
             undone = "deleted it" if previous is None else "restored the previous spec"
-            reason = e.reason if isinstance(e, remote.RemoteJobFailed) else str(e)
+            reason = e.reason if isinstance(e, wait.RemoteJobFailed) else str(e)
             raise RuntimeError(
                 f"InferenceService {s.namespace}/{s.name} did not become ready: {reason}; "
                 f"rolled back ({undone})"

@@ -1,6 +1,6 @@
 """Infra validation: the model must serve on KServe's own model server before it is deployed.
 
-Starts ``kfpkit.components._serving.server`` (KServe's ``ModelServer``, loopback only) as a
+Starts ``kfpkit.serving.server`` (KServe's ``ModelServer``, loopback only) as a
 child process on the model, sends real V1 (``:predict``) and V2 (``/infer``) requests built
 from rows of the test split, one row a request, and checks every answer against the model's
 own in-process prediction (``serving_default`` called directly, as evaluate calls it).
@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from kfpkit.components._runtime import tabular
-from kfpkit.components._runtime.tabular import CATEGORICAL
-from kfpkit.components._serving.client import ServerProcess, percentile, server_args
+from kfpkit import tabular
+from kfpkit.serving.client import ServerProcess, percentile, server_args
+from kfpkit.tabular import CATEGORICAL
 
 _log = logging.getLogger("kfpkit")
 DEFAULT_ROWS = 100

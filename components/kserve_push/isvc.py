@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kfpkit.components._runtime import kube
+from kfpkit.jobs import kube
 
 GROUP, VERSION, PLURAL, KIND = (
     "serving.kserve.io",
@@ -213,7 +213,7 @@ def mode_of(existing: Mapping[str, Any]) -> str:
 
 def canary_name(storage_uri: str) -> str:
     """A RawDeployment canary's predictor name, from what it serves (stable on restart)."""
-    from kfpkit.components._runtime.identity import step_key
+    from kfpkit.runtime.identity import step_key
 
     return f"canary-{step_key(storage_uri, 8)}"
 

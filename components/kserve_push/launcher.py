@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import logging
 
-from kfpkit.components._runtime.executor import (
+from kfpkit.components.kserve_push import isvc
+from kfpkit.components.kserve_push.runner import PushRequest, push, storage_uri
+from kfpkit.runtime.executor import (
     Executor,
     main,
     uri_to_path,
     write_text_artifact,
 )
-from kfpkit.components._runtime.identity import executor_identity, step_key
-from kfpkit.components.kserve_push import isvc
-from kfpkit.components.kserve_push.runner import PushRequest, push, storage_uri
+from kfpkit.runtime.identity import executor_identity, step_key
 
 _log = logging.getLogger("kfpkit")
 

@@ -14,9 +14,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kfpkit.components._runtime.model_versions import versions
-from kfpkit.components._serving.server import check_model_name
 from kfpkit.components.kserve_push import infra_validation, isvc
+from kfpkit.runtime.model_versions import versions
+from kfpkit.serving.server import check_model_name
 
 _log = logging.getLogger("kfpkit")
 
@@ -150,8 +150,8 @@ def push(request: PushRequest) -> PushResult:
         result.traffic = [{"revision": result.revision, "percent": 100}]
         result.serve_command = f"kfpkit serve {model_dir} --name {name} --port {LOCAL_PORT}"
     else:
-        from kfpkit.components._runtime import kube
         from kfpkit.components.kserve_push.deploy import Pusher
+        from kfpkit.jobs import kube
 
         pusher = Pusher(kube.api_client(request.kubeconfig))
         deployment = pusher.push(

@@ -10,8 +10,8 @@ import json
 import os
 import shutil
 
-from kfpkit.components._runtime.executor import Executor, main, uri_to_path, write_text_artifact
 from kfpkit.components.load_window_state import state
+from kfpkit.runtime.executor import Executor, main, uri_to_path, write_text_artifact
 
 STATE_FILE = "state.json"
 

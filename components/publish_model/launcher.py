@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from kfpkit.components._runtime.executor import Executor, main, path_to_uri, uri_to_path
 from kfpkit.components.publish_model.publisher import publish
+from kfpkit.runtime.executor import Executor, main, path_to_uri, uri_to_path
 
 _log = logging.getLogger("kfpkit")
 

@@ -15,7 +15,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 
-from kfpkit.components._runtime.model_versions import latest_version_dir, versions
+from kfpkit.runtime.model_versions import latest_version_dir, versions
 
 SOURCE_RECORD = "kfpkit-source.json"
 _TMP_PREFIX = ".kfpkit-tmp-"

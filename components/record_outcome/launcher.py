@@ -11,8 +11,8 @@ import json
 import logging
 import os
 
-from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
 from kfpkit.components.record_outcome.outcome import decide
+from kfpkit.runtime.executor import Executor, main, write_text_artifact
 
 _log = logging.getLogger("kfpkit")
 OUTCOME_FILE = "outcome.json"

@@ -8,7 +8,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kfpkit.components._runtime.executor import FAILURE_RECORD
+from kfpkit.runtime.executor import FAILURE_RECORD
 
 SUCCEEDED = "SUCCEEDED"
 EXECUTOR_OUTPUT = "executor_output.json"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from kfpkit.components._registry.launching import registry_from, write_version
-from kfpkit.components._runtime.executor import Executor, main
 from kfpkit.components.register_model.registration import parse_bool, registration_from
+from kfpkit.registry.launching import registry_from, write_version
+from kfpkit.runtime.executor import Executor, main
 
 _log = logging.getLogger("kfpkit")
 OPTIONAL_INPUTS = ("train_data", "validation_data", "statistics", "schema")

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kfpkit.components._registry import base
-from kfpkit.components._runtime.executor import Artifact, path_to_uri
-from kfpkit.components._runtime.model_versions import latest_version_dir
+from kfpkit.registry import base
+from kfpkit.runtime.executor import Artifact, path_to_uri
+from kfpkit.runtime.model_versions import latest_version_dir
 
 
 @dataclass(frozen=True)

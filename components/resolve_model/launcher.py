@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from kfpkit.components._registry.base import STATISTICS_URI, check_alias, check_model_name
-from kfpkit.components._registry.launching import registry_from, write_version
-from kfpkit.components._runtime.executor import Executor, main
+from kfpkit.registry.base import STATISTICS_URI, check_alias, check_model_name
+from kfpkit.registry.launching import registry_from, write_version
+from kfpkit.runtime.executor import Executor, main
 
 _log = logging.getLogger("kfpkit")
 

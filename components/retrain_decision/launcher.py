@@ -13,9 +13,9 @@ import os
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
 from kfpkit.components.load_window_state.state import WindowState
 from kfpkit.components.retrain_decision.decision import Distance, Policy, decide
+from kfpkit.runtime.executor import Executor, main, write_text_artifact
 
 DECISION_FILE = "decision.json"
 ANOMALIES_FILE = "anomalies.pbtxt"  # tfdv_validate's

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import os
 
-from kfpkit.components._runtime.executor import Executor, main, uri_to_path
 from kfpkit.components.load_window_state import state
+from kfpkit.runtime.executor import Executor, main, uri_to_path
 
 
 def run(executor: Executor) -> None:

@@ -10,13 +10,13 @@ from typing import Any
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from kfpkit.components._runtime.executor import Artifact, Executor, main, write_text_artifact
-from kfpkit.components._tfdv import artifacts
 from kfpkit.components.tfdv_schema.schema import (
     exclude_from_serving,
     infer_schema,
     summary_markdown,
 )
+from kfpkit.runtime.executor import Artifact, Executor, main, write_text_artifact
+from kfpkit.tfdv import artifacts
 
 
 def schema_from(executor: Executor, statistics: Any) -> tuple[schema_pb2.Schema, str]:

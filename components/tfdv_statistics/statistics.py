@@ -24,9 +24,9 @@ from tensorflow_data_validation.statistics import stats_impl
 from tensorflow_data_validation.utils import slicing_util
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
-from kfpkit.components._runtime.executor import path_to_uri
-from kfpkit.components._tfdv import data_files
-from kfpkit.components._tfdv.data_files import DataFiles
+from kfpkit.runtime.executor import path_to_uri
+from kfpkit.tfdv import data_files
+from kfpkit.tfdv.data_files import DataFiles
 
 _log = logging.getLogger("kfpkit")
 

@@ -11,14 +11,14 @@ from typing import Any
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
-from kfpkit.components._tfdv import artifacts, report
 from kfpkit.components.tfdv_validate.validation import (
     Thresholds,
     anomaly_lines,
     measurements,
     validate,
 )
+from kfpkit.runtime.executor import Executor, main, write_text_artifact
+from kfpkit.tfdv import artifacts, report
 
 _METRIC_NAME = re.compile(r"[^A-Za-z0-9_]+")
 

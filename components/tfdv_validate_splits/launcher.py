@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 
-from kfpkit.components._runtime.executor import Executor, main, write_text_artifact
-from kfpkit.components._tfdv import artifacts, data_files, report
 from kfpkit.components.tfdv_schema.launcher import schema_from, write_schema
 from kfpkit.components.tfdv_statistics.statistics import compute_split_statistics
 from kfpkit.components.tfdv_validate.launcher import (
@@ -20,6 +18,8 @@ from kfpkit.components.tfdv_validate.launcher import (
     validation_metrics,
 )
 from kfpkit.components.tfdv_validate.validation import Thresholds, anomaly_lines, validate
+from kfpkit.runtime.executor import Executor, main, write_text_artifact
+from kfpkit.tfdv import artifacts, data_files, report
 
 BASELINE = "train"
 VALIDATED = ("validation", "test")  # validated against the schema, drift against train

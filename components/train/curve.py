@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from kfpkit.components._runtime.report import line_chart, page, table, td
+from kfpkit.runtime.html_report import line_chart, page, table, td
 
 _COLORS = {"train": "#1f77b4", "validation": "#d62728"}
 

@@ -12,10 +12,10 @@ import sys
 import keras
 import tensorflow as tf
 
-from kfpkit.components._runtime.executor import Executor, main
 from kfpkit.components.train import trainer
 from kfpkit.components.train.curve import training_curve_html
 from kfpkit.components.train.objective_metrics import metric_lines
+from kfpkit.runtime.executor import Executor, main
 
 
 def _whole_number(executor: Executor, name: str, default: int) -> int:

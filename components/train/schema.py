@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from kfpkit.components._runtime.tabular import CATEGORICAL, NUMERIC, FeatureSpec
+from kfpkit.tabular import CATEGORICAL, NUMERIC, FeatureSpec
 
 SCHEMA_FILE = "schema.pbtxt"
 # Features in these lifecycle stages are not meant for training.

@@ -25,10 +25,10 @@ import numpy as np
 import pyarrow as pa
 import tensorflow as tf
 
-from kfpkit.components._runtime import tabular
-from kfpkit.components._runtime.tabular import NUMERIC, FeatureSpec
+from kfpkit import tabular
 from kfpkit.components.train import strategy as strategies
 from kfpkit.components.train.schema import SchemaFeature, load_schema_features
+from kfpkit.tabular import NUMERIC, FeatureSpec
 
 _log = logging.getLogger("kfpkit")
 

@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="", help="Parquet file or folder for --smoke-test")
     p.set_defaults(func=cmd_serve)
 
-    from kfpkit.remote.cli import add_commands
+    from kfpkit.submit.cli import add_commands
 
     add_commands(sub)  # submit, schedule, runs
 

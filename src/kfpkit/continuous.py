@@ -98,7 +98,7 @@ class WindowRun:
 
 
 def _versions(path: Path) -> list[int]:
-    from kfpkit.components._runtime.model_versions import versions
+    from kfpkit.runtime.model_versions import versions
 
     return versions(str(path))
 
@@ -146,7 +146,7 @@ _TASK_DISPLAY = {
 _SCORE = r"""
 import json, sys
 import numpy as np, pyarrow.parquet as pq
-from kfpkit.components._runtime import tabular
+from kfpkit import tabular
 from kfpkit.components.evaluate.metrics import binary_metrics
 jobs = json.loads(sys.argv[1]); out = {}
 models = {}

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kfpkit import images
-from kfpkit.components._runtime.retry import retry
+from kfpkit.runtime.retry import retry
 
 # docker push's last line: "<tag>: digest: sha256:<hex> size: <n>"
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")

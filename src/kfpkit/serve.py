@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kfpkit.components._serving.client import (
+from kfpkit.serving.client import (
     CATEGORICAL,
     SERVER_MODULE,
     ServerProcess,

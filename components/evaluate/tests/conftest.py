@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from kfpkit.components.train import trainer
-from kfpkit.components.train.testing import sample_splits
+from kfpkit.testing.splits import sample_splits
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from kfpkit.components._runtime import testing
-from kfpkit.components._runtime.executor import EXIT_USER_ERROR, launch
+from kfpkit import testing
 from kfpkit.components.evaluate import launcher
+from kfpkit.runtime.executor import EXIT_USER_ERROR, launch
 
 OUTPUTS = {
     "metrics": "system.Metrics",
@@ -103,7 +103,7 @@ def test_a_folder_without_a_saved_model_is_named(data, tmp_path, caplog):
 def test_the_newest_published_version_is_the_baseline(strong_model, weak_model, data, tmp_path):
     import shutil
 
-    from kfpkit.components._runtime.model_versions import latest_version_dir
+    from kfpkit.runtime.model_versions import latest_version_dir
 
     serving = tmp_path / "serving"
     inputs = {"model": weak_model, "test_data": data["test"]}

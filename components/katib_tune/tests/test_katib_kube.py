@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from kfpkit.components._runtime import kube
-from kfpkit.components._runtime.executor import launch
-from kfpkit.components._runtime.identity import executor_identity, step_key
-from kfpkit.components._runtime.testing import executor_input
 from kfpkit.components.katib_tune import experiment as katib
 from kfpkit.components.katib_tune import launcher
+from kfpkit.jobs import kube
+from kfpkit.runtime.executor import launch
+from kfpkit.runtime.identity import executor_identity, step_key
+from kfpkit.testing import executor_input
 
 CRDS = Path(__file__).parent / "crds"
 NS = "tuning"

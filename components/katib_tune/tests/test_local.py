@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from kfpkit.components._runtime.remote import RemoteJobTimeout
 from kfpkit.components.katib_tune import local
 from kfpkit.components.katib_tune import spec as specs
+from kfpkit.jobs.wait import RemoteJobTimeout
 
 # optimum at learning_rate = 0.01 (log scale) and dropout = 0.3: objective 0
 SPACE = [

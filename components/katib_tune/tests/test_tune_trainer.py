@@ -19,10 +19,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from kfpkit.components._runtime.executor import launch
-from kfpkit.components._runtime.testing import executor_input
 from kfpkit.components.katib_tune import launcher, local, trial
 from kfpkit.components.katib_tune import spec as specs
+from kfpkit.runtime.executor import launch
+from kfpkit.testing import executor_input
 
 SAMPLE = Path(__file__).parents[2] / "train" / "tests" / "data" / "employment_6000.parquet"
 OUTPUTS = {"metrics": "system.Metrics", "report": "system.HTML"}
@@ -199,7 +199,7 @@ def test_zero_trials_passes_the_fixed_hyperparameters_at_once(tmp_path, splits):
     next to nothing for the step."""
     raw = step_input(tmp_path, splits, max_trial_count=0, search_space=[])
     script = (
-        "import json, sys; from kfpkit.components._runtime.executor import launch; "
+        "import json, sys; from kfpkit.runtime.executor import launch; "
         "from kfpkit.components.katib_tune import launcher; "
         "code = launch(launcher.run, ['--executor_input', sys.argv[1]]); "
         "heavy = ['tensorflow', 'optuna', 'kubernetes', 'kubeflow_katib_api']; "

@@ -2,7 +2,7 @@
 
 - ``model_dir``: the train component's own export, trained briefly on its checked-in sample.
 - ``candidate_dir``: a hand-written SavedModel on two of the same features that disagrees
-  with it on purpose and fails on requests with a person aged 90+ (``_serving.testing``).
+  with it on purpose and fails on requests with a person aged 90+ (``kfpkit.testing.serving``).
 - ``server``: KServe's model server on 127.0.0.1 serving ``model_dir``, shadowed by
   ``candidate_dir``, logging requests (flushing every 0.2 s).
 """
@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from kfpkit.components._serving.client import ServerProcess, server_args
-from kfpkit.components._serving.testing import write_candidate
-from kfpkit.components.train.testing import sample_splits
+from kfpkit.serving.client import ServerProcess, server_args
+from kfpkit.testing.serving import write_candidate
+from kfpkit.testing.splits import sample_splits
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +77,7 @@ def test_rows(splits) -> list[dict]:
 @pytest.fixture(scope="session")
 def in_process(model_dir):
     """The model's own predictions, called in this process the way evaluate calls it."""
-    from kfpkit.components._runtime import tabular
+    from kfpkit import tabular
 
     model = tabular.ServingModel(str(model_dir))
 

@@ -15,8 +15,9 @@ from collections.abc import Callable
 
 import pytest
 
-from kfpkit.components.kserve_push import crd, isvc
+from kfpkit.components.kserve_push import isvc
 from kfpkit.components.kserve_push.deploy import Pusher
+from kfpkit.testing import kserve_crd
 
 NS = "serving"
 OLD, NEW = "gs://models/employment/1", "gs://models/employment/2"
@@ -24,8 +25,8 @@ OLD, NEW = "gs://models/employment/1", "gs://models/employment/2"
 
 @pytest.fixture(scope="module")
 def cluster(kube_server):
-    kube_server.install_crd(crd.inference_service_crd())
-    kube_server.install_crd(crd.virtual_service_crd())
+    kube_server.install_crd(kserve_crd.inference_service_crd())
+    kube_server.install_crd(kserve_crd.virtual_service_crd())
     kube_server.create_namespace(NS)
     return kube_server.api_client()
 
@@ -292,7 +293,7 @@ def test_the_api_server_rejects_what_the_generated_schema_forbids(pusher):
 
 
 def test_replace_with_a_stale_read_is_a_conflict_not_an_overwrite(pusher):
-    from kfpkit.components._runtime import kube
+    from kfpkit.jobs import kube
 
     name = _name()
     _deploy_first(pusher, name)
@@ -310,7 +311,7 @@ def test_sigterm_while_waiting_rolls_back(pusher):
     import os
     import signal
 
-    from kfpkit.components._runtime.executor import Cancelled, _raise_cancelled
+    from kfpkit.runtime.executor import Cancelled, _raise_cancelled
 
     name = _name()
     _deploy_first(pusher, name)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from kfpkit.components._runtime.testing import executor_input
-from kfpkit.components.kserve_push import crd, isvc, launcher
+from kfpkit.components.kserve_push import isvc, launcher
+from kfpkit.testing import executor_input, kserve_crd
 
 OUTPUTS = {"deployment": "system.Artifact", "infra_validation": "system.Metrics",
            "summary": "system.Markdown"}  # fmt: skip
@@ -37,7 +37,7 @@ def test_local_backend_validates_on_kserve_and_records_latency_and_how_to_serve(
     doc = _input(tmp_path, {"model_name": "employment", "infra_validation_rows": 40}, model_dir,
                  splits["test"])  # fmt: skip
     assert launcher.main.__module__  # the launcher is importable by its dotted path
-    from kfpkit.components._runtime.executor import launch
+    from kfpkit.runtime.executor import launch
 
     assert launch(launcher.run, ["--executor_input", doc]) == 0
     out = json.loads((tmp_path / "out" / "executor_output.json").read_text())
@@ -57,7 +57,7 @@ def test_local_backend_validates_on_kserve_and_records_latency_and_how_to_serve(
 
 
 def test_a_published_model_is_served_from_its_serving_directory(tmp_path, model_dir, splits):
-    from kfpkit.components._runtime.executor import launch
+    from kfpkit.runtime.executor import launch
 
     artifact = tmp_path / "published_model"  # publish_model's output holds no files itself
     artifact.mkdir()
@@ -81,7 +81,7 @@ def test_a_model_that_fails_is_never_deployed_and_the_step_says_why(
     test.mkdir()
     pq.write_table(rows, test / "data-000000000000.parquet")
     doc = _input(tmp_path, {"model_name": "candidate"}, candidate_dir, test)
-    from kfpkit.components._runtime.executor import launch
+    from kfpkit.runtime.executor import launch
 
     assert launch(launcher.run, ["--executor_input", doc]) == 1
     assert "failed infra validation and was not deployed" in caplog.text
@@ -100,7 +100,7 @@ def test_a_model_that_fails_is_never_deployed_and_the_step_says_why(
     ],
 )
 def test_bad_inputs_exit_2_naming_the_value(tmp_path, model_dir, splits, params, message, caplog):
-    from kfpkit.components._runtime.executor import launch
+    from kfpkit.runtime.executor import launch
 
     doc = _input(tmp_path, params, model_dir, splits["test"])
     assert launch(launcher.run, ["--executor_input", doc]) == 2
@@ -108,7 +108,7 @@ def test_bad_inputs_exit_2_naming_the_value(tmp_path, model_dir, splits, params,
 
 
 def test_missing_test_data_is_refused_before_anything_starts(tmp_path, model_dir, caplog):
-    from kfpkit.components._runtime.executor import launch
+    from kfpkit.runtime.executor import launch
 
     doc = _input(tmp_path, {"model_name": "employment"}, model_dir, None)
     assert launch(launcher.run, ["--executor_input", doc]) == 2
@@ -118,11 +118,11 @@ def test_missing_test_data_is_refused_before_anything_starts(tmp_path, model_dir
 def test_kserve_backend_validates_then_applies_and_waits_for_ready(
     tmp_path, kube_server, model_dir, splits
 ):
-    kube_server.install_crd(crd.inference_service_crd())
-    kube_server.install_crd(crd.virtual_service_crd())
+    kube_server.install_crd(kserve_crd.inference_service_crd())
+    kube_server.install_crd(kserve_crd.virtual_service_crd())
     kube_server.create_namespace("pipelines")
     kubeconfig = kube_server.write_kubeconfig(tmp_path / "kubeconfig")
-    from kfpkit.components._runtime import kube
+    from kfpkit.jobs import kube
 
     services = kube.CustomObjects(kube_server.api_client(), isvc.GROUP, isvc.VERSION,
                                   isvc.PLURAL, isvc.KIND)  # fmt: skip
@@ -156,7 +156,7 @@ def test_kserve_backend_validates_then_applies_and_waits_for_ready(
     params = {"model_name": "employment", "backend": "kserve", "namespace": "pipelines",
               "storage_uri": "gs://bucket/serving/employment", "infra_validation_rows": 10,
               "kubeconfig": str(kubeconfig), "timeout_seconds": 30}  # fmt: skip
-    from kfpkit.components._runtime.executor import launch
+    from kfpkit.runtime.executor import launch
 
     try:
         code = launch(launcher.run, ["--executor_input", _input(tmp_path, params, model_dir,

@@ -3,7 +3,7 @@ check of deliberately skewed served traffic against the training data names the 
 
 The server runs here (train environment); the skew check runs in the tfdv environment
 (TFDV 1.16 needs TensorFlow 2.16 / protobuf 4: another dependency island), on the very
-files the server wrote, through the TFDV components' own runtime (``_tfdv.data_files``,
+files the server wrote, through the TFDV components' own runtime (``kfpkit.tfdv.data_files``,
 ``tfdv_statistics.statistics``, ``tfdv_validate.validation``).
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from kfpkit.components._serving.client import ServerProcess, server_args
+from kfpkit.serving.client import ServerProcess, server_args
 
 ROOT = Path(__file__).resolve().parents[3]
 TFDV_PYTHON = ROOT / ".venvs" / "tfdv" / "bin" / "python"
@@ -26,7 +26,7 @@ SKEWED_VALUE = "21"  # every served row gets this SCHL (a bachelor's degree)
 SKEW_CHECK = """
 import json, sys
 import tensorflow_data_validation as tfdv
-from kfpkit.components._tfdv.data_files import find_data_files
+from kfpkit.tfdv.data_files import find_data_files
 from kfpkit.components.tfdv_statistics.statistics import compute_statistics
 from kfpkit.components.tfdv_validate import validation
 

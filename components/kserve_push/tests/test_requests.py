@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kfpkit.components._runtime.tabular import CATEGORICAL, NUMERIC, FeatureSpec
-from kfpkit.components._serving import requests
-from kfpkit.components._serving.requests import BadRequest
+from kfpkit.serving import requests
+from kfpkit.serving.requests import BadRequest
+from kfpkit.tabular import CATEGORICAL, NUMERIC, FeatureSpec
 
 SPECS = [FeatureSpec("AGEP", NUMERIC), FeatureSpec("SEX", CATEGORICAL)]
 

@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from kfpkit.components._serving.client import Client
-from kfpkit.components._serving.testing import CANDIDATE_MAX_AGE, candidate_probability
+from kfpkit.serving.client import Client
+from kfpkit.testing.serving import CANDIDATE_MAX_AGE, candidate_probability
 
 # float32 model outputs; a row's answer can move in the last bits with the batch it is in
 TOLERANCE = 1e-6
@@ -62,7 +62,7 @@ def test_v2_metadata_lists_the_model_inputs_and_output(server, in_process):
 
 
 def _v2(rows, in_process):
-    from kfpkit.components._serving.client import v2_body
+    from kfpkit.serving.client import v2_body
 
     return v2_body(rows, kinds(in_process))
 
@@ -268,7 +268,7 @@ def test_every_answered_request_is_logged_exactly_once_with_its_answer(
 
 
 def test_logs_are_what_tfdv_components_read(server, log_dir):
-    from kfpkit.components._runtime.files import files_under
+    from kfpkit.runtime.files import files_under
 
     _wait_for(lambda: _logged(log_dir, "employment"))
     files = files_under(str(log_dir / "employment"), (".parquet",), "logs", ".parquet")

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kfpkit.components._runtime import executor, testing
+from kfpkit import testing
 from kfpkit.components.load_window_state import launcher as load_launcher
 from kfpkit.components.load_window_state import state
 from kfpkit.components.save_window_state import launcher as save_launcher
+from kfpkit.runtime import executor
 
 
 def stats_dir(tmp_path, name, content=b"stats"):

@@ -7,10 +7,11 @@ import os
 
 import pytest
 
-from kfpkit.components._runtime import executor, testing
-from kfpkit.components._runtime.model_versions import versions
+from kfpkit import testing
 from kfpkit.components.publish_model import launcher
 from kfpkit.components.publish_model.publisher import SOURCE_RECORD, publish
+from kfpkit.runtime import executor
+from kfpkit.runtime.model_versions import versions
 
 
 def make_model(path, version=1, payload=b"graph"):

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from kfpkit.components._runtime import executor, testing
+from kfpkit import testing
 from kfpkit.components.record_outcome import launcher
 from kfpkit.components.record_outcome.outcome import decide, failed_tasks_in_message
+from kfpkit.runtime import executor
 
 # What kfp.local 2.17 passes an exit task when the handler's body failed.
 LOCAL_FAILED = {

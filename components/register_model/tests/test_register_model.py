@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from kfpkit.components._registry import open_registry
-from kfpkit.components._registry.testservers import VertexModelServer
-from kfpkit.components._runtime import executor, testing
+from kfpkit import testing
 from kfpkit.components.register_model import launcher
+from kfpkit.registry import open_registry
+from kfpkit.runtime import executor
+from kfpkit.testing.registry_servers import VertexModelServer
 
 METRICS = {"auc": 0.9033, "accuracy": 0.8256, "SEX=1/auc": 0.9, "blessed": True}
 

@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from kfpkit.components._registry import open_registry
-from kfpkit.components._registry.testservers import ModelRegistryServer
-from kfpkit.components._runtime import executor, testing
+from kfpkit import testing
 from kfpkit.components.resolve_model import launcher
+from kfpkit.registry import open_registry
+from kfpkit.runtime import executor
+from kfpkit.testing.registry_servers import ModelRegistryServer
 
 OUTPUTS = ["found", "model_uri", "created_at", "age_days", "statistics_uri"]
 

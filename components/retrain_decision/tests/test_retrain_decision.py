@@ -122,9 +122,10 @@ def test_launcher_on_anomalies_measured_by_real_tfdv(tmp_path):
     import tensorflow_data_validation as tfdv
     from google.protobuf import text_format
 
-    from kfpkit.components._runtime import executor, testing
+    from kfpkit import testing
     from kfpkit.components.retrain_decision import launcher
     from kfpkit.components.tfdv_validate.validation import Thresholds, validate
+    from kfpkit.runtime import executor
 
     def stats(share_a, year):
         n = 1000

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 
-from kfpkit.components._runtime import executor, testing
+from kfpkit import testing
 from kfpkit.components.save_window_state import launcher as save_launcher
+from kfpkit.runtime import executor
 
 
 def stats_dir(tmp_path, name, content=b"stats"):

@@ -8,11 +8,12 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from kfpkit.components._runtime import executor, testing
-from kfpkit.components._tfdv import artifacts
-from kfpkit.components._tfdv import testing as tfdv_testing
+from kfpkit import testing
 from kfpkit.components.tfdv_schema import launcher
 from kfpkit.components.tfdv_schema.schema import infer_schema, summary_markdown
+from kfpkit.runtime import executor
+from kfpkit.testing import tfdv as tfdv_testing
+from kfpkit.tfdv import artifacts
 
 OUTPUTS = {"schema": "system.Artifact", "summary": "system.Markdown"}
 

@@ -15,12 +15,13 @@ import pytest
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
-from kfpkit.components._runtime import executor, testing
-from kfpkit.components._tfdv import artifacts
-from kfpkit.components._tfdv import testing as tfdv_testing
-from kfpkit.components._tfdv.data_files import find_data_files
+from kfpkit import testing
 from kfpkit.components.tfdv_statistics import launcher
 from kfpkit.components.tfdv_statistics.statistics import compute_statistics, runs_remotely
+from kfpkit.runtime import executor
+from kfpkit.testing import tfdv as tfdv_testing
+from kfpkit.tfdv import artifacts
+from kfpkit.tfdv.data_files import find_data_files
 
 OUTPUTS = {"statistics": "system.Artifact", "report": "system.HTML"}
 

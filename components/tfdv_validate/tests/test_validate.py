@@ -10,9 +10,7 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from kfpkit.components._runtime import executor, testing
-from kfpkit.components._tfdv import artifacts
-from kfpkit.components._tfdv import testing as tfdv_testing
+from kfpkit import testing
 from kfpkit.components.tfdv_schema.schema import infer_schema
 from kfpkit.components.tfdv_validate import launcher
 from kfpkit.components.tfdv_validate.validation import (
@@ -21,6 +19,9 @@ from kfpkit.components.tfdv_validate.validation import (
     measurements,
     validate,
 )
+from kfpkit.runtime import executor
+from kfpkit.testing import tfdv as tfdv_testing
+from kfpkit.tfdv import artifacts
 
 DRIFT = Thresholds(categorical=0.1, numeric=0.1)
 OUTPUTS = {"anomalies": "system.Artifact", "report": "system.HTML", "metrics": "system.Metrics"}

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from kfpkit.components._runtime.tabular import CATEGORICAL, NUMERIC, FeatureSpec
 from kfpkit.components.train.schema import load_schema_features, parse_schema, schema_features
+from kfpkit.tabular import CATEGORICAL, NUMERIC, FeatureSpec
 
 DATA = Path(__file__).parent / "data"
 

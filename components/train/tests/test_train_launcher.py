@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
-from kfpkit.components._runtime import testing
-from kfpkit.components._runtime.executor import EXIT_SYSTEM_ERROR, EXIT_USER_ERROR, launch
+from kfpkit import testing
 from kfpkit.components.train import launcher
+from kfpkit.runtime.executor import EXIT_SYSTEM_ERROR, EXIT_USER_ERROR, launch
 
 SCHEMA = Path(__file__).parent / "data" / "schema.pbtxt"
 OUTPUTS = {"model": "system.Model", "metrics": "system.Metrics", "training_curve": "system.HTML"}

@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kfpkit.components._runtime.tabular import CATEGORICAL, NUMERIC, FeatureSpec
 from kfpkit.components.train import trainer
 from kfpkit.components.train.curve import training_curve_html
 from kfpkit.components.train.schema import load_schema_features
+from kfpkit.tabular import CATEGORICAL, NUMERIC, FeatureSpec
 
 SCHEMA = Path(__file__).parent / "data" / "schema.pbtxt"
 

@@ -1,0 +1,235 @@
+"""Vertex AI Model Registry through google-cloud-aiplatform.
+
+A model is one Vertex ``Model`` whose ID is the model name; each registration uploads a new
+version of it (``parent_model``) pointing at the SavedModel folder (``artifact_uri``; Vertex
+copies nothing), served by a prebuilt TensorFlow serving container. Aliases are Vertex's
+version aliases (an alias given to a new version leaves the version that had it); a blessed
+version (``champion``) also becomes the default version. Labels point back to the pipeline
+run, the data and the registration (sanitised to Vertex's label rules); the whole lineage
+and the metrics, which labels cannot hold (URIs), are JSON in the version description.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from kfpkit.registry.base import (
+    BLESSED,
+    CHAMPION,
+    PIPELINE_RUN,
+    PIPELINE_RUN_ID,
+    REGISTRATION_KEY,
+    TRAIN_DATA_TABLE,
+    TRAIN_DATA_URI,
+    ModelVersion,
+    RegistryBase,
+    check_alias,
+    label_value,
+    sorted_versions,
+)
+
+# Vertex's prebuilt TensorFlow serving image (the newest TF 2 CPU one the SDK lists).
+DEFAULT_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+REQUEST_TIMEOUT = 120.0  # seconds per request; the upload's operation waits up to 900 s (SDK)
+# Labels kept on every version: label key -> lineage key.
+LABELS = {
+    "kfpkit-run": PIPELINE_RUN,
+    "kfpkit-run-id": PIPELINE_RUN_ID,
+    "kfpkit-key": REGISTRATION_KEY,
+    "kfpkit-blessed": BLESSED,
+    "kfpkit-train-data": TRAIN_DATA_URI,
+    "kfpkit-train-table": TRAIN_DATA_TABLE,
+}
+_MODEL_ID = re.compile(r"[a-z][a-z0-9_-]{0,62}\Z")
+_PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]\Z")
+_LOCATION = re.compile(r"[a-z]+-[a-z]+[0-9]+\Z")
+_ENDPOINT = re.compile(r"(https?://)?[A-Za-z0-9.-]+(:[0-9]{1,5})?/?\Z")
+_IMAGE = re.compile(r"[a-z0-9][a-z0-9.:_/-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+                    r"(@sha256:[0-9a-f]{64})?\Z")  # fmt: skip
+
+
+def labels_for(lineage: dict[str, str]) -> dict[str, str]:
+    """Vertex labels for a version's lineage: keys and values lowercase letters, digits, _ -,
+    at most 63 characters (long values end in a hash), empty ones left out."""
+    out = {}
+    for key, lineage_key in LABELS.items():
+        value = label_value(lineage.get(lineage_key, ""))
+        if value:
+            out[key] = value
+    return out
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):  # proto-plus gives a subclass with nanoseconds
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return datetime.fromtimestamp(aware.timestamp(), UTC)
+    return datetime.fromtimestamp(0, UTC)
+
+
+class VertexRegistry(RegistryBase):
+    backend = "vertex"
+
+    def __init__(
+        self,
+        project: str,
+        location: str,
+        serving_image: str = DEFAULT_SERVING_IMAGE,
+        api_endpoint: str = "",
+        credentials: Any = None,
+    ):
+        if not isinstance(project, str) or not _PROJECT.match(project):
+            raise ValueError(f"project {project!r} is not a Google Cloud project id")
+        if not isinstance(location, str) or not _LOCATION.match(location):
+            raise ValueError(f"location {location!r} is not a Vertex AI region (us-central1)")
+        if api_endpoint and not _ENDPOINT.match(api_endpoint):
+            raise ValueError(f"api_endpoint {api_endpoint!r} is not host[:port] or a URL")
+        if not isinstance(serving_image, str) or not _IMAGE.match(serving_image):
+            raise ValueError(f"serving_image {serving_image!r} is not an image reference")
+        from google.api_core import exceptions
+        from google.cloud import aiplatform
+
+        self._aiplatform = aiplatform
+        self._errors = exceptions
+        self.project, self.location, self.serving_image = project, location, serving_image
+        endpoint = {"api_endpoint": api_endpoint, "api_transport": "rest"} if api_endpoint else {}
+        if credentials is None and api_endpoint.startswith("http://"):
+            # plain HTTP is a local test server or emulator, never Google's (https) endpoints
+            from google.auth.credentials import AnonymousCredentials
+
+            credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+        aiplatform.init(project=project, location=location, credentials=credentials, **endpoint)
+
+    def check_name(self, name: str) -> str:
+        if not isinstance(name, str) or not _MODEL_ID.match(name):
+            raise ValueError(
+                f"model_name {name!r} is not a valid Vertex AI model id: 1-63 lowercase "
+                "letters, digits, '_', '-', starting with a letter"
+            )
+        return name
+
+    def check_uri(self, uri: str) -> None:
+        # the SDK would upload a local folder to a staging bucket: kfpkit registers, never copies
+        if not uri.startswith("gs://"):
+            raise ValueError(f"model uri {uri!r}: Vertex AI serves models from gs:// only")
+
+    def _is_transient(self, error: BaseException) -> bool:
+        e = self._errors
+        transient = (e.ServiceUnavailable, e.TooManyRequests, e.InternalServerError,
+                     e.DeadlineExceeded, e.BadGateway, e.GatewayTimeout)  # fmt: skip
+        return isinstance(error, (*transient, ConnectionError))
+
+    def _model_name(self, name: str) -> str:
+        return f"projects/{self.project}/locations/{self.location}/models/{name}"
+
+    def _system_error(self, what: str, error: Exception) -> RuntimeError:
+        return RuntimeError(f"Vertex AI: {what} failed: {error}")
+
+    def _to_version(self, model: Any) -> ModelVersion:
+        """From the API's Model resource (one version of it)."""
+        try:
+            doc = json.loads(model.version_description or "{}").get("kfpkit", {})
+        except (ValueError, AttributeError):
+            doc = {}  # a version described by someone else
+        name = model.name.rsplit("/", 1)[-1].split("@", 1)[0]
+        return ModelVersion(
+            name=name,
+            version=str(model.version_id),
+            uri=model.artifact_uri,
+            aliases=tuple(a for a in model.version_aliases if a != "default"),
+            created_at=_timestamp(model.version_create_time),
+            lineage=dict(doc.get("lineage") or {}),
+            metrics={k: float(v) for k, v in (doc.get("metrics") or {}).items()},
+            backend=self.backend,
+            resource_name=f"{model.name.split('@', 1)[0]}@{model.version_id}",
+        )
+
+    def _get(self, name: str, version: str) -> Any | None:
+        """The Model resource of ``name@version`` (a version id or an alias); None if absent."""
+        try:
+            return self._call(
+                lambda: self._aiplatform.Model(model_name=name, version=version).gca_resource,
+                f"get {name}@{version}",
+            )
+        except self._errors.NotFound:
+            return None
+        except self._errors.GoogleAPICallError as e:
+            raise self._system_error(f"reading {name}@{version}", e) from e
+
+    def _versions(self, name: str, filter: str = "") -> list[Any]:
+        registry = self._aiplatform.models.ModelRegistry(self._model_name(name))
+        try:
+            return self._call(
+                lambda: list(
+                    registry.client.list_model_versions(
+                        request={"name": self._model_name(name), "filter": filter},
+                        timeout=REQUEST_TIMEOUT,
+                    )
+                ),
+                f"list versions of {name}",
+            )
+        except self._errors.NotFound:
+            return []
+        except self._errors.GoogleAPICallError as e:
+            raise self._system_error(f"listing versions of {name}", e) from e
+
+    def _find_registration(self, name: str, key: str) -> ModelVersion | None:
+        found = self._versions(name, f'labels.kfpkit-key="{key}"')
+        return self._to_version(found[0]) if found else None
+
+    def _create(self, name, uri, lineage, metrics, aliases) -> ModelVersion:  # type: ignore[no-untyped-def]
+        description = json.dumps({"kfpkit": {"lineage": lineage, "metrics": metrics}},
+                                  sort_keys=True)  # fmt: skip
+
+        def upload(first: bool) -> Any:
+            return self._aiplatform.Model.upload(
+                display_name=name,
+                model_id=name if first else None,
+                parent_model=None if first else self._model_name(name),
+                is_default_version=CHAMPION in aliases,
+                version_aliases=list(aliases) or None,  # (the SDK appends "default" to it)
+                version_description=description,
+                artifact_uri=uri,
+                serving_container_image_uri=self.serving_image,
+                labels=labels_for(lineage),
+                upload_request_timeout=REQUEST_TIMEOUT,
+                sync=True,
+            )
+
+        first = self._get(name, "default") is None
+        try:
+            model = self._call(lambda: upload(first), f"upload a version of {name}")
+        except self._errors.AlreadyExists:
+            # another registration created the model meanwhile: become a version of it
+            model = self._call(lambda: upload(False), f"upload a version of {name}")
+        except self._errors.BadRequest as e:  # InvalidArgument, FailedPrecondition, ...
+            raise ValueError(f"Vertex AI refused the upload of {uri!r} as {name!r}: {e}") from e
+        except self._errors.GoogleAPICallError as e:
+            raise self._system_error(f"uploading {uri!r} as {name!r}", e) from e
+        return self._to_version(model.gca_resource)
+
+    def get_version(self, name: str, version: str) -> ModelVersion:
+        model = self._get(name, version)
+        if model is None:
+            raise RuntimeError(f"Vertex AI: version {name}@{version} vanished")
+        return self._to_version(model)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        check_alias(alias)
+        registry = self._aiplatform.models.ModelRegistry(self._model_name(name))
+        try:
+            self._call(lambda: registry.add_version_aliases([alias], version), "set alias")
+        except self._errors.GoogleAPICallError as e:
+            raise self._system_error(f"moving alias {alias} to {name}@{version}", e) from e
+
+    def get_by_alias(self, name: str, alias: str) -> ModelVersion | None:
+        self.check_name(name)
+        check_alias(alias)
+        model = self._get(name, alias)
+        return None if model is None else self._to_version(model)
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        self.check_name(name)
+        return sorted_versions(self._to_version(m) for m in self._versions(name))

@@ -1,0 +1,182 @@
+"""Logs served requests and responses to Parquet files, in batches, off the request path.
+
+The request handler only appends to an in-memory queue; one writer thread turns what has
+queued into a Parquet file every ``batch_rows`` rows or ``flush_seconds``, whichever comes
+first, and on :meth:`RequestLog.close` (server shutdown) writes the rest. Each file is written
+under a temporary name that readers skip and renamed into place, so a reader never sees a
+partial file.
+
+Layout (what ``tfdv_statistics`` reads: a directory of ``*.parquet`` files that all have the
+same columns): ``<log_dir>/<model_name>/data-<UTC time>-<pid>-<n>.parquet`` with one row per
+example served: every feature (numeric as double, categorical as string; nulls kept), then
+``prediction`` (double), ``model_name``, ``model_version``, ``protocol`` (``v1``/``v2``),
+``request_id`` (string), ``row`` (the example's index in its request) and ``timestamp``
+(UTC). Point TFDV at ``<log_dir>/<model_name>/``; skew is measured on the schema's features
+only, so the extra columns do not disturb it (validate the log statistics themselves in
+the schema's ``SERVING`` environment, and expect the extra columns to be reported as new).
+
+Limits: the queue is unbounded (a writer that falls behind costs memory, never a request);
+rows still queued when the process is killed with SIGKILL are lost; requests that were
+refused (4xx) are not logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from kfpkit.tabular import CATEGORICAL, FeatureSpec
+
+_log = logging.getLogger("kfpkit")
+
+META_COLUMNS = ("prediction", "model_name", "model_version", "protocol", "request_id", "row",
+                "timestamp")  # fmt: skip
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    features: dict[str, np.ndarray]  # as decoded: float32 (NaN = missing) / str ("" = missing)
+    predictions: np.ndarray
+    protocol: str
+    request_id: str
+    received: float  # time.time()
+
+
+def log_schema(specs: Sequence[FeatureSpec]) -> pa.Schema:
+    fields = [
+        pa.field(s.name, pa.string() if s.kind == CATEGORICAL else pa.float64()) for s in specs
+    ]
+    fields += [
+        pa.field("prediction", pa.float64()),
+        pa.field("model_name", pa.string()),
+        pa.field("model_version", pa.string()),
+        pa.field("protocol", pa.string()),
+        pa.field("request_id", pa.string()),
+        pa.field("row", pa.int32()),
+        pa.field("timestamp", pa.timestamp("us", tz="UTC")),
+    ]
+    return pa.schema(fields)
+
+
+class RequestLog:
+    """Batches :class:`LoggedRequest` records into Parquet files on a writer thread."""
+
+    def __init__(
+        self,
+        log_dir: str,
+        model_name: str,
+        model_version: str,
+        specs: Sequence[FeatureSpec],
+        batch_rows: int = 10_000,
+        flush_seconds: float = 5.0,
+    ):
+        if batch_rows < 1 or flush_seconds <= 0:
+            raise ValueError(f"batch_rows must be >= 1 and flush_seconds > 0, got "
+                             f"{batch_rows}, {flush_seconds}")  # fmt: skip
+        self.directory = os.path.join(log_dir, model_name)
+        os.makedirs(self.directory, exist_ok=True)
+        self.model_name = model_name
+        self.model_version = model_version
+        self.specs = list(specs)
+        self.schema = log_schema(self.specs)
+        self.batch_rows = batch_rows
+        self.flush_seconds = flush_seconds
+        self.rows_written = 0
+        self.files_written = 0
+        self.errors = 0
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._sequence = 0
+        # the first timestamp-with-zone conversion takes about a second (time zone data):
+        # pay it at start-up, not in the writer while the server answers
+        pa.array(np.zeros(1, dtype=np.int64), type=pa.timestamp("us", tz="UTC"))
+        self._thread = threading.Thread(target=self._run, name="kfpkit-request-log", daemon=True)
+        self._thread.start()
+
+    def record(self, entry: LoggedRequest) -> None:
+        """Queues one answered request; never blocks, never raises for the caller."""
+        self._queue.put(entry)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Writes what is queued and stops the writer."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        pending: list[LoggedRequest] = []
+        rows = 0
+        deadline = time.monotonic() + self.flush_seconds
+        while True:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                item = None
+            stop = item is _STOP
+            if isinstance(item, LoggedRequest):
+                pending.append(item)
+                rows += len(item.predictions)
+            if pending and (stop or rows >= self.batch_rows or time.monotonic() >= deadline):
+                self._write(pending)
+                pending, rows = [], 0
+            if time.monotonic() >= deadline:
+                deadline = time.monotonic() + self.flush_seconds
+            if stop:
+                return
+
+    def _table(self, entries: list[LoggedRequest]) -> pa.Table:
+        columns: list[pa.Array] = []
+        for spec in self.specs:
+            values = np.concatenate([e.features[spec.name] for e in entries])
+            # a missing value is logged as null: what the client sent as null (or "")
+            if spec.kind == CATEGORICAL:  # "" -> null in Arrow's C++, not row by row here
+                text = pa.array(values, type=pa.string())
+                columns.append(pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text))
+            else:
+                columns.append(pa.array(values, type=pa.float64(), mask=np.isnan(values)))
+        counts = [len(e.predictions) for e in entries]
+        total = sum(counts)
+
+        def repeat(values: list, arrow_type: pa.DataType) -> pa.Array:
+            return pa.array(np.repeat(np.array(values, dtype=object), counts), type=arrow_type)
+
+        columns += [
+            pa.array(np.concatenate([e.predictions for e in entries]), type=pa.float64()),
+            pa.array([self.model_name] * total, type=pa.string()),
+            pa.array([self.model_version] * total, type=pa.string()),
+            repeat([e.protocol for e in entries], pa.string()),
+            repeat([e.request_id for e in entries], pa.string()),
+            pa.array(np.concatenate([np.arange(c, dtype=np.int32) for c in counts])),
+            pa.array(
+                np.repeat(np.array([int(e.received * 1e6) for e in entries]), counts),
+                type=pa.timestamp("us", tz="UTC"),
+            ),
+        ]
+        return pa.Table.from_arrays(columns, schema=self.schema)
+
+    def _write(self, entries: list[LoggedRequest]) -> None:
+        try:
+            table = self._table(entries)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            name = f"data-{stamp}-{os.getpid()}-{self._sequence:06d}.parquet"
+            self._sequence += 1
+            final = os.path.join(self.directory, name)
+            tmp = os.path.join(self.directory, f".{name}.tmp")
+            pq.write_table(table, tmp)
+            os.replace(tmp, final)
+            self.rows_written += table.num_rows
+            self.files_written += 1
+        except Exception:  # noqa: BLE001 - logging must never take the server down
+            self.errors += 1
+            _log.exception("request log: could not write %d request(s)", len(entries))

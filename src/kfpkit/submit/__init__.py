@@ -1,0 +1,24 @@
+"""Submit and schedule compiled pipelines on Kubeflow Pipelines and Vertex AI Pipelines.
+
+``kfpkit.submit.kubeflow`` (kfp.Client) and ``kfpkit.submit.vertex`` (google-cloud-aiplatform,
+the ``vertex`` extra, imported only when used). Everything a user gives (the compiled file,
+the parameters, the cron) is checked by ``kfpkit.submit.spec`` and ``kfpkit.cron`` before a
+service is called, and the service is reached once cheaply before anything is created.
+"""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+
+def check_reachable(url: str, what: str, timeout: float = 5.0) -> None:
+    """RuntimeError naming ``url`` when nothing answers a TCP connection there."""
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    host = parts.hostname or ""
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as e:
+        raise RuntimeError(f"cannot reach {what} at {url}: {e}") from None
