@@ -1,0 +1,223 @@
+"""The logger sink fed real CloudEvents over HTTP in KServe's logger format (binary mode,
+the headers of kserve/pkg/logger/worker.go), read back with read_served."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from kfpkit.serving.logger_sink import REQUEST_TYPE, RESPONSE_TYPE, Sink, make_server
+from kfpkit.serving.served_logs import read_served
+
+T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def post_event(url: str, event_id: str, kind: str, body: dict, *, service: str,
+               endpoint: str = "default", sent: datetime = T0, path: str = "/employment",
+               **extra_headers: str) -> int:  # fmt: skip
+    """One event as KServe's logger posts it (cloudevents sdk-go, binary encoding)."""
+    headers = {
+        "Content-Type": "application/json",
+        "Ce-Specversion": "1.0",
+        "Ce-Id": event_id,
+        "Ce-Type": kind,
+        "Ce-Source": "http://localhost:9081/",
+        "Ce-Time": sent.isoformat().replace("+00:00", "Z"),
+        "Ce-Inferenceservicename": service,
+        "Ce-Namespace": "serving",
+        "Ce-Component": "predictor",
+        "Ce-Endpoint": endpoint,
+        "Ce-Metadata": "{}",
+        **extra_headers,
+    }
+    request = urllib.request.Request(f"{url}{path}", data=json.dumps(body).encode(),
+                                     headers=headers, method="POST")  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+@pytest.fixture()
+def sink(tmp_path):
+    s = Sink(str(tmp_path / "logs"), flush_seconds=60, pair_timeout=60).start()
+    server = make_server(s, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    s.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
+    yield s
+    server.shutdown()
+    server.server_close()
+    s.close()
+
+
+V1_REQUEST = {"instances": [{"AGEP": 35.0, "SCHL": "21", "WKHP": None},
+                            {"AGEP": 61, "SCHL": None, "WKHP": 40}]}  # fmt: skip
+V1_RESPONSE = {"predictions": [0.81, 0.12]}
+V2_REQUEST = {"inputs": [
+    {"name": "AGEP", "datatype": "FP32", "shape": [1, 1], "data": [[22.0]]},
+    {"name": "SCHL", "datatype": "BYTES", "shape": [1, 1], "data": [["16"]]},
+    {"name": "WKHP", "datatype": "FP32", "shape": [1], "data": [20.0]}]}  # fmt: skip
+V2_RESPONSE = {"model_name": "employment-2016", "model_version": "3", "id": "r-2",
+               "outputs": [{"name": "probability", "datatype": "FP32", "shape": [1, 1],
+                            "data": [0.4]}]}  # fmt: skip
+
+
+def test_pairs_request_and_response_by_id_into_the_contract_layout(sink, tmp_path):
+    url = sink.url
+    later = T0 + timedelta(milliseconds=12)
+    # the response may arrive first: the logger's workers send concurrently
+    assert post_event(url, "r-1", RESPONSE_TYPE, V1_RESPONSE, service="employment-2015",
+                      sent=later) == 202  # fmt: skip
+    assert post_event(url, "r-1", REQUEST_TYPE, V1_REQUEST, service="employment-2015") == 202
+    assert post_event(url, "r-2", REQUEST_TYPE, V2_REQUEST, service="employment-2016",
+                      endpoint="canary", sent=T0 + timedelta(seconds=1)) == 202  # fmt: skip
+    sent = T0 + timedelta(seconds=1, milliseconds=5)
+    assert post_event(url, "r-2", RESPONSE_TYPE, V2_RESPONSE, service="employment-2016",
+                      endpoint="canary", sent=sent) == 202  # fmt: skip
+    sink.flush()
+
+    folder = tmp_path / "logs" / "employment"
+    (file,) = sorted(folder.glob("data-*.parquet"))
+    assert file.name.startswith("data-") and f"-{os.getpid()}-" in file.name
+    assert not list(folder.glob(".*"))  # no temporary file left
+    table = read_served(str(folder))
+    rows = table.to_pylist()
+    assert [(r["request_id"], r["row"]) for r in rows] == [("r-1", 0), ("r-1", 1), ("r-2", 0)]
+    first, second, third = rows
+    assert (first["AGEP"], first["SCHL"], first["WKHP"]) == (35.0, "21", None)
+    assert (second["AGEP"], second["SCHL"], second["WKHP"]) == (61.0, None, 40.0)
+    assert (third["AGEP"], third["SCHL"], third["WKHP"]) == (22.0, "16", 20.0)
+    assert [r["prediction"] for r in rows] == [0.81, 0.12, pytest.approx(0.4)]
+    assert [r["variant"] for r in rows] == ["employment-2015"] * 2 + ["employment-2016-canary"]
+    assert [r["protocol"] for r in rows] == ["v1", "v1", "v2"]
+    assert [r["model_name"] for r in rows] == ["employment"] * 3
+    assert [r["model_version"] for r in rows] == ["", "", "3"]
+    assert [r["status"] for r in rows] == [200, 200, 200]
+    assert rows[0]["latency_ms"] == pytest.approx(12.0)
+    assert rows[2]["latency_ms"] == pytest.approx(5.0)
+    assert rows[0]["timestamp"] == T0 and rows[2]["timestamp"] == T0 + timedelta(seconds=1)
+    assert [r["out_of_domain"] for r in rows] == ["", "", ""]
+    assert rows[0]["label"] is None  # no feedback yet
+    schema = pq.read_schema(file)
+    assert schema.field("row").type == pa.int32() and schema.field("status").type == pa.int32()
+    assert schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
+
+
+def test_without_a_path_the_inference_service_names_the_folder(sink, tmp_path):
+    post_event(sink.url, "a", REQUEST_TYPE, V1_REQUEST, service="solo", path="/")
+    post_event(sink.url, "a", RESPONSE_TYPE, V1_RESPONSE, service="solo", path="/")
+    sink.flush()
+    assert read_served(str(tmp_path / "logs" / "solo")).column("variant").to_pylist() == [
+        "solo", "solo"]  # fmt: skip
+
+
+def test_a_request_without_response_is_written_with_status_0_after_the_timeout(tmp_path):
+    sink = Sink(str(tmp_path), flush_seconds=60, pair_timeout=0.2)
+    server = make_server(sink, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        post_event(url, "failed-1", REQUEST_TYPE, V1_REQUEST, service="m")
+        post_event(url, "ok-1", REQUEST_TYPE, V1_REQUEST, service="m")
+        sink.flush()
+        assert not list((tmp_path / "employment").glob("data-*"))  # still waiting
+        post_event(url, "ok-1", RESPONSE_TYPE, V1_RESPONSE, service="m")
+        time.sleep(0.3)
+        sink.flush()
+    finally:
+        server.shutdown()
+        server.server_close()
+    rows = read_served(str(tmp_path / "employment")).to_pylist()
+    by_id = {(r["request_id"], r["row"]): r for r in rows}
+    assert by_id[("failed-1", 0)]["status"] == 0 and by_id[("failed-1", 0)]["prediction"] is None
+    assert by_id[("ok-1", 1)]["status"] == 200 and by_id[("ok-1", 1)]["prediction"] == 0.12
+    assert sink.counts["unpaired_requests"] == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"Ce-Id": ""}, "no ce-id header"),
+        ({"Ce-Type": "com.example.other"}, "is not one of KServe's logger types"),
+        ({"Ce-Inferenceservicename": ""}, "no ce-inferenceservicename"),
+        ({"Ce-Inferenceservicename": "Bad_Name"}, "'Bad_Name'"),
+    ],
+)
+def test_malformed_events_get_400_naming_the_problem(sink, headers, message):
+    request = urllib.request.Request(
+        f"{sink.url}/employment", data=b"{}", method="POST",
+        headers={"Ce-Specversion": "1.0", "Ce-Id": "x", "Ce-Type": REQUEST_TYPE,
+                 "Ce-Source": "s", "Ce-Inferenceservicename": "m", **headers},
+    )  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(request, timeout=10)
+    assert e.value.code == 400 and message in json.loads(e.value.read())["error"]
+    assert sink.counts["rejected"] == 1
+
+
+def test_an_undecodable_payload_is_counted_and_skipped(sink, tmp_path):
+    post_event(sink.url, "odd", REQUEST_TYPE, {"text": "hello"}, service="m")
+    post_event(sink.url, "odd", RESPONSE_TYPE, {"generated": "hi"}, service="m")
+    sink.flush()
+    assert sink.counts["undecodable"] == 1
+    assert not (tmp_path / "logs" / "employment").exists()
+    with urllib.request.urlopen(f"{sink.url}/metrics") as response:
+        assert "kfpkit_sink_undecodable_total 1" in response.read().decode()
+
+
+def test_files_of_one_folder_share_one_schema_across_flushes(sink, tmp_path):
+    # a feature null in the whole first file, numeric later: read_served takes both
+    first = {"instances": [{"AGEP": 30, "SCHL": "21", "WKHP": None}]}
+    post_event(sink.url, "1", REQUEST_TYPE, first, service="m")
+    post_event(sink.url, "1", RESPONSE_TYPE, {"predictions": [0.1]}, service="m")
+    sink.flush()
+    post_event(sink.url, "2", REQUEST_TYPE, V1_REQUEST, service="m")
+    post_event(sink.url, "2", RESPONSE_TYPE, V1_RESPONSE, service="m")
+    sink.flush()
+    folder = tmp_path / "logs" / "employment"
+    assert len(list(folder.glob("data-*.parquet"))) == 2
+    table = read_served(str(folder))
+    assert table.column("WKHP").to_pylist() == [None, None, 40.0]
+
+
+def test_sigterm_writes_everything_held_and_leaves_no_partial_file(tmp_path):
+    log_dir = tmp_path / "logs"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kfpkit.serving.logger_sink", "--log-dir", str(log_dir),
+         "--host", "127.0.0.1", "--port", "0", "--flush-seconds", "3600"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        line = ""
+        while not line.startswith("listening on"):
+            line = process.stdout.readline()
+            assert line, "the sink exited before listening"
+        port = int(line.rsplit(":", 1)[1])
+        url = f"http://127.0.0.1:{port}"
+        for i in range(50):
+            post_event(url, f"r{i}", REQUEST_TYPE, V1_REQUEST, service="m")
+            post_event(url, f"r{i}", RESPONSE_TYPE, V1_RESPONSE, service="m")
+        post_event(url, "no-answer", REQUEST_TYPE, V1_REQUEST, service="m")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    folder = log_dir / "employment"
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+    table = read_served(str(folder))
+    assert table.num_rows == 102
+    assert sorted(set(table.column("status").to_pylist())) == [0, 200]
