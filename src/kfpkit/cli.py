@@ -88,6 +88,13 @@ def _run_window(args: argparse.Namespace, params: dict[str, Any], root: Path) ->
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from kfpkit.local_run import stop_on_signals
+
+    with stop_on_signals():  # as cmd_run
+        return _replay(args)
+
+
+def _replay(args: argparse.Namespace) -> int:
     from kfpkit import continuous
 
     if args.cache:
@@ -104,6 +111,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from kfpkit.local_run import stop_on_signals
+
+    # SIGTERM/SIGINT/SIGHUP: the running step is stopped, the emulator too, the outcome is
+    # recorded as cancelled, and main() exits 130
+    with stop_on_signals():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if not args.local:
         raise SystemExit(
             "Only --local runs are supported so far (submit comes with `kfpkit submit`)"
@@ -279,8 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     add_commands(sub)  # submit, schedule, runs
 
     args = parser.parse_args(argv)
+    from kfpkit.runtime.executor import EXIT_CANCELLED, Cancelled
+
     try:
         return int(args.func(args))
+    except Cancelled as e:  # a signal (stop_on_signals): cleaned up, outcome recorded
+        print(f"kfpkit: cancelled: {e}", file=sys.stderr)
+        return EXIT_CANCELLED
     except ValueError as e:  # the user's input: exit 2, like the components' launchers
         print(f"kfpkit: error: {e}", file=sys.stderr)
         return 2

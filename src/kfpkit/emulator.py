@@ -29,6 +29,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the emulator's process before exec: Linux sends it SIGTERM when its parent dies,
+    so even a ``kill -9`` of kfpkit leaves no emulator listening (no-op elsewhere). Linux ties
+    it to the starting thread: start the emulator from a thread that outlives it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def emulator_venv() -> Path:
     return Path(os.environ.get("KFPKIT_BQEMULATOR_VENV", DEFAULT_VENV)).absolute()
 
@@ -80,7 +92,18 @@ class Emulator:
         # HOME points DuckDB at the extensions setup.sh placed in the venv (no downloads).
         env = {**os.environ, "BQEMU_GCS_LOCAL_ROOT": "/", "HOME": str(venv / "home")}
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self._proc = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
+        try:
+            self._wait_ready(timeout)
+        except BaseException:  # not ready, or a signal while waiting: no emulator left behind
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self._proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -91,21 +114,23 @@ class Emulator:
             try:
                 with urllib.request.urlopen(f"{self.endpoint}/readyz", timeout=2) as r:
                     if r.status == 200:
-                        return self
+                        return
             except OSError:
                 time.sleep(0.3)
-        self.stop()
         raise RuntimeError(f"BigQuery emulator not ready on {self.endpoint} after {timeout:.0f}s")
 
     def stop(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
+        proc, self._proc = self._proc, None
+        if proc and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
             try:
-                self._proc.wait(timeout=15)
+                proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
+                proc.kill()
+                proc.wait()
+            except BaseException:  # interrupted while waiting: do not leave it running
+                proc.kill()
+                raise
 
     def client(self) -> bigquery.Client:
         return make_client(self.project, location="", endpoint=self.endpoint)

@@ -7,21 +7,110 @@ root belong to the caller). Outputs are read back from each step's executor outp
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import inspect
 import json
 import logging
 import os
 import re
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kfpkit import images
 from kfpkit.compile import load_pipeline
+from kfpkit.runtime.executor import EXIT_CANCELLED, FAILURE_RECORD, Cancelled
 
 CACHE_DIR = ".kfp_cache"  # under the pipeline root: kfp.local's cache entries
+CANCELLED = "CANCELLED"  # the state KFP gives a cancelled run
+OUTCOME_STEP = "record-outcome"  # the exit handler's task (pipelines/model_chain.py)
+RUN_LABEL = "kfpkit.run-pid"  # on every step container: the pid of the process that ran it
+# A stopped step gets this long to record its failure (the launchers handle SIGTERM).
+STOP_TIMEOUT = 10
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class _RunningSteps:
+    """The step containers running now, so that a signal can stop them whichever thread
+    runs them (kfp.local runs the steps of a DAG with an exit handler in a thread pool)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: set[str] = set()
+        self.cancelled = threading.Event()
+        self.started: list[Path] = []  # step folders of every container started
+
+    def add(self, container_id: str, step_dir: Path | None) -> None:
+        with self._lock:
+            self._ids.add(container_id)
+            if step_dir is not None:
+                self.started.append(step_dir)
+        if self.cancelled.is_set():  # started while the run was being cancelled
+            self.stop_all()
+
+    def discard(self, container_id: str) -> None:
+        with self._lock:
+            self._ids.discard(container_id)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.stop_all()
+
+    def stop_all(self) -> None:
+        """Stops every running step (SIGTERM, then SIGKILL after STOP_TIMEOUT), in parallel,
+        through a client of its own (the signal may interrupt a request of the runner's)."""
+        with self._lock:
+            ids = sorted(self._ids)
+        if not ids:
+            return
+        import docker
+
+        client = docker.from_env()
+
+        def stop(container_id: str) -> None:
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                client.containers.get(container_id).stop(timeout=STOP_TIMEOUT)
+
+        threads = [threading.Thread(target=stop, args=(i,), daemon=True) for i in ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(STOP_TIMEOUT + 5)
+
+
+_RUNNING = _RunningSteps()
+
+
+@contextlib.contextmanager
+def stop_on_signals(signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Iterator[None]:
+    """While inside, SIGTERM (what ``kill``, systemd, Kubernetes and CI send), SIGINT and
+    SIGHUP cancel the run: the running step containers are stopped (their launchers record
+    the failure), then :class:`Cancelled` is raised in the main thread, so every ``with``
+    unwinds (the emulator stops, kfp.local's workspace is removed) and :func:`run_local`
+    records the outcome as cancelled. Later signals only stop steps again, so the clean-up
+    itself is not interrupted. Main thread only (Python's rule for signal handlers)."""
+
+    def cancel(signum: int, _frame: Any) -> None:
+        first = not _RUNNING.cancelled.is_set()
+        _RUNNING.cancel()
+        if first:
+            raise Cancelled(f"received signal {signal.Signals(signum).name}")
+
+    _RUNNING.cancelled.clear()
+    previous = {s: signal.signal(s, cancel) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 @dataclass
@@ -106,6 +195,16 @@ def _resolve_task_output_conditions() -> None:
     ConditionEvaluator._resolve_pipeline_channel = staticmethod(resolve)  # type: ignore[assignment]
 
 
+def _step_dir(command: list[str]) -> Path | None:
+    """The step's folder in the run (where its executor output goes), from the container's
+    ``--executor_input``; None for a command without one."""
+    for flag, value in zip(command, command[1:], strict=False):
+        if flag == "--executor_input":
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                return Path(json.loads(value)["outputs"]["outputFile"]).parent
+    return None
+
+
 def _keep_exit_codes() -> None:
     """Makes kfp.local's DockerRunner report the exit code of a step that fails fast.
 
@@ -115,6 +214,7 @@ def _keep_exit_codes() -> None:
     runs the container without auto-removal, reads the exit code, then removes it.
     Idempotent.
     """
+    from docker import errors as docker_errors
     from kfp.local import docker_task_handler as handler
 
     if getattr(handler.run_docker_container, "_kfpkit", False):
@@ -126,16 +226,21 @@ def _keep_exit_codes() -> None:
         if not client.images.list(name=image):
             print(f"Pulling image {image!r}")
             client.images.pull(image)
+        if _RUNNING.cancelled.is_set():
+            raise Cancelled("the run was cancelled before this step started")
         container = client.containers.run(
             image=image, command=command, detach=True, stdout=True, stderr=True,
             volumes=volumes, **container_run_args,
         )  # fmt: skip
         try:
+            _RUNNING.add(container.id, _step_dir(command))
             for line in container.logs(stream=True):
                 print(line.decode(), end="")
             return int(container.wait()["StatusCode"])
         finally:
-            container.remove(force=True)
+            _RUNNING.discard(container.id)
+            with contextlib.suppress(docker_errors.NotFound):
+                container.remove(force=True)
 
     run_docker_container._kfpkit = True  # type: ignore[attr-defined]
     handler.run_docker_container = run_docker_container  # type: ignore[assignment]
@@ -190,7 +295,8 @@ class _CacheHits(logging.Filter):
 
 
 def _recorded_outcome(new_run_dirs: set[Path]) -> str:
-    """What the pipeline's exit handler (record_outcome) wrote about a failed run, as text."""
+    """What the pipeline's exit handler (record_outcome) wrote about a failed run, or
+    :func:`record_cancelled` about a cancelled one, as text."""
     for run_dir in new_run_dirs:
         for path in run_dir.glob("*/outcome/outcome.json"):
             doc = json.loads(path.read_text())
@@ -201,6 +307,32 @@ def _recorded_outcome(new_run_dirs: set[Path]) -> str:
             )
             return f"\n  recorded outcome: {doc.get('state')}, failed: {failed or '?'} ({path})"
     return ""
+
+
+def record_cancelled(run_dir: Path, pipeline: str, reason: str) -> Path:
+    """Records a cancelled run where its exit handler would have (kfp.local stops with the
+    process, so the handler never runs): ``<run>/record-outcome/outcome/outcome.json``, state
+    CANCELLED, in record_outcome's format. A step that was stopped before it could record its
+    own failure (e.g. while importing) gets a failure record, so every step that started is
+    either finished or failed."""
+    from kfpkit.components.record_outcome.outcome import decide
+
+    for step in {p for p in _RUNNING.started if p.parent == run_dir}:
+        if not (step / "executor_output.json").is_file() and not (step / FAILURE_RECORD).is_file():
+            record = {"exit_code": EXIT_CANCELLED, "error": f"Cancelled: {reason}"}
+            step.mkdir(parents=True, exist_ok=True)
+            (step / FAILURE_RECORD).write_text(json.dumps(record, sort_keys=True))
+    outcome = decide({"state": CANCELLED, "error": {"message": f"run cancelled: {reason}"}},
+                     str(run_dir), OUTCOME_STEP)  # fmt: skip
+    outcome.pipeline_name = pipeline
+    outcome.run_name = run_dir.name
+    outcome.recorded_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    path = run_dir / OUTCOME_STEP / "outcome" / "outcome.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(outcome.to_dict(), indent=2) + "\n")
+    tmp.replace(path)
+    return path
 
 
 def _local_registry(pipeline: str, root: Path) -> dict[str, str]:
@@ -248,6 +380,15 @@ def run_local(
         "user": f"{os.getuid()}:{os.getgid()}",
         **(docker_args or {}),
     }
+    # every step container carries the pid of this process: what a clean-up or a test finds
+    labels = {RUN_LABEL: str(os.getpid()), **run_args.get("labels", {})}
+    run_args["labels"] = labels
+    # kfp.local removes its workspace only when the pipeline call returns; one made here is
+    # removed whatever happens after local.init (a signal before the call, too)
+    workspace = tempfile.mkdtemp(prefix="kfp-workspace-")
+    _RUNNING.started.clear()
+    if "workspace_root" in inspect.signature(local.init).parameters:  # kfp 2.17 has it
+        cache_args["workspace_root"] = workspace
     local.init(
         runner=local.DockerRunner(**run_args),
         pipeline_root=str(pipeline_root),
@@ -269,9 +410,18 @@ def run_local(
     except Exception as e:  # kfp.local raises RuntimeError naming the failed task
         outcome = _recorded_outcome(set(_run_dirs(pipeline_root)) - before)
         raise RuntimeError(f"pipeline {pipeline!r} failed: {e}{outcome}") from e
+    except (Cancelled, KeyboardInterrupt) as e:
+        _RUNNING.cancel()  # a KeyboardInterrupt without stop_on_signals: stop the steps too
+        reason = str(e) or "interrupted"
+        outcome = ""
+        for run_dir in set(_run_dirs(pipeline_root)) - before:
+            record_cancelled(run_dir, pipeline, reason)
+            outcome = _recorded_outcome({run_dir})
+        raise Cancelled(f"pipeline {pipeline!r} cancelled ({reason}){outcome}") from e
     finally:
         root_logger.removeFilter(hits)
         root_logger.setLevel(root_level)
+        shutil.rmtree(workspace, ignore_errors=True)
     seconds = time.monotonic() - start
     new = sorted(set(_run_dirs(pipeline_root)) - before, key=lambda p: p.stat().st_mtime)
     if not new:
