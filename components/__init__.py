@@ -24,6 +24,7 @@ if importlib.util.find_spec("kfp") is not None:
     from kfpkit.components.tfdv_validate.component import tfdv_validate
     from kfpkit.components.tfdv_validate_splits.component import tfdv_validate_splits
     from kfpkit.components.train.component import train
+    from kfpkit.components.trigger_pipeline.component import trigger_pipeline
 
     __all__ = [
         "bigquery_split",
@@ -42,6 +43,7 @@ if importlib.util.find_spec("kfp") is not None:
         "tfdv_validate",
         "tfdv_validate_splits",
         "train",
+        "trigger_pipeline",
     ]
 
 

@@ -31,6 +31,7 @@ COMPONENTS = {
         "retrain_decision",
         "load_window_state",
         "save_window_state",
+        "trigger_pipeline",
     )  # fmt: skip
 }
 

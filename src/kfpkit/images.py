@@ -49,6 +49,7 @@ COMPONENT_FAMILIES = {
     "load_window_state": "core",
     "save_window_state": "core",
     "retrain_decision": "tfdv",
+    "trigger_pipeline": "core",
 }
 
 _REGISTRY_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9]\Z")
