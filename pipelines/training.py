@@ -46,6 +46,7 @@ def training(
     drift_thresholds: dict = {},  # noqa: B006
     fail_on_anomalies: bool = False,
     label_column: str = "employed",
+    exclude_columns: list = ["id"],  # noqa: B006
     hyperparameters: dict = {},  # noqa: B006
     tuning_trials: int = 3,
     tuning_parallel_trials: int = 1,
@@ -89,6 +90,7 @@ def training(
         fail_on_anomalies: Stop the run when the validation split has anomalies.
         label_column: The binary label (the split checks it exists; for Parquet/CSV data
             also that it has two values and no NULLs).
+        exclude_columns: Columns never used as features (ids, the key columns).
         hyperparameters: Training hyperparameters (JSON dict; see the train component): the
             fixed ones of every tuning trial, and the rest of the final training's.
         tuning_trials: Trial budget of the tune step; 0 trains with ``hyperparameters`` as
@@ -143,6 +145,7 @@ def training(
             schema=validation.outputs["schema"],
             after=validation,
             label_column=label_column,
+            exclude_columns=exclude_columns,
             hyperparameters=hyperparameters,
             tuning_trials=tuning_trials,
             tuning_parallel_trials=tuning_parallel_trials,

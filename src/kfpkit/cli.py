@@ -3,6 +3,7 @@
 kfpkit compile [--target local|kubeflow|vertex] [--settings FILE] [--out compiled]
 kfpkit images push --registry HOST/PATH [--lock images/pushed.json] [FAMILY ...]
 kfpkit run training --local [--emulator] [--rows N] [--param name=value ...]
+kfpkit run training --local --data PATH --label COLUMN [--key COLUMN ...]
 kfpkit serve MODEL_DIR [--shadow CANDIDATE_DIR] [--log-dir DIR] [--port N] [--smoke-test N]
 kfpkit submit|schedule COMPILED.yaml --target kubeflow|vertex [--cron CRON] ...; kfpkit runs
 """
@@ -132,6 +133,8 @@ def _run(args: argparse.Namespace) -> int:
         pin_images_by_content()
     if args.window:
         return _run_window(args, params, root)
+    if args.data:
+        return _run_data(args, params, root)
     if not args.emulator:
         print(summary(run_local(args.pipeline, params, root, enable_caching=args.cache)))
         return 0
@@ -166,6 +169,26 @@ def _run(args: argparse.Namespace) -> int:
         result = run_local(args.pipeline, arguments, root, enable_caching=args.cache)
         print(summary(result))
         print("[kfpkit] BigQuery tables live only as long as the emulator; the Parquet files stay.")
+    return 0
+
+
+def _run_data(args: argparse.Namespace, params: dict[str, Any], root: Path) -> int:
+    """The training pipeline on the user's own Parquet/CSV data: no BigQuery, no emulator."""
+    from kfpkit import own_data
+    from kfpkit.local_run import run_local, summary
+
+    if args.pipeline != "training" or args.emulator or args.rows:
+        raise ValueError("--data runs the training pipeline on your data: "
+                         "`kfpkit run training --local --data PATH --label COLUMN`, "
+                         "without --emulator or --rows")  # fmt: skip
+    arguments = own_data.arguments(args.data, args.label, args.key, root, params)
+    source = arguments["source_table"]
+    print(f"[kfpkit] {source}: key {arguments['key_columns']}, label "
+          f"{arguments['label_column']!r}; the split step splits it as BigQuery would",
+          flush=True)  # fmt: skip
+    result = run_local(args.pipeline, arguments, root, own_data.docker_args(source),
+                       enable_caching=args.cache)  # fmt: skip
+    print(summary(result))
     return 0
 
 
@@ -234,6 +257,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--rows", type=int, default=0, help="with --emulator: upsample the demo data to N rows"
+    )
+    p.add_argument(
+        "--data",
+        default="",
+        metavar="PATH",
+        help="training on your own data: a Parquet or CSV file or folder (path or gs:// URI), "
+        "split in the split step as BigQuery would; no BigQuery, no emulator",
+    )
+    p.add_argument("--label", default="", metavar="COLUMN", help="with --data: the binary label")
+    p.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="with --data: a key column (repeat for several; default: id)",
     )
     p.add_argument("--pipeline-root", default="local_outputs")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
