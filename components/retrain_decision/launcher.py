@@ -16,6 +16,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from kfpkit.components.load_window_state.state import WindowState
 from kfpkit.components.retrain_decision.decision import Distance, Policy, decide
 from kfpkit.runtime.executor import Executor, main, write_text_artifact
+from kfpkit.tfdv.validation import measurements
 
 DECISION_FILE = "decision.json"
 ANOMALIES_FILE = "anomalies.pbtxt"  # tfdv_validate's
@@ -23,8 +24,6 @@ ANOMALIES_FILE = "anomalies.pbtxt"  # tfdv_validate's
 
 def distances(anomalies: anomalies_pb2.Anomalies) -> list[Distance]:
     """Every drift/skew distance TFDV measured (tfdv_validate's measurements, as Distances)."""
-    from kfpkit.components.tfdv_validate.validation import measurements
-
     return [Distance(m.feature, m.kind, m.measure, m.value, m.threshold)
             for m in measurements(anomalies)]  # fmt: skip
 

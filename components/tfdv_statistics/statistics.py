@@ -14,18 +14,16 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import apache_beam as beam
-import pyarrow as pa
 import pyarrow.parquet as pq
 import tensorflow_data_validation as tfdv
 from apache_beam.io.parquetio import ReadAllFromParquetBatched
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from tensorflow_data_validation.coders import csv_decoder
-from tensorflow_data_validation.statistics import stats_impl
 from tensorflow_data_validation.utils import slicing_util
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from kfpkit.runtime.executor import path_to_uri
-from kfpkit.tfdv import data_files
+from kfpkit.tfdv import data_files, in_process
 from kfpkit.tfdv.data_files import DataFiles
 
 _log = logging.getLogger("kfpkit")
@@ -102,26 +100,15 @@ def compute_split_statistics(
     return {name: results[name] for name in splits}
 
 
-# Rows per batch handed to the generators in process: large enough that per-batch overhead
-# vanishes, small enough to bound memory.
-_IN_PROCESS_BATCH_ROWS = 65_536
-
-
 def _statistics_in_process(
     data: DataFiles, options: tfdv.StatsOptions
 ) -> statistics_pb2.DatasetFeatureStatisticsList:
-    generators = stats_impl.get_generators(options, in_memory=True)
-    accumulators = [g.create_accumulator() for g in generators]
-    for path in data.paths:
-        for record_batch in pq.ParquetFile(path).iter_batches(batch_size=_IN_PROCESS_BATCH_ROWS):
-            batch = pa.RecordBatch.from_arrays(
-                [data_files.as_list_column(c) for c in record_batch.columns],
-                record_batch.schema.names,
-            )
-            accumulators = [
-                g.add_input(a, batch) for g, a in zip(generators, accumulators, strict=True)
-            ]
-    return stats_impl.extract_statistics_output(accumulators, generators)
+    batches = (
+        batch
+        for path in data.paths
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=in_process.BATCH_ROWS)
+    )
+    return in_process.statistics_of_batches(batches, options)
 
 
 def _beam_statistics(

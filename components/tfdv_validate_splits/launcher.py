@@ -11,15 +11,17 @@ import os
 
 from kfpkit.components.tfdv_schema.launcher import schema_from, write_schema
 from kfpkit.components.tfdv_statistics.statistics import compute_split_statistics
-from kfpkit.components.tfdv_validate.launcher import (
+from kfpkit.runtime.executor import Executor, main, write_text_artifact
+from kfpkit.tfdv import artifacts, data_files, report
+from kfpkit.tfdv.validation import (
+    Thresholds,
+    anomaly_lines,
     comparison_rows,
     fail_if_anomalies,
     thresholds_from,
+    validate,
     validation_metrics,
 )
-from kfpkit.components.tfdv_validate.validation import Thresholds, anomaly_lines, validate
-from kfpkit.runtime.executor import Executor, main, write_text_artifact
-from kfpkit.tfdv import artifacts, data_files, report
 
 BASELINE = "train"
 VALIDATED = ("validation", "test")  # validated against the schema, drift against train

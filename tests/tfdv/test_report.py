@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 
 from kfpkit.components.tfdv_schema.schema import infer_schema
-from kfpkit.components.tfdv_validate.validation import Thresholds, measurements, validate
 from kfpkit.testing import tfdv as tfdv_testing
 from kfpkit.tfdv import report
+from kfpkit.tfdv.validation import Thresholds, measurements, validate
 
 # Every host resolves to nothing and every proxy is a dead port: no fetch can succeed.
 OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9"]

@@ -124,8 +124,8 @@ def test_launcher_on_anomalies_measured_by_real_tfdv(tmp_path):
 
     from kfpkit import testing
     from kfpkit.components.retrain_decision import launcher
-    from kfpkit.components.tfdv_validate.validation import Thresholds, validate
     from kfpkit.runtime import executor
+    from kfpkit.tfdv.validation import Thresholds, validate
 
     def stats(share_a, year):
         n = 1000

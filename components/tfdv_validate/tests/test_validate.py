@@ -13,15 +13,15 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from kfpkit import testing
 from kfpkit.components.tfdv_schema.schema import infer_schema
 from kfpkit.components.tfdv_validate import launcher
-from kfpkit.components.tfdv_validate.validation import (
+from kfpkit.runtime import executor
+from kfpkit.testing import tfdv as tfdv_testing
+from kfpkit.tfdv import artifacts
+from kfpkit.tfdv.validation import (
     Thresholds,
     anomaly_lines,
     measurements,
     validate,
 )
-from kfpkit.runtime import executor
-from kfpkit.testing import tfdv as tfdv_testing
-from kfpkit.tfdv import artifacts
 
 DRIFT = Thresholds(categorical=0.1, numeric=0.1)
 OUTPUTS = {"anomalies": "system.Artifact", "report": "system.HTML", "metrics": "system.Metrics"}

@@ -2,21 +2,29 @@
 
 Comparators follow the feature's kind, as TFDV defines them: L-infinity distance of value
 frequencies for categorical features (strings, and integers marked categorical), and
-Jensen-Shannon divergence of histograms for numeric features.
+Jensen-Shannon divergence of histograms for numeric features. Shared by the steps that
+compare statistics (``tfdv_validate``, ``tfdv_validate_splits``, ``monitor_serving``) and the
+one that reads their measurements (``retrain_decision``), so every comparison uses the same
+thresholds, parameters and metric names.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
+if TYPE_CHECKING:
+    from kfpkit.runtime.executor import Executor
+
 DRIFT = "drift"
 SKEW = "skew"
 L_INFINITY = "L_INFINITY"
-JENSEN_SHANNON = "JENSEN_SHANNON_DIVERGENCE"
+_METRIC_NAME = re.compile(r"[^A-Za-z0-9_]+")
 
 
 @dataclass(frozen=True)
@@ -134,3 +142,48 @@ def anomaly_lines(anomalies: anomalies_pb2.Anomalies) -> list[str]:
         info = anomalies.dataset_anomaly_info
         lines.append(f"(dataset): {info.short_description}: {info.description}")
     return lines
+
+
+def thresholds_from(executor: Executor, kind: str, default: float = 0.0) -> Thresholds:
+    """Drift or skew thresholds from a step's parameters: ``default_categorical_<kind>_threshold``,
+    ``default_numeric_<kind>_threshold`` (``default`` when not given) and ``<kind>_thresholds``
+    (feature -> threshold)."""
+    per_feature = executor.json_param(f"{kind}_thresholds", {}) or {}
+    if not isinstance(per_feature, dict):
+        raise ValueError(f"{kind}_thresholds must be a dict feature -> threshold: {per_feature!r}")
+    return Thresholds(
+        categorical=executor.number_param(f"default_categorical_{kind}_threshold", default),
+        numeric=executor.number_param(f"default_numeric_{kind}_threshold", default),
+        per_feature=per_feature,
+    )
+
+
+def metric_name(feature: str) -> str:
+    """A feature name as a metric name (letters, digits, ``_``)."""
+    return _METRIC_NAME.sub("_", feature)
+
+
+def validation_metrics(anomalies: anomalies_pb2.Anomalies, prefix: str = "") -> dict[str, float]:
+    """``anomaly_count``, ``features_over_threshold``, ``<drift|skew>_<feature>``, prefixed."""
+    found = measurements(anomalies)
+    metrics: dict[str, float] = {
+        f"{prefix}anomaly_count": float(len(anomaly_lines(anomalies))),
+        f"{prefix}features_over_threshold": float(
+            len({m.feature for m in found if m.value > m.threshold})
+        ),
+    }
+    for m in found:
+        metrics[f"{prefix}{m.kind}_{metric_name(m.feature)}"] = round(m.value, 6)
+    return metrics
+
+
+def comparison_rows(anomalies: anomalies_pb2.Anomalies) -> list[tuple[str, str, str, float, float]]:
+    """The measurements as the HTML report's rows (feature, kind, measure, value, threshold)."""
+    return [(m.feature, m.kind, m.measure, m.value, m.threshold) for m in measurements(anomalies)]
+
+
+def fail_if_anomalies(lines: list[str], executor: Executor) -> None:
+    """ValueError listing every anomaly when the step's ``fail_on_anomalies`` is set."""
+    if lines and executor.param("fail_on_anomalies", False):
+        listing = "\n".join(f"  - {line}" for line in lines)
+        raise ValueError(f"{len(lines)} data anomalies (fail_on_anomalies is set):\n{listing}")
