@@ -1,0 +1,1 @@
+"""monitor_serving: skew, drift, predictions, performance and domain of served traffic."""
