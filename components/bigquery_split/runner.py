@@ -32,7 +32,7 @@ from kfpkit.components.bigquery_split import sql
 from kfpkit.components.bigquery_split.source import PARQUET_PATTERN, SplitResult
 from kfpkit.runtime.executor import Cancelled, path_to_uri
 from kfpkit.runtime.identity import step_key
-from kfpkit.runtime.retry import retry
+from kfpkit.runtime.retry import is_connection_error, retry
 
 _log = logging.getLogger("kfpkit")
 
@@ -83,8 +83,9 @@ def make_client(project: str, location: str, endpoint: str = "") -> bigquery.Cli
 
 
 def is_transient(error: BaseException) -> bool:
-    """Errors worth retrying: rate limits, 5xx and dropped connections."""
-    if isinstance(error, gexc.TooManyRequests | gexc.ServerError | ConnectionError):
+    """Errors worth retrying: rate limits, 5xx and dropped connections (the client raises
+    requests' ConnectionError for those, which is not the built-in one)."""
+    if isinstance(error, gexc.TooManyRequests | gexc.ServerError) or is_connection_error(error):
         return True
     if isinstance(error, gexc.GoogleAPICallError):
         reasons = {e.get("reason") for e in (error.errors or []) if isinstance(e, dict)}

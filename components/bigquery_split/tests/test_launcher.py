@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import google.auth.exceptions
 import pyarrow.parquet as pq
 import pytest
+import requests
+import urllib3
 from google.api_core import exceptions as gexc
 
 from kfpkit import demo_data, testing
@@ -169,6 +172,17 @@ def test_parquet_export_on_bigquery_needs_a_gs_pipeline_root():
         (gexc.TooManyRequests("slow down"), True),
         (gexc.InternalServerError("oops"), True),
         (ConnectionError("reset"), True),
+        # what the client really raises for a dropped connection: an OSError, not the built-in
+        (
+            requests.exceptions.ConnectionError(
+                "('Connection aborted.', RemoteDisconnected('Remote end closed connection'))"
+            ),
+            True,
+        ),
+        (requests.exceptions.ReadTimeout("read timed out"), True),
+        (urllib3.exceptions.ProtocolError("Connection aborted."), True),
+        (google.auth.exceptions.TransportError("connection refused"), True),
+        (requests.exceptions.SSLError("certificate verify failed"), False),
         (gexc.BadRequest("x", errors=[{"reason": "backendError"}]), True),
         (gexc.BadRequest("syntax"), False),
         (gexc.NotFound("table"), False),

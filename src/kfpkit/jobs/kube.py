@@ -27,7 +27,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kfpkit.jobs import wait
 from kfpkit.runtime.identity import step_key
-from kfpkit.runtime.retry import retry
+from kfpkit.runtime.retry import is_connection_error, retry
 
 _log = logging.getLogger("kfpkit")
 
@@ -75,14 +75,7 @@ def is_transient(error: BaseException) -> bool:
     """API errors worth retrying: throttling, 5xx, and connections that failed or dropped."""
     if isinstance(error, ApiException):
         return error.status in _TRANSIENT_STATUS or error.status == 0
-    try:
-        import urllib3.exceptions as u3
-
-        if isinstance(error, u3.HTTPError):  # MaxRetryError, ProtocolError, timeouts
-            return True
-    except ImportError:  # pragma: no cover - urllib3 ships with the kubernetes client
-        pass
-    return isinstance(error, ConnectionError | TimeoutError)
+    return is_connection_error(error)
 
 
 def call(fn: Callable[[], Any], what: str, attempts: int = 5, initial_delay: float = 1.0) -> Any:

@@ -24,6 +24,7 @@ from kfpkit.registry.base import (
     split_properties,
     utc_from_millis,
 )
+from kfpkit.runtime.retry import is_connection_error
 
 PROP_PREFIX = LINEAGE_PREFIX
 ALIAS_PREFIX = "kfpkit.alias."
@@ -66,7 +67,7 @@ class KubeflowRegistry(RegistryBase):
             raise RuntimeError(f"Kubeflow Model Registry at {server_address}: {e}") from e
 
     def _is_transient(self, error: BaseException) -> bool:
-        if isinstance(error, self._connection_errors):
+        if isinstance(error, self._connection_errors) or is_connection_error(error):
             return True
         return isinstance(error, self._errors.ServiceException) or (
             isinstance(error, self._errors.ApiException) and getattr(error, "status", 0) == 429

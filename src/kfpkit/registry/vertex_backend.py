@@ -30,6 +30,7 @@ from kfpkit.registry.base import (
     label_value,
     sorted_versions,
 )
+from kfpkit.runtime.retry import is_connection_error
 
 # Vertex's prebuilt TensorFlow serving image (the newest TF 2 CPU one the SDK lists).
 DEFAULT_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
@@ -119,7 +120,7 @@ class VertexRegistry(RegistryBase):
         e = self._errors
         transient = (e.ServiceUnavailable, e.TooManyRequests, e.InternalServerError,
                      e.DeadlineExceeded, e.BadGateway, e.GatewayTimeout)  # fmt: skip
-        return isinstance(error, (*transient, ConnectionError))
+        return isinstance(error, transient) or is_connection_error(error)
 
     def _model_name(self, name: str) -> str:
         return f"projects/{self.project}/locations/{self.location}/models/{name}"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
+import sys
 import time
+import urllib.error
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -47,3 +50,40 @@ def retry(
             sleep(wait)
             delay = min(max_delay, delay * 2)
     raise AssertionError("unreachable")
+
+
+# Connection failures of the HTTP stacks kfpkit's clients use, by module: several are not the
+# built-in ConnectionError (requests' ConnectionError is an OSError, urllib3's errors are not
+# OSErrors at all), so checking the built-in class alone misses a dropped connection.
+_CONNECTION_ERRORS = {
+    "requests.exceptions": ("ConnectionError", "Timeout", "ChunkedEncodingError"),
+    "urllib3.exceptions": ("ProtocolError", "NewConnectionError", "TimeoutError"),
+    "google.auth.exceptions": ("TransportError",),
+    "aiohttp": ("ClientConnectionError", "ClientPayloadError"),
+    "http.client": ("IncompleteRead", "RemoteDisconnected"),
+}
+# Certificate and TLS set-up errors: retrying does not change them.
+_NOT_TRANSIENT = {"requests.exceptions": ("SSLError",), "urllib3.exceptions": ("SSLError",)}
+# Errors that only wrap the one that counts, in ``reason``.
+_WRAPPERS = {"urllib3.exceptions": ("MaxRetryError",), "urllib.error": ("URLError",)}
+
+
+def _types(table: dict[str, tuple[str, ...]]) -> tuple[type, ...]:
+    # only modules already imported: an error cannot be of a class nobody has loaded
+    found = []
+    for module_name, names in table.items():
+        module = sys.modules.get(module_name)
+        found += [getattr(module, n) for n in names if module is not None and hasattr(module, n)]
+    return tuple(found)
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """A connection that could not be made, was dropped or timed out, in any of the HTTP
+    stacks kfpkit's clients use (sockets and urllib, requests, urllib3, google-auth's
+    transport, aiohttp); TLS and certificate errors are not (retrying does not change them)."""
+    if isinstance(error, (*_types(_NOT_TRANSIENT), ssl.SSLError, urllib.error.HTTPError)):
+        return False
+    if isinstance(error, _types(_WRAPPERS)):
+        reason = getattr(error, "reason", None)
+        return isinstance(reason, BaseException) and is_connection_error(reason)
+    return isinstance(error, (ConnectionError, TimeoutError, *_types(_CONNECTION_ERRORS)))

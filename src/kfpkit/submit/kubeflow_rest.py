@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from kfpkit.runtime.retry import retry
+from kfpkit.runtime.retry import is_connection_error, retry
 from kfpkit.submit.kubeflow import Kubeflow
 from kfpkit.submit.spec import CompiledPipeline
 
@@ -37,7 +37,7 @@ class HTTPStatusError(RuntimeError):
 def _is_transient(error: BaseException) -> bool:
     if isinstance(error, HTTPStatusError):
         return error.status in _TRANSIENT_STATUS
-    return isinstance(error, ConnectionError | TimeoutError | urllib.error.URLError)
+    return is_connection_error(error)
 
 
 @dataclass(frozen=True)
