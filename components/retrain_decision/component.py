@@ -7,11 +7,12 @@ from kfpkit import images
 
 @dsl.container_component
 def retrain_decision(
-    anomalies: dsl.Input[dsl.Artifact],
-    state: dsl.Input[dsl.Artifact],
     decision: dsl.Output[dsl.Artifact],
     retrain: dsl.OutputPath(bool),  # type: ignore[valid-type]  # kfp's own idiom
     reasons: dsl.OutputPath(list),  # type: ignore[valid-type]
+    anomalies: dsl.Input[dsl.Artifact] = None,
+    state: dsl.Input[dsl.Artifact] = None,
+    monitoring: dsl.Input[dsl.Artifact] = None,
     max_model_age_windows: int = 0,
     max_model_age_days: float = 0.0,
     retrain_on_skew: bool = True,
@@ -24,12 +25,20 @@ def retrain_decision(
     and the window state (``load_window_state``). Retrains when no model is in production,
     when any counted distance is over its threshold, or when the production model reached a
     maximum age; otherwise the decision says why not (the largest distances against their
-    thresholds, the model's age against the limits). Branch on ``retrain`` with ``dsl.If``.
+    thresholds, the model's age against the limits). With ``monitoring`` (monitor_serving's,
+    a step that always runs, so no ``dsl.OneOf`` is needed on any platform) served skew from
+    the training data and performance decay on feedback labels are reasons too. Branch on
+    ``retrain`` with ``dsl.If``.
 
     Args:
         anomalies: ``tfdv_validate``'s anomalies (``anomalies.pbtxt``, its drift/skew
-            measurements).
-        state: ``load_window_state``'s state.
+            measurements); absent: no data distances.
+        state: ``load_window_state``'s state; absent (a monitoring pipeline without a
+            state folder): no production model, age or previous window is known, and only
+            the distances and the served traffic count.
+        monitoring: ``monitor_serving``'s monitoring of the served traffic: served skew
+            over threshold (with ``retrain_on_skew``) and performance decay beyond its
+            ``max_decay`` retrain; absent, empty or without traffic it changes nothing.
         max_model_age_windows: Retrain when the production model was trained this many
             windows ago (0: never for age).
         max_model_age_days: Retrain when the production model was pushed this many days ago
@@ -41,7 +50,8 @@ def retrain_decision(
     Returns:
         decision: ``decision.json`` (``window``, ``retrain``, ``reasons``, ``drifted`` and
             ``skewed`` (feature, measure, distance, threshold), every counted measurement,
-            the model's age); the same in the artifact's metadata.
+            the model's age, ``served``: rows, skewed and measured served features,
+            performance); the same in the artifact's metadata.
         retrain: True when the run should retrain.
         reasons: The reasons, one line each.
 

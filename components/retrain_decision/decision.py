@@ -6,13 +6,18 @@ A run retrains when any of these holds (each one is a reason, all are recorded):
 - a feature's distance from the production model's training data (skew) is over its
   threshold (off with ``retrain_on_skew=False``);
 - the production model is ``max_model_age_windows`` windows or ``max_model_age_days`` days
-  old (0 turns either off).
+  old (0 turns either off);
+- served traffic (``monitor_serving``'s monitoring of the window, :class:`Served`) skewed
+  from the training data beyond a threshold (with ``retrain_on_skew``), or the served
+  model's performance on feedback labels decayed beyond ``max_decay``.
 None of these retrains a re-run of the production model's own window (or of an earlier one):
 that would register a second version from data a model was already trained on.
 Otherwise it records why not: the largest distance of each comparison against its threshold,
 and the model's age against the limits. Features in ``ignored_features`` (``id`` and
 ``year`` by default: they differ between windows by construction) never count, whatever was
 measured; the pipeline also gives them a threshold of 0, so TFDV does not measure them.
+Without a window state (a monitoring pipeline that keeps none) only the distances and the
+served traffic count: no production model, age or previous window is known.
 """
 
 from __future__ import annotations
@@ -61,6 +66,35 @@ class Policy:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
 
+@dataclass(frozen=True)
+class Served:
+    """What monitor_serving saw in the served traffic of the window (its ``monitoring.json``)."""
+
+    rows: int
+    skew: tuple[Distance, ...] = ()  # served features against the model's training data
+    performance: dict[str, Any] = field(default_factory=dict)  # monitor_serving's, as is
+
+    @classmethod
+    def from_monitoring(cls, doc: dict[str, Any]) -> Served:
+        """From ``monitoring.json``; ValueError naming what is malformed."""
+        try:
+            rows = int(doc.get("rows", 0))
+            skew = tuple(
+                Distance(m["feature"], SKEW, m["measure"], float(m["value"]), float(m["threshold"]))
+                for m in doc.get("skew", [])
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ValueError(f"monitoring: not monitor_serving's monitoring.json: {e!r}") from e
+        performance = doc.get("performance") or {}
+        if not isinstance(performance, dict):
+            raise ValueError(f"monitoring: performance is not an object: {performance!r}")
+        return cls(rows, skew, performance)
+
+    @property
+    def decayed(self) -> bool:
+        return bool(self.performance.get("over"))
+
+
 @dataclass
 class Decision:
     window: str
@@ -74,6 +108,8 @@ class Decision:
     skewed: list[dict[str, Any]] = field(default_factory=list)
     measured: list[dict[str, Any]] = field(default_factory=list)  # every counted distance
     ignored_features: list[str] = field(default_factory=list)
+    # served traffic: rows, skewed, measured (counted skew), performance; {} without monitoring
+    served: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,18 +124,54 @@ def _largest(distances: Sequence[Distance]) -> str:
     return f"largest {top.feature} {top.value:.4g} <= {top.threshold:g}"
 
 
+def _served_reasons(served: Served, counted: list[Distance], policy: Policy) -> list[str]:
+    reasons = []
+    skewed = sorted((d for d in counted if d.over), key=lambda d: -d.value)
+    if skewed and policy.retrain_on_skew:
+        reasons.append("served traffic skewed from the model's training data: "
+                       + ", ".join(map(_fmt, skewed)))  # fmt: skip
+    if served.decayed:
+        p = served.performance
+        metric = p.get("metric", "")
+        reasons.append(
+            f"served performance decayed: {metric} {p.get(metric, float('nan')):.4f} on "
+            f"{p.get('labelled_rows')} labelled rows, {p.get('decay', float('nan')):.4f} below "
+            f"the model's {p.get('reference', float('nan')):.4f} (max_decay "
+            f"{p.get('max_decay', float('nan')):g})"
+        )
+    return reasons
+
+
+def _served_record(served: Served | None, counted: list[Distance]) -> dict[str, Any]:
+    if served is None:
+        return {}
+    return {
+        "rows": served.rows,
+        "skewed": [asdict(d) for d in sorted(counted, key=lambda d: -d.value) if d.over],
+        "measured": [asdict(d) for d in sorted(counted, key=lambda d: d.feature)],
+        "performance": dict(served.performance),
+    }
+
+
 def decide(
-    state: WindowState,
+    state: WindowState | None,
     distances: Iterable[Distance],
     policy: Policy = Policy(),
     now: datetime | None = None,
+    served: Served | None = None,
 ) -> Decision:
-    """The decision for ``state.window`` from TFDV's measured distances."""
+    """The decision for ``state.window`` from TFDV's measured distances and, when given,
+    the served traffic's monitoring. ``state`` None: no window state is kept (only the
+    distances and the served traffic count)."""
     ignored = set(policy.ignored_features)
     counted = [d for d in distances if d.feature not in ignored and d.threshold > 0]
     for d in counted:
         if d.kind not in (DRIFT, SKEW):
             raise ValueError(f"distance of {d.feature!r} has kind {d.kind!r}, not drift or skew")
+    served_counted = [d for d in (served.skew if served else ())
+                      if d.feature not in ignored and d.threshold > 0]  # fmt: skip
+    if state is None:
+        return _decide_without_state(counted, served, served_counted, policy)
     production = state.production
     # a comparison without its baseline (first window, no production model) measured nothing
     drift = [d for d in counted if d.kind == DRIFT] if state.previous_window else []
@@ -132,6 +204,8 @@ def decide(
         reasons.append(
             f"model age {age_days:.1f} days >= max_model_age_days {policy.max_model_age_days:g}"
         )
+    if served is not None and production is not None:  # what the production model served
+        reasons += _served_reasons(served, served_counted, policy)
     if reasons and production is not None and state.window <= production.window:
         # a re-run of the production model's window (or of an earlier one): retraining would
         # register a second version from data a model has already been trained on
@@ -144,7 +218,8 @@ def decide(
     else:
         retrain = bool(reasons)
         if not retrain:
-            reasons.append(_why_not(state, drift, skew, skewed, policy, age_days))
+            reasons.append(_why_not(state, drift, skew, skewed, policy, age_days)
+                           + _served_why_not(served, served_counted))  # fmt: skip
     return Decision(
         window=state.window,
         retrain=retrain,
@@ -157,7 +232,62 @@ def decide(
         skewed=[asdict(d) for d in skewed],
         measured=[asdict(d) for d in sorted(drift + skew, key=lambda d: (d.kind, d.feature))],
         ignored_features=sorted(ignored),
+        served=_served_record(served, served_counted),
     )
+
+
+def _decide_without_state(
+    counted: list[Distance], served: Served | None, served_counted: list[Distance],
+    policy: Policy,
+) -> Decision:  # fmt: skip
+    drift = [d for d in counted if d.kind == DRIFT]
+    skew = [d for d in counted if d.kind == SKEW]
+    drifted = sorted((d for d in drift if d.over), key=lambda d: -d.value)
+    skewed = sorted((d for d in skew if d.over), key=lambda d: -d.value)
+    reasons = []
+    if drifted:
+        reasons.append("drift: " + ", ".join(map(_fmt, drifted)))
+    if skewed and policy.retrain_on_skew:
+        reasons.append("skew: " + ", ".join(map(_fmt, skewed)))
+    if served is not None:
+        reasons += _served_reasons(served, served_counted, policy)
+    retrain = bool(reasons)
+    if not retrain:
+        parts = [f"no feature drifted beyond its threshold ({_largest(drift)})"] if drift else []
+        parts += [f"no feature skewed beyond its threshold ({_largest(skew)})"] if skew else []
+        if not served or not served.rows:
+            parts.append("no served traffic" if served else "nothing measured")
+        text = "not retrained: " + "; ".join(parts)
+        reasons.append(text + _served_why_not(served, served_counted))
+    return Decision(
+        window="", retrain=retrain, reasons=reasons, previous_window="", production_window="",
+        model_age_windows=0, model_age_days=None,
+        drifted=[asdict(d) for d in drifted], skewed=[asdict(d) for d in skewed],
+        measured=[asdict(d) for d in sorted(drift + skew, key=lambda d: (d.kind, d.feature))],
+        ignored_features=sorted(policy.ignored_features),
+        served=_served_record(served, served_counted),
+    )  # fmt: skip
+
+
+def _served_why_not(served: Served | None, counted: Sequence[Distance]) -> str:
+    """The served traffic's part of a "not retrained" reason ("" without monitoring, or
+    without traffic: then nothing changes)."""
+    if served is None or served.rows == 0:
+        return ""
+    parts = []
+    skewed = [d for d in counted if d.over]
+    if skewed:  # over threshold, but skew does not retrain under this policy
+        parts.append("served skew over threshold ignored (retrain_on_skew is off): "
+                     + ", ".join(map(_fmt, skewed)))  # fmt: skip
+    elif counted:
+        parts.append(f"no served feature skewed beyond its threshold ({_largest(counted)})")
+    p = served.performance
+    if p.get("note"):
+        parts.append(f"served performance: {p['note']}")
+    elif "decay" in p:
+        parts.append(f"served {p.get('metric')} decay {p['decay']:.4f} "
+                     f"<= max_decay {p.get('max_decay', 0):g}")  # fmt: skip
+    return "; " + "; ".join(parts) if parts else ""
 
 
 def _why_not(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kfpkit.components.load_window_state.state import Production, WindowState
-from kfpkit.components.retrain_decision.decision import Distance, Policy, decide
+from kfpkit.components.retrain_decision.decision import Distance, Policy, Served, decide
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 PROD = Production("2015", "/serving/employment/1", "1", (NOW - timedelta(days=3)).isoformat())
@@ -165,3 +165,108 @@ def test_launcher_on_anomalies_measured_by_real_tfdv(tmp_path):
     assert measured == {("ANC", "drift"), ("ANC", "skew"), ("AGEP", "drift"), ("AGEP", "skew")}
     out = json.loads((tmp_path / "out" / "executor_output.json").read_text())
     assert out["parameterValues"]["retrain"] is True
+
+
+# --- served traffic (monitor_serving's monitoring) ------------------------------------------
+
+DECAYED = {"labelled_rows": 800, "metric": "auc", "auc": 0.85, "reference": 0.90,
+           "decay": 0.05, "max_decay": 0.02, "over": True}  # fmt: skip
+HELD = {**DECAYED, "auc": 0.895, "decay": 0.005, "over": False}
+
+
+def served(skew=(), performance=None, rows=1000):
+    return Served(rows, tuple(skew), performance or {})
+
+
+def test_served_skew_and_performance_decay_retrain_with_their_reasons():
+    monitoring = served([d("ANC", "skew", 0.043), d("MIG", "skew", 0.01)], DECAYED)
+    got = decide(state(), [d("ANC", "drift", 0.01)], Policy(), NOW, served=monitoring)
+    assert got.retrain
+    assert got.reasons == [
+        "served traffic skewed from the model's training data: ANC 0.043 > 0.03 (L_INFINITY)",
+        "served performance decayed: auc 0.8500 on 800 labelled rows, 0.0500 below the "
+        "model's 0.9000 (max_decay 0.02)",
+    ]
+    assert [x["feature"] for x in got.served["skewed"]] == ["ANC"]
+    assert got.served["rows"] == 1000 and got.served["performance"]["over"] is True
+
+
+def test_served_traffic_within_thresholds_is_said_in_why_not():
+    got = decide(state(), [d("ANC", "drift", 0.01)], Policy(), NOW,
+                 served=served([d("ANC", "skew", 0.02)], HELD))  # fmt: skip
+    assert not got.retrain
+    assert got.reasons[0].endswith(
+        "; no served feature skewed beyond its threshold (largest ANC 0.02 <= 0.03); "
+        "served auc decay 0.0050 <= max_decay 0.02"
+    )
+
+
+def test_served_skew_follows_the_policy_and_the_ignored_features():
+    skewed = served([d("ANC", "skew", 0.05), d("year", "skew", 1.0)])
+    off = decide(state(), [], Policy(retrain_on_skew=False), NOW, served=skewed)
+    assert not off.retrain
+    assert "served skew over threshold ignored (retrain_on_skew is off): ANC 0.05" in off.reasons[0]
+    assert [x["feature"] for x in off.served["measured"]] == ["ANC"]  # year never counts
+
+
+def test_absent_or_empty_monitoring_changes_nothing():
+    found = [d("ANC", "drift", 0.0155), d("ANC", "skew", 0.0155)]
+    plain = decide(state(), found, Policy(max_model_age_windows=2), NOW)
+    for monitoring in (None, served(rows=0)):
+        got = decide(state(), found, Policy(max_model_age_windows=2), NOW, served=monitoring)
+        assert (got.retrain, got.reasons) == (plain.retrain, plain.reasons)
+    assert plain.served == {}
+
+
+def test_without_a_window_state_only_distances_and_served_traffic_count():
+    got = decide(None, [], Policy(), NOW, served=served([d("ANC", "skew", 0.043)]))
+    assert got.retrain and got.window == "" and got.production_window == ""
+    assert got.reasons == [
+        "served traffic skewed from the model's training data: ANC 0.043 > 0.03 (L_INFINITY)"
+    ]
+    quiet = decide(None, [], Policy(), NOW, served=served(rows=0))
+    assert not quiet.retrain and quiet.reasons == ["not retrained: no served traffic"]
+
+
+def test_served_monitoring_of_another_shape_is_refused_by_name():
+    with pytest.raises(ValueError, match="monitoring: not monitor_serving's monitoring.json"):
+        Served.from_monitoring({"rows": 5, "skew": [{"feature": "ANC"}]})
+    with pytest.raises(ValueError, match="monitoring: performance is not an object"):
+        Served.from_monitoring({"rows": 5, "performance": [1]})
+
+
+def test_launcher_with_monitoring_only_and_with_an_empty_monitoring_folder(tmp_path):
+    from kfpkit import testing
+    from kfpkit.components.retrain_decision import launcher
+    from kfpkit.runtime import executor
+
+    monitoring = {  # monitor_serving's monitoring.json, as it writes it
+        "alert": True, "reasons": ["..."], "rows": 4000, "error_rows": 0,
+        "features": ["AGEP", "ANC"], "moved_features": ["ANC"],
+        "skew": [{"feature": "ANC", "kind": "skew", "measure": "L_INFTY", "value": 0.043,
+                  "threshold": 0.03},
+                 {"feature": "AGEP", "kind": "skew", "measure": "JENSEN_SHANNON_DIVERGENCE",
+                  "value": 0.004, "threshold": 0.03}],
+        "drift": [], "performance": HELD,
+    }  # fmt: skip
+    (tmp_path / "monitoring").mkdir()
+    (tmp_path / "monitoring" / "monitoring.json").write_text(json.dumps(monitoring))
+    (tmp_path / "empty").mkdir()
+
+    def run(out, inputs):
+        outputs = {"decision": "system.Artifact"}
+        doc = testing.executor_input(tmp_path / out, {}, outputs, inputs=inputs,
+                                     output_params=["retrain", "reasons"])  # fmt: skip
+        assert executor.launch(launcher.run, ["--executor_input", json.dumps(doc)]) == 0
+        return json.loads((tmp_path / out / "decision" / "decision.json").read_text())
+
+    got = run("a", {"monitoring": ("system.Artifact", str(tmp_path / "monitoring"))})
+    assert got["retrain"] is True and got["served"]["skewed"][0]["feature"] == "ANC"
+    assert got["reasons"] == [
+        "served traffic skewed from the model's training data: ANC 0.043 > 0.03 (L_INFTY)"
+    ]
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "state.json").write_text(json.dumps(state(window="2017").to_dict()))
+    empty = run("b", {"monitoring": ("system.Artifact", str(tmp_path / "empty")),
+                      "state": ("system.Artifact", str(tmp_path / "state"))})  # fmt: skip
+    assert empty["retrain"] is False and empty["served"] == {}
