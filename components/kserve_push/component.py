@@ -36,6 +36,11 @@ def kserve_push(
     timeout_seconds: float = 900.0,
     infra_validation_rows: int = 100,
     kubeconfig: str = "",
+    experiment_decision: str = "",
+    variant_weights: dict = {},  # noqa: B006 - KFP needs a literal default
+    sticky: bool = False,
+    served_logs: str = "",
+    bandit_floor: float = 0.05,
 ):
     """Proves a SavedModel serves on KServe's own model server, then pushes it to KServe.
 
@@ -64,6 +69,18 @@ def kserve_push(
     RawDeployment mode (no Istio VirtualService there), touching an InferenceService kfpkit
     did not create.
 
+    Online experiments (kserve backend): ``experiment_decision`` (``online_experiment``'s
+    ``decision_value``) replaces ``action``: promote -> ``promote``, rollback ->
+    ``rollback``, continue -> nothing changes (the summary says so). ``experiment`` puts
+    the InferenceServices named in ``variant_weights`` (each deployed by an earlier
+    ``apply``) behind an InferenceGraph ``<model_name>`` whose root ``Splitter`` sends each
+    its share (integer percents summing to 100); with ``sticky``, an Istio VirtualService
+    ``<model_name>-ab`` sends a request carrying ``x-kfpkit-variant: <variant>`` to that
+    variant (the sticky A/B assignment, computed by the caller with
+    ``kfpkit.serving.routing.assign_variant``). ``bandit`` rewrites the Splitter's weights to
+    Thompson-sampling shares computed from the feedback in ``served_logs`` (each variant
+    keeps ``bandit_floor`` at least); schedule it (e.g. hourly) to move traffic.
+
     Limits: runtime ``tensorflow`` only so far; the cluster path was tested against a real
     kube-apiserver with the InferenceService CRD generated from the SDK's models, the test
     playing KServe's controller, not against a cluster running KServe (see README).
@@ -76,7 +93,7 @@ def kserve_push(
             Not needed for promote, rollback, delete.
         test_data: Rows to infra-validate with (the test split). Needed for apply, canary,
             shadow.
-        action: apply, canary, promote, rollback, shadow or delete.
+        action: apply, canary, promote, rollback, shadow, delete, experiment or bandit.
         backend: ``local`` or ``kserve``.
         namespace: Kubernetes namespace of the InferenceService.
         storage_uri: Where KServe reads the model (gs://, s3://, pvc://); default: the
@@ -100,6 +117,14 @@ def kserve_push(
         timeout_seconds: How long to wait for Ready.
         infra_validation_rows: Test rows sent in the infra validation.
         kubeconfig: A kubeconfig file; empty: the pod's service account (in a cluster).
+        experiment_decision: ``online_experiment``'s decision (promote, rollback, continue);
+            empty: do ``action``.
+        variant_weights: ``experiment``: InferenceService name -> weight (any positive
+            scale; written as percents).
+        sticky: ``experiment``: also route by the ``x-kfpkit-variant`` header.
+        served_logs: ``bandit``: the log folder (or gs:// folder) of the experiment's
+            traffic and feedback (``kfpkit serve-sink``'s, for ``<model_name>``).
+        bandit_floor: ``bandit``: the least share of traffic each variant keeps.
 
     Returns:
         deployment: Metadata ``endpoint_url``, ``revision``, ``traffic`` (JSON),

@@ -42,6 +42,8 @@ MANAGED_BY = "kfpkit"
 SERVERLESS, RAW = "Serverless", "RawDeployment"
 DEPLOYMENT_MODES = (SERVERLESS, RAW)
 ACTIONS = ("apply", "canary", "promote", "rollback", "shadow", "delete")
+# Actions on an experiment (an InferenceGraph over variant InferenceServices: experiment.py)
+EXPERIMENT_ACTIONS = ("experiment", "bandit")
 RUNTIMES = ("tensorflow",)  # model formats supported so far (the design leaves room)
 LOGGER_MODES = ("all", "request", "response")
 STORAGE_SCHEMES = ("gs://", "s3://", "pvc://")

@@ -66,7 +66,23 @@ def request_from(executor: Executor) -> PushRequest:
         infra_validation_rows=_int(executor, "infra_validation_rows", 100),
         owner=step_key(executor_identity(executor.raw)),
         kubeconfig=executor.param("kubeconfig", ""),
+        experiment_decision=executor.param("experiment_decision", ""),
+        variant_weights=_weights(executor),
+        sticky=bool(executor.param("sticky", False)),
+        served_logs=executor.param("served_logs", ""),
+        bandit_floor=executor.number_param("bandit_floor", 0.05),
     )
+
+
+def _weights(executor: Executor) -> dict[str, float]:
+    value = executor.json_param("variant_weights", {}) or {}
+    if not isinstance(value, dict):
+        raise ValueError(f"variant_weights must be a mapping variant: weight, not {value!r}")
+    for variant, weight in value.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise ValueError(f"variant_weights: the weight of {variant!r} must be a number, "
+                             f"not {weight!r}")  # fmt: skip
+    return {str(k): float(v) for k, v in value.items()}
 
 
 def run(executor: Executor) -> None:

@@ -5,6 +5,11 @@ what :func:`push` returns. Actions that put a new model in front of traffic (app
 shadow) are infra-validated first (``infra_validation``); a model that fails is never
 deployed and the step fails with the reasons. promote / rollback / delete change only
 traffic or remove objects, so they deploy no new model and skip it.
+
+``experiment_decision`` (``online_experiment``'s ``decision_value``) replaces the action:
+promote -> ``promote``, rollback -> ``rollback``, continue -> nothing changes (reported).
+``experiment`` and ``bandit`` act on an experiment's InferenceGraph (``experiment.py``):
+its variants are InferenceServices deployed (and infra-validated) by earlier ``apply``s.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kfpkit.components.kserve_push import infra_validation, isvc
+from kfpkit.components.kserve_push import experiment, infra_validation, isvc
 from kfpkit.runtime.model_versions import versions
 from kfpkit.serving.server import check_model_name
 
@@ -38,6 +43,11 @@ class PushRequest:
     infra_validation_rows: int = infra_validation.DEFAULT_ROWS
     owner: str = "kfpkit"
     kubeconfig: str = ""
+    experiment_decision: str = ""  # online_experiment's: promote | rollback | continue
+    variant_weights: dict[str, float] = field(default_factory=dict)  # experiment
+    sticky: bool = False  # experiment: the header-matching VirtualService
+    served_logs: str = ""  # bandit: the log folder / gs:// folder its feedback is read from
+    bandit_floor: float = 0.05  # bandit: the least share of traffic a variant keeps
 
 
 @dataclass
@@ -50,6 +60,7 @@ class PushResult:
     objects: list[str] = field(default_factory=list)
     validation: infra_validation.InfraValidation | None = None
     serve_command: str = ""
+    decision: str = ""  # the experiment decision taken, when one was given
     summary: str = ""
 
     def metadata(self) -> dict[str, Any]:
@@ -71,13 +82,42 @@ def storage_uri(model_uri: str, metadata: dict[str, Any]) -> str:
     return model_uri.rstrip("/")
 
 
+def decided_action(request: PushRequest) -> str | None:
+    """The action to take: ``action``, or the one ``experiment_decision`` asks for (None:
+    ``continue``, nothing changes)."""
+    if not request.experiment_decision:
+        return request.action
+    return experiment.action_for_decision(request.experiment_decision)
+
+
 def check_request(request: PushRequest) -> None:
     """ValueError naming the first bad value, before anything starts."""
     if request.backend not in BACKENDS:
         raise ValueError(f"backend {request.backend!r}: expected one of {BACKENDS}")
-    if request.action not in isvc.ACTIONS:
-        raise ValueError(f"action {request.action!r}: expected one of {isvc.ACTIONS}")
+    actions = isvc.ACTIONS + isvc.EXPERIMENT_ACTIONS
+    if request.action not in actions:
+        raise ValueError(f"action {request.action!r}: expected one of {actions}")
     check_model_name(request.settings.name)
+    if request.experiment_decision:
+        decided_action(request)  # names a bad decision
+        if request.backend != "kserve":
+            raise ValueError("experiment_decision needs backend 'kserve' (a canary on a cluster)")
+        request.settings.check()  # as for promote / rollback given as the action
+        return
+    if request.action in isvc.EXPERIMENT_ACTIONS:
+        if request.backend != "kserve":
+            raise ValueError(f"action {request.action!r} needs backend 'kserve'")
+        if request.action == "experiment":
+            experiment.check_experiment(request.settings.name, request.settings.namespace,
+                                        request.variant_weights)  # fmt: skip
+        elif not request.served_logs:
+            raise ValueError(
+                "action 'bandit' needs served_logs: the folder (or gs:// folder) "
+                "the log sink writes the experiment's traffic and feedback to"
+            )
+        if not 0 <= request.bandit_floor <= 0.5:
+            raise ValueError(f"bandit_floor must be in [0, 0.5], got {request.bandit_floor}")
+        return
     if request.backend == "local" and request.action != "apply":
         raise ValueError(
             f"action {request.action!r} needs backend 'kserve' (a cluster): locally a step "
@@ -100,8 +140,42 @@ def check_request(request: PushRequest) -> None:
         request.settings.check()
 
 
+def _experiment(request: PushRequest, result: PushResult) -> PushResult:
+    """``experiment``: the graph (and sticky VirtualService) over the variants;
+    ``bandit``: the Splitter's weights from the feedback logged so far."""
+    from kfpkit.jobs import kube
+    from kfpkit.serving.served_logs import read_served
+
+    s = request.settings
+    experiments = experiment.Experiments(kube.api_client(request.kubeconfig))
+    if request.action == "experiment":
+        state = experiments.start(s.name, s.namespace, request.variant_weights, request.owner,
+                                  sticky=request.sticky, deployment_mode=s.deployment_mode,
+                                  timeout=request.timeout_seconds)  # fmt: skip
+    else:
+        graph = experiments.graphs.find(s.namespace, s.name)
+        if graph is None:
+            raise ValueError(f"no InferenceGraph {s.namespace}/{s.name}: start the experiment "
+                             "first (action 'experiment')")  # fmt: skip
+        variants = list(experiment.splitter_weights(graph))
+        update = experiment.bandit_weights(read_served(request.served_logs), variants,
+                                           floor=request.bandit_floor)  # fmt: skip
+        state = experiments.set_weights(s.name, s.namespace, update.shares, minimum=1,
+                                        timeout=request.timeout_seconds)  # fmt: skip
+        result.traffic = [{"variant": v, "percent": state.weights[v],
+                           "feedback_rows": update.rewarded[v]} for v in variants]  # fmt: skip
+    result.endpoint_url = state.url
+    result.objects = state.objects
+    result.traffic = result.traffic or state.traffic()
+    result.summary = summary_markdown(result, s.name)
+    return result
+
+
 def summary_markdown(result: PushResult, name: str) -> str:
     lines = [f"# kserve_push: `{result.action}` of `{name}` ({result.backend})", ""]
+    if result.decision:
+        taken = "no change" if result.action == "none" else f"action `{result.action}`"
+        lines += [f"online_experiment's decision `{result.decision}`: {taken}.", ""]
     v = result.validation
     if v is not None:
         lines += ["## Infra validation", "",
@@ -131,8 +205,14 @@ def summary_markdown(result: PushResult, name: str) -> str:
 
 def push(request: PushRequest) -> PushResult:
     check_request(request)
-    result = PushResult(request.action, request.backend)
+    action = decided_action(request)
+    result = PushResult(action or "none", request.backend, decision=request.experiment_decision)
     name = request.settings.name
+    if action is None:  # online_experiment says continue: the canary keeps its share
+        result.summary = summary_markdown(result, name)
+        return result
+    if action in isvc.EXPERIMENT_ACTIONS:
+        return _experiment(request, result)
     if request.action in DEPLOYING_ACTIONS:
         assert request.model_path is not None and request.test_path is not None
         result.validation = infra_validation.validate(
@@ -155,12 +235,16 @@ def push(request: PushRequest) -> PushResult:
 
         pusher = Pusher(kube.api_client(request.kubeconfig))
         deployment = pusher.push(
-            request.action, request.settings, request.owner, request.timeout_seconds,
+            action, request.settings, request.owner, request.timeout_seconds,
             canary_percent=request.canary_traffic_percent, mirror_percent=request.mirror_percent,
         )  # fmt: skip
         result.endpoint_url = deployment.endpoint_url
         result.revision = deployment.revision
         result.traffic = deployment.traffic
         result.objects = deployment.objects
+        if action == "delete":  # an experiment of that name goes too (its variants stay)
+            result.objects += experiment.Experiments(pusher.services.api.api_client).stop(
+                request.settings.name, request.settings.namespace
+            )
     result.summary = summary_markdown(result, name)
     return result

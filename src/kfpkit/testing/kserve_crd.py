@@ -5,8 +5,10 @@ The kserve wheel ships no CRD manifest, only the OpenAPI-generated model classes
 (kubernetes core types from the kubernetes client). The schema is cut at ``max_depth``
 (deeper objects keep unknown fields), and carries no ``default: ""`` (Kubernetes 1.20
 rejects it). For tests against a real API server: what the API server checks is then what
-the SDK can express. The Istio VirtualService CRD is a hand-written subset of Istio's
-``networking.istio.io/v1`` schema: the fields kserve_push writes.
+the SDK can express; the InferenceGraph CRD (``v1alpha1``) is generated the same way. The
+Istio VirtualService CRD is a hand-written subset of Istio's ``networking.istio.io/v1``
+schema: the fields kserve_push writes (routes with weights, mirrors, names and header
+matches).
 """
 
 from __future__ import annotations
@@ -89,6 +91,36 @@ def inference_service_crd(max_depth: int = 6) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def inference_graph_crd(max_depth: int = 6) -> dict[str, Any]:
+    from kserve.models import V1alpha1InferenceGraph
+
+    properties = {
+        V1alpha1InferenceGraph.attribute_map[name]: schema_of(kind, 1, max_depth)
+        for name, kind in V1alpha1InferenceGraph.openapi_types.items()
+        if name in ("spec", "status")
+    }
+    schema = {
+        "type": "object",
+        "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                       "metadata": {"type": "object"}, **properties},
+    }  # fmt: skip
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "inferencegraphs.serving.kserve.io"},
+        "spec": {
+            "group": "serving.kserve.io",
+            "names": {"kind": "InferenceGraph", "listKind": "InferenceGraphList",
+                      "plural": "inferencegraphs", "singular": "inferencegraph",
+                      "shortNames": ["ig"]},
+            "scope": "Namespaced",
+            "versions": [{"name": "v1alpha1", "served": True, "storage": True,
+                          "schema": {"openAPIV3Schema": schema},
+                          "subresources": {"status": {}}}],
+        },
+    }  # fmt: skip
+
+
 def virtual_service_crd() -> dict[str, Any]:
     destination = {
         "type": "object",
@@ -96,9 +128,14 @@ def virtual_service_crd() -> dict[str, Any]:
                        "port": {"type": "object", "properties": {"number": {"type": "integer"}}}},
         "required": ["host"],
     }  # fmt: skip
+    string_match = {"type": "object", "properties": {
+        k: {"type": "string"} for k in ("exact", "prefix", "regex")}}  # fmt: skip
     http_route = {
         "type": "object",
         "properties": {
+            "name": {"type": "string"},
+            "match": {"type": "array", "items": {"type": "object", "properties": {
+                "headers": {"type": "object", "additionalProperties": string_match}}}},
             "route": {"type": "array", "items": {
                 "type": "object", "required": ["destination"],
                 "properties": {"destination": destination, "weight": {"type": "integer"}}}},
