@@ -5,6 +5,7 @@ kfpkit images push --registry HOST/PATH [--lock images/pushed.json] [FAMILY ...]
 kfpkit run training --local [--emulator] [--rows N] [--param name=value ...]
 kfpkit run training --local --data PATH --label COLUMN [--key COLUMN ...]
 kfpkit serve MODEL_DIR [--shadow CANDIDATE_DIR] [--log-dir DIR] [--port N] [--smoke-test N]
+kfpkit serve-sink --log-dir DIR [--port N]   (KServe's inference logger -> the log layout)
 kfpkit submit|schedule COMPILED.yaml --target kubeflow|vertex [--cron CRON] ...; kfpkit runs
 """
 
@@ -327,6 +328,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--data", default="", help="Parquet file or folder for --smoke-test")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser(
+        "serve-sink",
+        help="receive KServe's inference logger CloudEvents, write the served-traffic log",
+        description="An HTTP sink for KServe's logger (spec.predictor.logger.url: "
+        "http://<sink>/<model_name>): pairs request and response events by id and writes "
+        "<log-dir>/<model_name>/data-*.parquet (kfpkit.serving.served_logs reads them).",
+    )
+    from kfpkit.serving.logger_sink import add_arguments, run_from_args
+
+    add_arguments(p)
+    p.set_defaults(func=lambda args: run_from_args(args) or 0)
 
     from kfpkit.submit.cli import add_commands
 

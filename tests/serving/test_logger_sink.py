@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -194,9 +195,10 @@ def test_files_of_one_folder_share_one_schema_across_flushes(sink, tmp_path):
 
 
 def test_sigterm_writes_everything_held_and_leaves_no_partial_file(tmp_path):
+    """``kfpkit serve-sink`` as a process, stopped with SIGTERM after a burst of events."""
     log_dir = tmp_path / "logs"
     process = subprocess.Popen(
-        [sys.executable, "-m", "kfpkit.serving.logger_sink", "--log-dir", str(log_dir),
+        [str(Path(sys.executable).parent / "kfpkit"), "serve-sink", "--log-dir", str(log_dir),
          "--host", "127.0.0.1", "--port", "0", "--flush-seconds", "3600"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip

@@ -45,16 +45,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:  # imported where used: `kfpkit serve-sink --help` needs no pyarrow
+    import pyarrow as pa
 
 _log = logging.getLogger("kfpkit")
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
-TIMESTAMP = pa.timestamp("us", tz="UTC")
 NO_RESPONSE_STATUS = 0
 _NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 _MAX_BODY = 64 * 1024 * 1024
@@ -294,6 +293,8 @@ class Sink:
                     self._write(folder, rows)
 
     def _table(self, folder: str, rows: Sequence[dict[str, Any]]) -> pa.Table:
+        import pyarrow as pa
+
         types = self._types.setdefault(folder, {})
         for row in rows:
             for name, value in row["features"].items():
@@ -306,8 +307,8 @@ class Sink:
         meta = {
             "prediction": pa.float64(), "model_name": pa.string(), "model_version": pa.string(),
             "variant": pa.string(), "protocol": pa.string(), "request_id": pa.string(),
-            "row": pa.int32(), "timestamp": TIMESTAMP, "latency_ms": pa.float64(),
-            "status": pa.int32(),
+            "row": pa.int32(), "timestamp": pa.timestamp("us", tz="UTC"),
+            "latency_ms": pa.float64(), "status": pa.int32(),
         }  # fmt: skip
         for name, kind in meta.items():
             columns[name] = pa.array([row[name] for row in rows], type=kind)
@@ -315,6 +316,8 @@ class Sink:
         return pa.table(columns)
 
     def _write(self, folder: str, rows: Sequence[dict[str, Any]]) -> None:
+        import pyarrow.parquet as pq
+
         directory = os.path.join(self.log_dir, folder)
         try:
             table = self._table(folder, rows)
@@ -344,6 +347,8 @@ class Sink:
 
 
 def _feature_type(name: str, value: Any, categorical: frozenset[str]) -> pa.DataType:
+    import pyarrow as pa
+
     if name in categorical or isinstance(value, str):
         return pa.string()
     if value is None:
@@ -352,6 +357,8 @@ def _feature_type(name: str, value: Any, categorical: frozenset[str]) -> pa.Data
 
 
 def _cast(value: Any, kind: pa.DataType) -> Any:
+    import pyarrow as pa
+
     if value is None or pa.types.is_null(kind):
         return None
     if pa.types.is_string(kind):
