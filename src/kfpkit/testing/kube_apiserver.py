@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_BINARY = "KFPKIT_KUBE_APISERVER"  # overrides the built binary's path
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[3]  # src/kfpkit/testing/ -> the repository
 BUILT_BINARY = _REPO / ".cache" / "kube-apiserver" / "current" / "kube-apiserver"
 BUILD_SCRIPT = "tools/kube-apiserver/build.sh"
 
