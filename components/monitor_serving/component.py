@@ -16,6 +16,7 @@ def monitor_serving(
     logs: str = "",
     start: str = "",
     end: str = "",
+    window_hours: float = 0.0,
     training_statistics: dsl.Input[dsl.Artifact] = None,
     previous_statistics: dsl.Input[dsl.Artifact] = None,
     reference_metrics: dsl.Input[dsl.Artifact] = None,
@@ -50,13 +51,17 @@ def monitor_serving(
         start: Start of the window (ISO 8601, inclusive; UTC when no zone); empty: the log's
             beginning.
         end: End of the window (exclusive); empty: everything logged so far.
+        window_hours: > 0: the window is the ``window_hours`` before ``end`` (empty: the
+            step's start), and, unless ``previous_statistics`` is given, the drift baseline
+            is the window of the same length before it, read from the same log: what a
+            schedule needs (fixed parameters, moving windows). Not with ``start``.
         training_statistics: The model's training statistics (``FeatureStats.pb``: from
             ``tfdv_validate_splits``, ``load_window_state``'s ``production_statistics``, or an
             importer of ``resolve_model``'s ``statistics_uri``): the skew baseline.
         previous_statistics: The previous window's statistics (this step's ``statistics`` of
             that window, or ``load_window_state``'s ``previous_statistics``): the drift
-            baseline. One marked ``fallback`` by load_window_state, or without examples,
-            counts as absent.
+            baseline (else, with ``window_hours``, the window before, from the log). One
+            marked ``fallback`` by load_window_state, or without examples, counts as absent.
         reference_metrics: The model's evaluation metrics: ``evaluate``'s ``metrics``, or
             ``resolve_model``'s ``model_version`` (its ``metrics``); absent: performance is
             measured but no decay judged.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -19,12 +20,16 @@ from kfpkit.components.monitor_serving.monitor import (
     Monitoring,
     Settings,
     Statistics,
+    answered,
     has_examples,
     monitor,
+    window_statistics,
+    windows,
 )
 from kfpkit.components.monitor_serving.page import monitoring_html
 from kfpkit.runtime.executor import Artifact, Executor, main, write_text_artifact
 from kfpkit.serving.served_logs import (
+    Window,
     duplicate_feedback,
     empty_table,
     read_served,
@@ -42,7 +47,8 @@ def _baseline(executor: Executor, name: str) -> Statistics | None:
     """An optional statistics input; absent when not connected, when load_window_state marked
     it a ``fallback`` (nothing to compare with), or when it holds no examples."""
     given = executor.input(name)
-    if given is None or given.metadata.get("fallback"):
+    # an importer of an empty URI (a model registered without its statistics) gives no file
+    if given is None or not given.uri or given.metadata.get("fallback"):
         return None
     stats = artifacts.load_statistics(given.path, name)
     return stats if has_examples(stats) else None
@@ -86,9 +92,13 @@ def settings_from(executor: Executor) -> Settings:
     )
 
 
-def _window(table: pa.Table, source: str, start: str, end: str) -> dict[str, Any]:
-    info: dict[str, Any] = {"source": source, "start": start, "end": end,
-                            "logged_rows": table.num_rows}  # fmt: skip
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def _window(table: pa.Table, source: str, window: Window) -> dict[str, Any]:
+    info: dict[str, Any] = {"source": source, "start": _iso(window.start),
+                            "end": _iso(window.end), "logged_rows": table.num_rows}  # fmt: skip
     if table.num_rows:
         ts = table.column("timestamp")
         info["first"] = pc.min(ts).as_py().isoformat()
@@ -126,17 +136,29 @@ def metrics_of(result: Monitoring) -> dict[str, float]:
 def run(executor: Executor) -> None:
     source = (executor.param("logs", "") or "").strip()
     start, end = executor.param("start", "") or "", executor.param("end", "") or ""
+    hours = executor.number_param("window_hours", 0.0)
+    window, before = windows(start, end, hours, datetime.now(UTC))
     settings = settings_from(executor)
     training = _baseline(executor, "training_statistics")
     previous = _baseline(executor, "previous_statistics")
     reference = _reference(executor.input("reference_metrics"))
+    endpoint = executor.param("bigquery_endpoint", "") or ""
     if source:
-        endpoint = executor.param("bigquery_endpoint", "") or ""
-        table = read_served(source, start or None, end or None, bigquery_endpoint=endpoint)
+        table = read_served(source, window.start, window.end, bigquery_endpoint=endpoint)
     else:  # continuous training without served traffic: the step runs, and says so
         table = empty_table()
+    previous_window: dict[str, Any] = {}
+    if source and before is not None and executor.input("previous_statistics") is None:
+        # a schedule's window: the drift baseline is the window before, from the same log
+        earlier = answered(read_served(source, before.start, before.end,
+                                       bigquery_endpoint=endpoint))  # fmt: skip
+        previous = window_statistics(earlier) if earlier.num_rows else None
+        previous_window = {"start": _iso(before.start), "end": _iso(before.end),
+                           "rows": earlier.num_rows}  # fmt: skip
     result, stats = monitor(table, training, previous, settings, reference)
-    result.window = _window(table, source, start, end)
+    result.window = _window(table, source, window)
+    if previous_window:
+        result.window["previous"] = previous_window
     if not source:
         result.reasons = ["no traffic (no served-traffic source: logs is empty)"]
     _log.info("%s: %s", "ALERT" if result.alert else "no alert", "; ".join(result.reasons))
@@ -147,8 +169,8 @@ def run(executor: Executor) -> None:
         f.write(stats.SerializeToString())
     out.metadata.update({"file": artifacts.STATISTICS_FILE, "num_examples": result.rows,
                          "num_features": len(stats.datasets[0].features),
-                         "empty": result.rows == 0, "source": source, "start": start,
-                         "end": end})  # fmt: skip
+                         "empty": result.rows == 0, "source": source,
+                         "start": _iso(window.start), "end": _iso(window.end)})  # fmt: skip
     doc = result.to_dict()
     out = executor.output("monitoring")
     write_text_artifact(os.path.join(out.path, MONITORING_FILE), json.dumps(doc, indent=2) + "\n")

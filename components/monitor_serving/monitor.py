@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -33,7 +34,7 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
 from kfpkit.classification import binary_metrics
-from kfpkit.serving.served_logs import JOINED_COLUMNS, REQUEST_COLUMNS
+from kfpkit.serving.served_logs import JOINED_COLUMNS, REQUEST_COLUMNS, Window, as_utc
 from kfpkit.tfdv.in_process import statistics_of_table
 from kfpkit.tfdv.validation import DRIFT, SKEW, Thresholds, anomaly_lines, measurements, validate
 
@@ -90,6 +91,27 @@ class Monitoring:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def windows(start: str, end: str, hours: float, now: datetime) -> tuple[Window, Window | None]:
+    """The window to monitor and, with ``hours``, the one before it (the drift baseline).
+
+    ``hours`` > 0: the window is the ``hours`` before ``end`` (or ``now``), and the previous
+    one the ``hours`` before that: what a schedule needs (its parameters are fixed, its
+    windows move). Otherwise ``[start, end)`` as given (either may be open) and no previous.
+    """
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not math.isfinite(hours):
+        raise ValueError(f"window_hours must be a number >= 0, got {hours!r}")
+    if hours < 0:
+        raise ValueError(f"window_hours must be a number >= 0, got {hours!r}")
+    begin, stop = as_utc(start, "start"), as_utc(end, "end")
+    if not hours:
+        return Window(begin, stop), None
+    if begin is not None:
+        raise ValueError("give start or window_hours, not both: window_hours counts back from end")
+    stop = stop or now
+    span = timedelta(hours=hours)
+    return Window(stop - span, stop), Window(stop - 2 * span, stop - span)
 
 
 def feature_columns(table: pa.Table) -> list[str]:

@@ -108,6 +108,19 @@ def test_the_window_statistics_are_the_next_windows_drift_baseline(tmp_path, log
     assert second["prediction"]["previous_mean"] == pytest.approx(first["prediction"]["mean"])
 
 
+def test_window_hours_moves_with_end_and_takes_the_window_before_as_baseline(tmp_path, logs):
+    params = {"logs": str(logs), "end": "2026-01-01T01:00:00Z", "window_hours": 0.5}
+    assert run(tmp_path / "out", params) == 0
+    doc = json.loads((tmp_path / "out" / "monitoring" / "monitoring.json").read_text())
+    window = doc["window"]
+    assert (window["start"], window["end"]) == ("2026-01-01T00:30:00+00:00",
+                                                "2026-01-01T01:00:00+00:00")  # fmt: skip
+    assert window["previous"]["start"] == "2026-01-01T00:00:00+00:00"
+    assert window["previous"]["rows"] + doc["rows"] == 3000
+    assert {m["feature"] for m in doc["drift"]} == {"f0", "city"}  # against the half before
+    assert doc["prediction"]["drift"]["value"] < 0.03
+
+
 def test_a_fallback_baseline_from_load_window_state_counts_as_absent(tmp_path, logs, training):
     code = run(tmp_path / "out", {"logs": str(logs)}, inputs={
         "previous_statistics": ("system.Artifact", str(training)),
@@ -143,6 +156,8 @@ def test_no_logs_source_is_no_traffic(tmp_path, training):
         ({"start": "yesterday"}, "start is not an ISO-8601 time: 'yesterday'"),
         ({"start": "2026-01-02", "end": "2026-01-01"}, "is not before end"),
         ({"metric": "f1"}, "metric must be one of"),
+        ({"start": "2026-01-01", "window_hours": 2}, "give start or window_hours, not both"),
+        ({"window_hours": -1}, "window_hours must be a number >= 0"),
         ({"default_numeric_skew_threshold": "high"}, "default_numeric_skew_threshold must be a"),
         ({"skew_thresholds": ["city"]}, "skew_thresholds must be a dict"),
     ],
