@@ -4,8 +4,8 @@ under simulated feedback, bad weights and the saved state."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import pyarrow as pa
+import pytest
 
 from kfpkit.serving import routing
 from kfpkit.serving.routing import Router, assign_variant

@@ -36,8 +36,17 @@ MAX_ITEMS = 10_000  # feedback items in one body
 THRESHOLD = 0.5  # a probability at or above it predicts class 1
 DEFAULT_RETENTION_SECONDS = 24 * 3600.0
 DEFAULT_MAX_REQUESTS = 1_000_000
-REASONS = ("bad_body", "missing_field", "unknown_field", "bad_label", "bad_reward", "bad_row",
-           "unknown_request", "expired_request", "duplicate")  # fmt: skip
+REASONS = (
+    "bad_body",
+    "missing_field",
+    "unknown_field",
+    "bad_label",
+    "bad_reward",
+    "bad_row",
+    "unknown_request",
+    "expired_request",
+    "duplicate",
+)
 
 
 class Rejected(ValueError):
@@ -61,32 +70,44 @@ def parse(body: Any, max_items: int = MAX_ITEMS) -> list[Feedback]:
     if isinstance(body, Mapping) and "feedback" in body:
         extra = sorted(set(body) - {"feedback"})
         if extra:
-            raise Rejected(400, "unknown_field", f"unknown top-level key(s) {extra} beside "
-                                                 "'feedback'")  # fmt: skip
+            raise Rejected(
+                400, "unknown_field", f"unknown top-level key(s) {extra} beside 'feedback'"
+            )
         items = body["feedback"]
         if not isinstance(items, list) or not items:
             raise Rejected(400, "bad_body", "'feedback' must be a non-empty list of items")
         if len(items) > max_items:
-            raise Rejected(400, "bad_body", f"'feedback' has {len(items)} items; at most "
-                                            f"{max_items} a request")  # fmt: skip
+            raise Rejected(
+                400, "bad_body", f"'feedback' has {len(items)} items; at most {max_items} a request"
+            )
         return [_item(item, f"feedback item {i}") for i, item in enumerate(items)]
     return [_item(body, "feedback")]
 
 
 def _item(item: Any, where: str) -> Feedback:
     if not isinstance(item, Mapping):
-        raise Rejected(400, "bad_body", f'{where} must be an object {{"request_id": ..., '
-                                        f'"row": 0, "label": 0 or 1}}, got {_show(item)}')  # fmt: skip
+        raise Rejected(
+            400,
+            "bad_body",
+            f'{where} must be an object {{"request_id": ..., '
+            f'"row": 0, "label": 0 or 1}}, got {_show(item)}',
+        )
     unknown = sorted(set(item) - FIELDS)
     if unknown:
-        raise Rejected(400, "unknown_field", f"{where} has unknown field(s) {unknown}; "
-                                             f"expected {sorted(FIELDS)}")  # fmt: skip
+        raise Rejected(
+            400,
+            "unknown_field",
+            f"{where} has unknown field(s) {unknown}; expected {sorted(FIELDS)}",
+        )
     request_id = item.get("request_id")
     if request_id is None:
         raise Rejected(400, "missing_field", f"{where} lacks 'request_id'")
     if not isinstance(request_id, str) or not request_id:
-        raise Rejected(400, "missing_field", f"{where}: 'request_id' must be a non-empty string, "
-                                             f"got {_show(request_id)}")  # fmt: skip
+        raise Rejected(
+            400,
+            "missing_field",
+            f"{where}: 'request_id' must be a non-empty string, got {_show(request_id)}",
+        )
     row = item.get("row", 0)
     if type(row) is not int or row < 0:  # a bool is not a row
         raise Rejected(400, "bad_row", f"{where}: 'row' must be an integer >= 0, got {_show(row)}")
@@ -96,10 +117,15 @@ def _item(item: Any, where: str) -> Feedback:
     if label is not None and (type(label) not in (int, float) or label not in (0, 1)):
         raise Rejected(400, "bad_label", f"{where}: 'label' must be 0 or 1, got {_show(label)}")
     if reward is not None and (type(reward) not in (int, float) or not math.isfinite(reward)):
-        raise Rejected(400, "bad_reward", f"{where}: 'reward' must be a finite number, got "
-                                          f"{_show(reward)}")  # fmt: skip
-    return Feedback(request_id, row, None if label is None else float(label),
-                    None if reward is None else float(reward))  # fmt: skip
+        raise Rejected(
+            400, "bad_reward", f"{where}: 'reward' must be a finite number, got {_show(reward)}"
+        )
+    return Feedback(
+        request_id,
+        row,
+        None if label is None else float(label),
+        None if reward is None else float(reward),
+    )
 
 
 def _show(value: Any) -> str:
@@ -126,8 +152,10 @@ class ServedIndex:
         max_requests: int = DEFAULT_MAX_REQUESTS,
     ):
         if retention_seconds <= 0 or max_requests < 1:
-            raise ValueError(f"feedback retention must be > 0 s and max requests >= 1, got "
-                             f"{retention_seconds}, {max_requests}")  # fmt: skip
+            raise ValueError(
+                f"feedback retention must be > 0 s and max requests >= 1, got "
+                f"{retention_seconds}, {max_requests}"
+            )
         self.retention_seconds = retention_seconds
         self.max_requests = max_requests
         self._served: OrderedDict[str, Served] = OrderedDict()  # oldest first
@@ -140,8 +168,9 @@ class ServedIndex:
         with self._lock:
             return request_id in self._served
 
-    def add(self, request_id: str, variant: str, predictions: np.ndarray,
-            served_at: float | None = None) -> None:  # fmt: skip
+    def add(
+        self, request_id: str, variant: str, predictions: np.ndarray, served_at: float | None = None
+    ) -> None:
         served_at = time.time() if served_at is None else served_at
         with self._lock:
             self._served[request_id] = Served(variant, predictions, served_at)
@@ -150,12 +179,14 @@ class ServedIndex:
     def _forget(self, now: float) -> None:
         cutoff = now - self.retention_seconds
         served = self._served
-        while served and (len(served) > self.max_requests
-                          or next(iter(served.values())).served_at < cutoff):  # fmt: skip
+        while served and (
+            len(served) > self.max_requests or next(iter(served.values())).served_at < cutoff
+        ):
             served.popitem(last=False)
 
-    def accept(self, items: Iterable[Feedback], now: float | None = None,
-               unit_rewards: bool = False) -> list[tuple[Feedback, Served, float | None]]:  # fmt: skip
+    def accept(
+        self, items: Iterable[Feedback], now: float | None = None, unit_rewards: bool = False
+    ) -> list[tuple[Feedback, Served, float | None]]:
         """Checks every item (all or nothing), marks their rows answered and returns each
         with its request and the row's reward in [0, 1] (None: a reward outside it, refused
         when ``unit_rewards``: a bandit learns from rewards in [0, 1] only)."""
@@ -166,36 +197,54 @@ class ServedIndex:
             for item in items:
                 served = self._served.get(item.request_id)
                 if served is None:
-                    raise Rejected(404, "unknown_request",
-                                   f"request id {item.request_id!r} is unknown: not answered by "
-                                   f"this server in the last {self.retention_seconds:g} s "
-                                   "(the feedback retention), or never")  # fmt: skip
+                    raise Rejected(
+                        404,
+                        "unknown_request",
+                        f"request id {item.request_id!r} is unknown: not answered by "
+                        f"this server in the last {self.retention_seconds:g} s "
+                        "(the feedback retention), or never",
+                    )
                 if served.served_at < now - self.retention_seconds:
-                    raise Rejected(410, "expired_request",
-                                   f"request id {item.request_id!r} was answered "
-                                   f"{now - served.served_at:.0f} s ago, beyond the feedback "
-                                   f"retention of {self.retention_seconds:g} s")  # fmt: skip
+                    raise Rejected(
+                        410,
+                        "expired_request",
+                        f"request id {item.request_id!r} was answered "
+                        f"{now - served.served_at:.0f} s ago, beyond the feedback "
+                        f"retention of {self.retention_seconds:g} s",
+                    )
                 rows = len(served.predictions)
                 if item.row >= rows:
-                    raise Rejected(400, "bad_row", f"request {item.request_id!r} had {rows} "
-                                                   f"row(s); there is no row {item.row}")  # fmt: skip
+                    raise Rejected(
+                        400,
+                        "bad_row",
+                        f"request {item.request_id!r} had {rows} "
+                        f"row(s); there is no row {item.row}",
+                    )
                 key = (item.request_id, item.row)
                 if item.row in served.answered_rows or key in seen:
-                    raise Rejected(409, "duplicate", f"request {item.request_id!r} row "
-                                                     f"{item.row} already has feedback")  # fmt: skip
+                    raise Rejected(
+                        409,
+                        "duplicate",
+                        f"request {item.request_id!r} row {item.row} already has feedback",
+                    )
                 seen.add(key)
                 reward = reward_of(item, served.predictions[item.row])
                 if reward is None and unit_rewards:
-                    raise Rejected(400, "bad_reward", f"request {item.request_id!r} row "
-                                                      f"{item.row}: the bandit takes rewards in "
-                                                      f"[0, 1], got {item.reward}")  # fmt: skip
+                    raise Rejected(
+                        400,
+                        "bad_reward",
+                        f"request {item.request_id!r} row "
+                        f"{item.row}: the bandit takes rewards in "
+                        f"[0, 1], got {item.reward}",
+                    )
                 accepted.append((item, served, reward))
             for item, served, _ in accepted:
                 served.answered_rows.add(item.row)
             return accepted
 
-    def restore(self, requests: Mapping[str, np.ndarray],
-                answered: Mapping[str, np.ndarray]) -> None:  # fmt: skip
+    def restore(
+        self, requests: Mapping[str, np.ndarray], answered: Mapping[str, np.ndarray]
+    ) -> None:
         """Rebuilds the index from logged columns: ``requests`` (``request_id``, ``row``,
         ``prediction``, ``variant``, ``timestamp`` as seconds) and ``answered`` (``request_id``,
         ``row`` of the feedback files)."""
@@ -208,7 +257,7 @@ class ServedIndex:
                 if served is None:
                     served = self._served[request_id] = Served(
                         str(requests["variant"][i]), np.zeros(0), float(requests["timestamp"][i])
-                    )  # fmt: skip
+                    )
                 served.predictions = np.append(served.predictions, requests["prediction"][i])
             for request_id, row in zip(answered["request_id"], answered["row"], strict=True):
                 if str(request_id) in self._served:

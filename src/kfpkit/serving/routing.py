@@ -1,8 +1,9 @@
 """Which variant of a model answers a request: fixed weights, sticky A/B, or a bandit.
 
-Pure (numpy, pyarrow and the project's key hash, :mod:`kfpkit.splitting`); the server holds one :class:`Router` and asks it for
-a variant once a request (a request with several rows goes whole to one variant: one model
-call, one answer, and A/B units stay whole), then reports each row's feedback to it.
+Pure (numpy, pyarrow and the project's key hash, :mod:`kfpkit.splitting`); the server holds
+one :class:`Router` and asks it for a variant once a request (a request with several rows goes
+whole to one variant: one model call, one answer, and A/B units stay whole), then reports each
+row's feedback to it.
 
 Policies:
 
@@ -14,7 +15,8 @@ Policies:
   ``salt|unit``; the server's salt defaults to the model name, so a variant's users are not
   the users a split with the same key column put in one split (a salt of "" hashes the unit
   alone, exactly as the split does). Offline, ``assign_variant(unit, variants, weights, salt)``
-  gives what the server gave (:func:`assign_variants` for a whole column of units), and BigQuery gives it with
+  gives what the server gave (:func:`assign_variants` for a whole column of units), and
+  BigQuery gives it with
   ``MOD(MOD(FARM_FINGERPRINT(CONCAT(salt, '|', unit)), 1000000) + 1000000, 1000000)``.
 - ``bandit``: the weights move with the feedback. Each variant has a Beta posterior of its
   binary reward (prior Beta(1, 1); a reward r in [0, 1] adds r successes and 1 - r failures).
@@ -110,7 +112,9 @@ def probabilities(variants: Sequence[str], weights: Sequence[float]) -> np.ndarr
             raise ValueError(f"weight of variant {name!r} must be a finite number >= 0, got {w!r}")
     total = float(sum(weights))
     if total <= 0:
-        raise ValueError(f"variant weights {shown} sum to {total}: they must sum to a positive number")
+        raise ValueError(
+            f"variant weights {shown} sum to {total}: they must sum to a positive number"
+        )
     return np.asarray(weights, dtype=np.float64) / total
 
 
@@ -241,7 +245,7 @@ class Router:
             index = int(_sticky_indices([unit_value], self._bounds, self.salt)[0])
         else:
             with self._lock:
-                index = (self._fixed_index() if self.policy == "fixed" else self._bandit_index())
+                index = self._fixed_index() if self.policy == "fixed" else self._bandit_index()
         name = self.variants[index]
         with self._lock:
             self.arms[name].requests += 1
@@ -266,8 +270,10 @@ class Router:
 
     def _posteriors(self) -> tuple[np.ndarray, np.ndarray]:
         arms = [self.arms[n] for n in self.variants]
-        return (np.array([1.0 + a.successes for a in arms]),
-                np.array([1.0 + a.failures for a in arms]))  # fmt: skip
+        return (
+            np.array([1.0 + a.successes for a in arms]),
+            np.array([1.0 + a.failures for a in arms]),
+        )
 
     def reward(self, variant: str, value: float) -> None:
         """One row's reward in [0, 1] (1: success) for the variant that answered it."""
@@ -304,11 +310,16 @@ class Router:
         shares = self.traffic_shares()
         with self._lock:
             arms = {
-                name: {"requests": a.requests, "feedback": a.feedback,
-                       "successes": a.successes, "failures": a.failures,
-                       "mean_reward": a.mean_reward, "traffic_share": shares[name]}
+                name: {
+                    "requests": a.requests,
+                    "feedback": a.feedback,
+                    "successes": a.successes,
+                    "failures": a.failures,
+                    "mean_reward": a.mean_reward,
+                    "traffic_share": shares[name],
+                }
                 for name, a in self.arms.items()
-            }  # fmt: skip
+            }
         return {
             "format": STATE_FORMAT,
             "policy": self.policy,
@@ -335,8 +346,12 @@ class Router:
             restored = {}
             for name in saved:
                 a = arms[name]
-                restored[name] = Arm(int(a["requests"]), int(a["feedback"]),
-                                     float(a["successes"]), float(a["failures"]))  # fmt: skip
+                restored[name] = Arm(
+                    int(a["requests"]),
+                    int(a["feedback"]),
+                    float(a["successes"]),
+                    float(a["failures"]),
+                )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ValueError(f"{source} is not a kfpkit routing state: {e}") from None
         if sorted(saved) != sorted(self.variants):
