@@ -7,4 +7,5 @@
 PIPELINES = {
     "training": ("kfpkit.pipelines.training", "training"),
     "continuous_training": ("kfpkit.pipelines.continuous_training", "continuous_training"),
+    "monitoring": ("kfpkit.pipelines.monitoring", "monitoring"),
 }

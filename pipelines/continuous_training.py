@@ -7,7 +7,10 @@ training data of the model in production (skew), both kept in a state folder
 (``state_uri``). ``retrain_decision`` then decides: retrain when no model is in production,
 a feature moved beyond its threshold, or the production model reached a maximum age; the
 decision and its reasons are an artifact of every run, and the window's statistics are kept
-as the next window's baseline. Only under ``dsl.If(retrain)`` does the run tune, train,
+as the next window's baseline. With ``serving_logs``, the traffic the production model
+served (``monitor_serving``: skew from its training data) is a reason too; the monitoring
+step always runs (no traffic: it says so), so the decision reads it on every platform
+without ``dsl.OneOf``. Only under ``dsl.If(retrain)`` does the run tune, train,
 evaluate against the production model, register, publish and push (the training pipeline's chain,
 :mod:`kfpkit.pipelines.model_chain`); a pushed model becomes the production model of the
 state folder, its window's statistics the skew baseline of the windows after it.
@@ -23,6 +26,7 @@ from kfpkit.components import (
 )
 from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
 from kfpkit.pipelines.model_chain import (
+    monitor_served_traffic,
     outcome_recorder,
     split_and_validate,
     tune_train_evaluate_push,
@@ -63,6 +67,9 @@ def continuous_training(
     max_model_age_days: float = 0.0,
     retrain_on_skew: bool = True,
     ignored_features: list = ["id", "year"],  # noqa: B006
+    serving_logs: str = "",
+    serving_start: str = "",
+    serving_end: str = "",
     label_column: str = "employed",
     hyperparameters: dict = {},  # noqa: B006
     tuning_trials: int = 3,
@@ -116,6 +123,12 @@ def continuous_training(
         retrain_on_skew: Whether skew over threshold retrains.
         ignored_features: Features never counted by the decision and never used as model
             features (``id``, ``year``: constant within a window, new in the next one).
+        serving_logs: The production model's served traffic (a log folder, ``gs://`` or
+            ``bq://project.dataset.table``; see monitor_serving); "": no served traffic.
+            Served skew from the production model's training data beyond the skew
+            thresholds retrains (with ``retrain_on_skew``).
+        serving_start: Start of the served window (ISO 8601; "": the log's beginning).
+        serving_end: End of the served window (exclusive; "": everything logged so far).
         label_column: The binary label.
         hyperparameters: Training hyperparameters (see the training pipeline).
         tuning_trials: Trial budget of the tune step (0: no tuning).
@@ -177,9 +190,26 @@ def continuous_training(
         )
         comparison.set_display_name("compare-windows")
 
+        # what the production model served: skew from its training data, drift from the
+        # previous window ("" or an empty window: no traffic, no reason)
+        served = monitor_served_traffic(
+            logs=serving_logs,
+            start=serving_start,
+            end=serving_end,
+            training_statistics=state.outputs["production_statistics"],
+            previous_statistics=state.outputs["previous_statistics"],
+            categorical_drift_threshold=categorical_drift_threshold,
+            numeric_drift_threshold=numeric_drift_threshold,
+            drift_thresholds=drift_thresholds,
+            categorical_skew_threshold=categorical_skew_threshold,
+            numeric_skew_threshold=numeric_skew_threshold,
+            skew_thresholds=skew_thresholds,
+        )
+
         decision = retrain_decision(
             anomalies=comparison.outputs["anomalies"],
             state=state.outputs["state"],
+            monitoring=served.outputs["monitoring"],
             max_model_age_windows=max_model_age_windows,
             max_model_age_days=max_model_age_days,
             retrain_on_skew=retrain_on_skew,

@@ -21,6 +21,7 @@ from kfpkit.components import (
     evaluate,
     katib_tune,
     kserve_push,
+    monitor_serving,
     publish_model,
     record_outcome,
     register_model,
@@ -84,6 +85,45 @@ def split_and_validate(
     )
     validation.set_display_name("validate-data")
     return split, validation
+
+
+def monitor_served_traffic(
+    *,
+    logs: Any,
+    start: Any,
+    end: Any,
+    training_statistics: Any,
+    previous_statistics: Any,
+    categorical_drift_threshold: Any,
+    numeric_drift_threshold: Any,
+    drift_thresholds: Any,
+    categorical_skew_threshold: Any,
+    numeric_skew_threshold: Any,
+    skew_thresholds: Any,
+    **options: Any,
+) -> Any:
+    """monitor_serving over ``[start, end)`` of the served traffic under ``logs``, with the
+    data validation's thresholds, as both the continuous-training and the monitoring pipeline
+    run it; ``options``: its other arguments (reference_metrics, max_decay, ...); a baseline
+    None is not connected."""
+    baselines = {"training_statistics": training_statistics,
+                 "previous_statistics": previous_statistics}  # fmt: skip
+    monitor = monitor_serving(
+        logs=logs,
+        start=start,
+        end=end,
+        **{name: given for name, given in baselines.items() if given is not None},
+        default_categorical_drift_threshold=categorical_drift_threshold,
+        default_numeric_drift_threshold=numeric_drift_threshold,
+        drift_thresholds=drift_thresholds,
+        default_categorical_skew_threshold=categorical_skew_threshold,
+        default_numeric_skew_threshold=numeric_skew_threshold,
+        skew_thresholds=skew_thresholds,
+        **options,
+    )
+    monitor.set_display_name("monitor-serving")
+    monitor.set_caching_options(False)  # reads the log folder, which grows under one name
+    return monitor
 
 
 @dataclass

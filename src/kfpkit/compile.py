@@ -29,6 +29,7 @@ COMPONENTS = {
         "register_model",
         "resolve_model",
         "retrain_decision",
+        "monitor_serving",
         "load_window_state",
         "save_window_state",
         "trigger_pipeline",

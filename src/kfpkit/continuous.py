@@ -28,8 +28,8 @@ PIPELINE = "continuous_training"
 WINDOWS = ("2015", "2016", "2017", "2018")
 DEMO_PROJECT = "kfpkit-demo"
 # Steps of a window's run: always, and only when it retrains (and when blessed).
-DECISION_STEPS = ("split", "validate-data", "load-state", "compare-windows", "decide",
-                  "record-window")  # fmt: skip
+DECISION_STEPS = ("split", "validate-data", "load-state", "compare-windows",
+                  "monitor-serving", "decide", "record-window")  # fmt: skip
 RETRAIN_STEPS = (
     "tune",
     "train",
@@ -135,6 +135,7 @@ def run_window(
 _TASK_DISPLAY = {
     "bigquery-split": "split", "tfdv-validate-splits": "validate-data",
     "load-window-state": "load-state", "tfdv-validate": "compare-windows",
+    "monitor-serving": "monitor-serving",
     "retrain-decision": "decide", "save-window-state": "record-window",
     "katib-tune": "tune", "train": "train", "evaluate": "evaluate",
     "publish-model": "publish-model", "kserve-push": "push-model",

@@ -49,6 +49,7 @@ COMPONENT_FAMILIES = {
     "load_window_state": "core",
     "save_window_state": "core",
     "retrain_decision": "tfdv",
+    "monitor_serving": "tfdv",
     "trigger_pipeline": "core",
 }
 
