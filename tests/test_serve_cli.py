@@ -54,7 +54,9 @@ def test_serve_smoke_test_answers_from_the_sdk_without_tensorflow(candidate, tmp
 
 def test_docker_runner_uses_the_train_image_host_network_and_read_only_model(tmp_path):
     model = tmp_path / "model"
-    model.mkdir()
+    (model / "1").mkdir(parents=True)
+    # a SavedModel's wire format as far as the pre-start check reads it: version 1, a MetaGraph
+    (model / "1" / "saved_model.pb").write_bytes(b"\x08\x01\x12\x00")
     cmd = command(ServeOptions(str(model), log_dir=str(tmp_path / "logs"), port=9000))
     assert cmd[:5] == ["docker", "run", "--rm", "--network", "host"]
     assert f"{model}:{model}:ro" in cmd and f"{tmp_path / 'logs'}:{tmp_path / 'logs'}" in cmd

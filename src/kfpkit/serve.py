@@ -17,10 +17,14 @@ ends with.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shlex
+import signal
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +38,7 @@ from kfpkit.serving.client import (
     percentile,
     server_args,
 )
+from kfpkit.serving.loading import check_saved_model
 
 RUNNERS = ("docker", "python")
 
@@ -63,11 +68,15 @@ def command(options: ServeOptions) -> list[str]:
         raise ValueError(f"--runner {options.runner!r}: expected one of {RUNNERS}")
     model = _existing_dir(options.model_dir, "MODEL_DIR")
     shadow = _existing_dir(options.shadow_dir, "--shadow") if options.shadow_dir else ""
+    if options.runner == "python" and not options.python:
+        raise ValueError("--runner python needs --python PATH (an interpreter with kserve)")
+    # a broken saved_model.pb is refused here, in a second, not after the server started
+    check_saved_model(model, "model")
+    if shadow:
+        check_saved_model(shadow, "shadow candidate")
     logs = os.path.abspath(options.log_dir) if options.log_dir else ""
     args = server_args(model, options.name, options.port, shadow, logs)
     if options.runner == "python":
-        if not options.python:
-            raise ValueError("--runner python needs --python PATH (an interpreter with kserve)")
         return [options.python, "-m", SERVER_MODULE, *args]
     from kfpkit import images
 
@@ -154,22 +163,28 @@ def serve(options: ServeOptions, smoke_rows: int = 0, data: str = "",
         raise ValueError(f"--data {data!r} does not exist")
     print(f"[kfpkit serve] starting: {shlex.join(cmd)}", flush=True)
     server = ServerProcess(cmd)
-    server.start(start_timeout)
-    base = server.base_url
-    print(f"[kfpkit serve] ready in {server.ready_seconds:.1f} s: {base}/v1/models/"
-          f"{server.model}:predict and {base}/v2/models/{server.model}/infer "
-          f"(status: {base}/kfpkit/v1/status)", flush=True)  # fmt: skip
-    try:
-        if smoke_rows:
-            smoke_test(server, data, smoke_rows)
-        else:
-            print("[kfpkit serve] Ctrl-C stops it", flush=True)
-            while server.process is not None and server.process.poll() is None:
-                time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        code = server.stop()
+    interrupted = False
+    with StopSignals() as stop:
+        try:
+            server.start(start_timeout)
+            base = server.base_url
+            print(f"[kfpkit serve] ready in {server.ready_seconds:.1f} s: {base}/v1/models/"
+                  f"{server.model}:predict and {base}/v2/models/{server.model}/infer "
+                  f"(status: {base}/kfpkit/v1/status)", flush=True)  # fmt: skip
+            if smoke_rows:
+                smoke_test(server, data, smoke_rows)
+            else:
+                print("[kfpkit serve] Ctrl-C or SIGTERM stops it", flush=True)
+                while server.process is not None and server.process.poll() is None:
+                    time.sleep(0.5)
+        except KeyboardInterrupt:
+            # serving until stopped is the normal end; a start or smoke test cut short is not
+            interrupted = smoke_rows > 0 or server.listening is None
+        finally:
+            stop.stopping = True  # a second signal must not cut the shutdown short
+            code = server.stop()
+            if options.runner == "docker":
+                _remove_container(cmd)
     if server.stopped is not None:
         shadow, log = server.stopped.get("shadow"), server.stopped.get("request_log")
         if shadow:
@@ -177,7 +192,48 @@ def serve(options: ServeOptions, smoke_rows: int = 0, data: str = "",
         if log:
             print(f"[kfpkit serve] request log: {log['rows_written']} rows in "
                   f"{log['files_written']} file(s) under {log['directory']}")  # fmt: skip
+    if interrupted:
+        print(f"[kfpkit serve] stopped by {stop.received} before it was done", file=sys.stderr)
+        return 130
     if code not in (0, None):
         print(server.output()[-3000:], file=sys.stderr)
         return int(code)
     return 0
+
+
+class StopSignals:
+    """SIGTERM (``kill``, systemd, Kubernetes, CI) and SIGHUP (the terminal closed) stop
+    ``kfpkit serve`` as Ctrl-C does: the first one raises KeyboardInterrupt, so the server is
+    stopped, its request log flushed and its shadow report written; once ``stopping``, further
+    signals are noted and ignored. Only the main thread can set handlers: elsewhere a no-op."""
+
+    SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
+                    if hasattr(signal, n))  # fmt: skip
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.received = ""
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.received = signal.Signals(signum).name
+        if not self.stopping:
+            self.stopping = True
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+def _remove_container(cmd: Sequence[str]) -> None:
+    """``docker run --rm`` removes the container when it stops; if the docker client was
+    killed before (stop()'s timeout), the container would live on: remove it by name."""
+    name = cmd[cmd.index("--name") + 1]
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):  # never hide why it stopped
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60, check=False)

@@ -6,6 +6,7 @@ the server's output under load. The server runs in the train environment (Tensor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -114,15 +115,11 @@ class ServeCli:
 def _kill_leftovers(marker: str) -> None:
     """What a failed test leaves: the servers it started (found by their unique model path)."""
     for pid in _processes_mentioning(marker):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
-def test_sigterm_stops_the_server_flushes_the_log_and_writes_the_shadow_report(
-    candidate, tmp_path
-):
+def test_sigterm_stops_the_server_flushes_the_log_and_writes_the_shadow_report(candidate, tmp_path):
     model, shadow, logs = tmp_path / "primary", tmp_path / "shadow", tmp_path / "logs"
     shutil.copytree(candidate, model)
     shutil.copytree(candidate, shadow)
@@ -201,8 +198,8 @@ def test_a_broken_saved_model_is_refused_with_exit_2_and_no_traceback(
     (broken / "1" / "saved_model.pb").write_bytes(data)
     args = [str(broken)] if role == "model" else [str(candidate), "--shadow", str(broken)]
     for runner in (["--runner", "python", "--python", str(TRAIN_PYTHON)], []):  # docker: no start
-        done = subprocess.run([sys.executable, "-m", "kfpkit.cli", "serve", *args, *runner,
-                               "--port", "0"], capture_output=True, text=True, timeout=300)  # fmt: skip
+        command = [sys.executable, "-m", "kfpkit.cli", "serve", *args, *runner, "--port", "0"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert done.returncode == 2, done.stdout + done.stderr
         assert "Traceback" not in done.stdout + done.stderr
         what = "is empty (0 bytes)" if not data else "is not a SavedModel protocol buffer"

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 SERVER_MODULE = "kfpkit.serving.server"
@@ -140,6 +140,7 @@ class ServerProcess:
         self.process: subprocess.Popen | None = None
         self.listening: dict[str, Any] | None = None
         self.stopped: dict[str, Any] | None = None
+        self.refused: dict[str, Any] | None = None  # the server's own user error, if any
         self.tail: deque[str] = deque(maxlen=60)
         self.started_at = 0.0
         self.ready_seconds = 0.0
@@ -193,6 +194,8 @@ class ServerProcess:
                         self.listening = event
                     elif event.get("kfpkit_server") == "stopped":
                         self.stopped = event
+                    elif event.get("kfpkit_server") == "refused":
+                        self.refused = event
         finally:
             if log is not None:
                 log.close()
@@ -204,6 +207,7 @@ class ServerProcess:
         self.process = subprocess.Popen(
             self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
             start_new_session=True,  # a Ctrl-C of the caller reaches the server only through stop()
+            preexec_fn=_stop_with_parent(),
         )  # fmt: skip
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -211,6 +215,8 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self._reader.join(5)
+                if self.refused is not None:  # e.g. a broken model: the server said what
+                    raise ValueError(self.refused.get("error") or "the server refused to start")
                 raise RuntimeError(
                     f"the model server exited with code {self.process.returncode} before it was "
                     f"ready:\n{self.output()[-4000:]}"
@@ -253,6 +259,30 @@ class ServerProcess:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _stop_with_parent() -> Callable[[], None] | None:
+    """On Linux, a child that gets SIGTERM when the thread that started it dies, even by
+    SIGKILL: the server (or the ``docker run`` client, which passes the signal on to its
+    container) stops cleanly instead of living on under pid 1. Only for a start from the main
+    thread: the signal follows the starting thread, not the process."""
+    on_linux = sys.platform.startswith("linux")
+    if not on_linux or threading.current_thread() is not threading.main_thread():
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only calls it
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig, parent = 1, os.getpid()
+
+    def set_parent_death_signal() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl: no signal would come
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_parent_death_signal
 
 
 def this_python() -> str:
