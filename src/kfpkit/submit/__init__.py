@@ -11,6 +11,9 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlsplit
 
+# Total deadline of one command's calls to a service (kfpkit submit / schedule / runs).
+DEFAULT_TIMEOUT = 120.0
+
 
 def check_reachable(url: str, what: str, timeout: float = 5.0) -> None:
     """RuntimeError naming ``url`` when nothing answers a TCP connection there."""

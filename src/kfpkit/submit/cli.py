@@ -65,6 +65,7 @@ def _submit(args: argparse.Namespace, *, run: bool, cron: str) -> int:
             max_concurrency=args.max_concurrency,
             catchup=args.catchup,
             run=run,
+            timeout=args.timeout,
         )
         print(f"pipeline {result.pipeline_id}, version {result.version_name} ({result.version_id})")
         if result.run_id:
@@ -89,6 +90,7 @@ def _submit(args: argparse.Namespace, *, run: bool, cron: str) -> int:
         max_concurrent_run_count=args.max_concurrency,
         max_run_count=args.max_runs or None,
         run=run,
+        timeout=args.timeout,
     )
     if result.job_name:
         print(f"pipeline job {result.job_name}")
@@ -109,11 +111,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.target == "kubeflow":
         from kfpkit.submit import kubeflow
 
-        runs = kubeflow.list_runs(_kubeflow_target(args), args.experiment, args.limit)
+        runs = kubeflow.list_runs(_kubeflow_target(args), args.experiment, args.limit,
+                                  timeout=args.timeout)  # fmt: skip
     else:
         from kfpkit.submit import vertex
 
-        runs = vertex.list_runs(_vertex_target(args), args.limit)
+        runs = vertex.list_runs(_vertex_target(args), args.limit, timeout=args.timeout)
     for run in runs:
         print(f"{run['state']:<24} {run['created']:<26} {run['name']}  {run['id']}")
     if not runs:
@@ -122,7 +125,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _target_options(p: argparse.ArgumentParser) -> None:
+    from kfpkit.submit import DEFAULT_TIMEOUT
+
     p.add_argument("--target", choices=("kubeflow", "vertex"), required=True)
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"total deadline for the service's answers (default {DEFAULT_TIMEOUT:g})",
+    )
     k = p.add_argument_group("Kubeflow Pipelines (token: $KF_PIPELINES_TOKEN)")
     k.add_argument(
         "--host",

@@ -27,6 +27,9 @@ from typing import Any
 import yaml
 
 from kfpkit import cron as cron_syntax
+from kfpkit import targets
+from kfpkit.runtime.deadline import check_timeout, deadline
+from kfpkit.submit import DEFAULT_TIMEOUT
 from kfpkit.submit import spec as pipeline_spec
 
 TOKEN_ENV = "KF_PIPELINES_TOKEN"
@@ -171,14 +174,18 @@ def submit(
     max_concurrency: int = 1,
     catchup: bool = False,
     run: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Submission:
     """Uploads ``compiled`` (pipeline + content-named version), then creates a run (``run``)
-    and, with ``cron``, a recurring run, in ``experiment`` (created when missing).
+    and, with ``cron``, a recurring run, in ``experiment`` (created when missing), all within
+    ``timeout`` seconds (RuntimeError after it; kfp.Client has no deadline of its own).
 
-    Everything is checked before the first call that creates something: the file, the
-    parameters (ValueError), the cron (ValueError), and the host (RuntimeError).
+    Everything is checked before the first call that creates something: the file (and that
+    it was not compiled for Vertex AI), the parameters, the cron, the timeout (ValueError),
+    and the host (RuntimeError).
     """
     pipeline = pipeline_spec.load(compiled)
+    targets.check_compiled_for(pipeline.spec, "kubeflow", str(pipeline.path))
     values = pipeline_spec.parameter_values(pipeline, params, cli_params)
     kfp_cron = cron_syntax.parse(cron).kubeflow() if cron else ""
     if max_concurrency < 1:
@@ -189,6 +196,20 @@ def submit(
     upload = _upload_file(pipeline, enable_caching)
     digest = pipeline.digest if upload == pipeline.path else pipeline_spec.load(upload).digest
     version = version_name or f"{name}-{digest[:12]}"
+    with deadline(check_timeout(timeout), _service(target)):
+        return _submit(target, pipeline, values, upload, name, version, experiment,
+                       run_name, pipeline_root, service_account, kfp_cron, max_concurrency,
+                       catchup, run)  # fmt: skip
+
+
+def _service(target: Kubeflow) -> str:
+    return f"Kubeflow Pipelines at {target.resolved_host() or 'the in-cluster/kubeconfig host'}"
+
+
+def _submit(target: Kubeflow, pipeline: pipeline_spec.CompiledPipeline, values: dict[str, Any],
+            upload: Path, name: str, version: str, experiment: str, run_name: str,
+            pipeline_root: str, service_account: str, kfp_cron: str, max_concurrency: int,
+            catchup: bool, run: bool) -> Submission:  # fmt: skip
     target.check_health()
     client = target.client()
     pipeline_id, version_id = _ensure_version(client, pipeline, upload, name, version)
@@ -223,21 +244,25 @@ def submit(
     return result
 
 
-def list_runs(target: Kubeflow, experiment: str = "", limit: int = 20) -> list[dict[str, str]]:
-    """The newest runs (all, or one experiment's): id, name, state, created."""
-    target.check_health()
-    client = target.client()
-    experiment_id = None
-    if experiment:
-        experiment_id = client.get_experiment(
-            experiment_name=experiment, namespace=target.namespace or None
-        ).experiment_id
-    response = client.list_runs(
-        page_size=limit,
-        sort_by="created_at desc",
-        experiment_id=experiment_id,
-        namespace=target.namespace or None,
-    )
+def list_runs(
+    target: Kubeflow, experiment: str = "", limit: int = 20, timeout: float = DEFAULT_TIMEOUT
+) -> list[dict[str, str]]:
+    """The newest runs (all, or one experiment's): id, name, state, created; within
+    ``timeout`` seconds (RuntimeError after it)."""
+    with deadline(check_timeout(timeout), _service(target)):
+        target.check_health()
+        client = target.client()
+        experiment_id = None
+        if experiment:
+            experiment_id = client.get_experiment(
+                experiment_name=experiment, namespace=target.namespace or None
+            ).experiment_id
+        response = client.list_runs(
+            page_size=limit,
+            sort_by="created_at desc",
+            experiment_id=experiment_id,
+            namespace=target.namespace or None,
+        )
     return [
         {
             "id": r.run_id or "",

@@ -4,24 +4,34 @@ from the compiled file, submitted and/or scheduled (``create_schedule``).
 Credentials are Application Default Credentials unless given (tests pass anonymous ones);
 ``api_endpoint`` points the SDK elsewhere (tests: a local server, with ``api_transport="rest"``).
 The template is read from the local file (nothing is uploaded for it) and ``pipeline_root``
-must be given (gs://...), so the SDK never invents a bucket; the SDK still checks that
-bucket exists and creates it when missing (its documented behaviour).
+must be given (gs://...), so the SDK never invents a bucket. The SDK's own set-up of that
+bucket (create it when missing, grant the run's service account roles on it, check it
+belongs to the project) is skipped: it looks up the project number through Cloud Resource
+Manager, which without ``--service-account`` (and for every existing bucket) retried for 60 s
+and printed a traceback. kfpkit needs none of it: the bucket must exist, and Vertex AI itself
+refuses a job whose service account cannot use it. Every call runs under a total deadline
+(``timeout``): an endpoint that accepts the connection and never answers fails in bounded time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kfpkit import cron as cron_syntax
-from kfpkit.submit import check_reachable
+from kfpkit import targets
+from kfpkit.runtime.deadline import check_timeout, deadline
+from kfpkit.submit import DEFAULT_TIMEOUT, check_reachable
 from kfpkit.submit import spec as pipeline_spec
 
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
+_REGION = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")  # us-central1, northamerica-northeast1
 
 
 def aiplatform():  # type: ignore[no-untyped-def]
@@ -45,6 +55,14 @@ class Vertex:
     credentials: Any = None  # default: Application Default Credentials
     api_transport: str = ""  # "rest" or "grpc"; default the SDK's (grpc), rest for http://
 
+    def __post_init__(self) -> None:
+        # aiplatform.init(location="") silently becomes us-central1
+        if not isinstance(self.location, str) or not _REGION.match(self.location):
+            raise ValueError(
+                f"location must be a Vertex AI region such as 'us-central1' or "
+                f"'europe-west4', not {self.location!r}"
+            )
+
     def endpoint(self) -> str:
         return self.api_endpoint or f"https://{self.location}-aiplatform.googleapis.com"
 
@@ -66,6 +84,23 @@ class Vertex:
             kwargs["api_transport"] = transport
         module.init(**kwargs)
         return module
+
+
+@contextlib.contextmanager
+def _without_bucket_setup(module: Any) -> Iterator[None]:
+    """PipelineJob.submit without the SDK's set-up of the pipeline root's bucket (see the
+    module's docstring); the SDK's function is put back afterwards."""
+    gcs_utils = getattr(module.pipeline_jobs, "gcs_utils", None)
+    name = "create_gcs_bucket_for_pipeline_artifacts_if_it_does_not_exist"
+    original = getattr(gcs_utils, name, None)
+    if original is None:  # another SDK version: nothing of this kind to skip
+        yield
+        return
+    setattr(gcs_utils, name, lambda **_: None)
+    try:
+        yield
+    finally:
+        setattr(gcs_utils, name, original)
 
 
 @dataclass
@@ -102,13 +137,16 @@ def submit(
     max_concurrent_run_count: int = 1,
     max_run_count: int | None = None,
     run: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> VertexSubmission:
-    """Submits a PipelineJob (``run``) and, with ``cron``, a schedule of it.
+    """Submits a PipelineJob (``run``) and, with ``cron``, a schedule of it, all within
+    ``timeout`` seconds (RuntimeError after it).
 
-    Checked before the first request: the file, parameters, cron, labels, pipeline root
-    (ValueError), the endpoint (RuntimeError).
+    Checked before the first request: the file (and that it was not compiled for Kubeflow),
+    parameters, cron, labels, pipeline root, timeout (ValueError), the endpoint (RuntimeError).
     """
     pipeline = pipeline_spec.load(compiled)
+    targets.check_compiled_for(pipeline.spec, "vertex", str(pipeline.path))
     values = pipeline_spec.parameter_values(pipeline, params, cli_params)
     vertex_cron = cron_syntax.parse(cron).vertex() if cron else ""
     if not pipeline_root.startswith("gs://"):
@@ -122,6 +160,17 @@ def submit(
         raise ValueError(f"max_run_count must be >= 1, not {max_run_count}")
     if not run and not cron:
         raise ValueError("nothing to do: neither a run nor a schedule (cron) was asked for")
+    with deadline(check_timeout(timeout), f"Vertex AI at {target.endpoint()}"):
+        return _submit(target, pipeline, values, vertex_cron, pipeline_root, display_name,
+                       job_id, enable_caching, labels, service_account, network,
+                       max_concurrent_run_count, max_run_count, run)  # fmt: skip
+
+
+def _submit(target: Vertex, pipeline: pipeline_spec.CompiledPipeline, values: dict[str, Any],
+            vertex_cron: str, pipeline_root: str, display_name: str, job_id: str,
+            enable_caching: bool | None, labels: dict[str, str] | None, service_account: str,
+            network: str, max_concurrent_run_count: int, max_run_count: int | None,
+            run: bool) -> VertexSubmission:  # fmt: skip
     module = target.init()
     job = module.PipelineJob(
         display_name=display_name or pipeline.name,
@@ -134,7 +183,8 @@ def submit(
     )
     result = VertexSubmission(parameters=values)
     if run:
-        job.submit(service_account=service_account or None, network=network or None)
+        with _without_bucket_setup(module):
+            job.submit(service_account=service_account or None, network=network or None)
         result.job_name = job.resource_name
     if vertex_cron:
         schedule = job.create_schedule(
@@ -150,10 +200,14 @@ def submit(
     return result
 
 
-def list_runs(target: Vertex, limit: int = 20) -> list[dict[str, str]]:
-    """The newest pipeline jobs of the project and region: id, name, state, created."""
-    module = target.init()
-    jobs = module.PipelineJob.list(order_by="create_time desc")[:limit]
+def list_runs(
+    target: Vertex, limit: int = 20, timeout: float = DEFAULT_TIMEOUT
+) -> list[dict[str, str]]:
+    """The newest pipeline jobs of the project and region: id, name, state, created; within
+    ``timeout`` seconds (RuntimeError after it)."""
+    with deadline(check_timeout(timeout), f"Vertex AI at {target.endpoint()}"):
+        module = target.init()
+        jobs = module.PipelineJob.list(order_by="create_time desc")[:limit]
     return [
         {
             "id": job.resource_name,
