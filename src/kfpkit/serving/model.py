@@ -7,11 +7,19 @@ ran, concatenated (no waiting window, so an idle server adds no delay; under con
 many small requests become one TensorFlow call). The event loop never blocks on TensorFlow.
 After answering, the request is handed to the request log and the shadow candidate, both
 of which work on their own threads.
+
+Several variants of the model (``--variant``) each have their own SavedModel and batcher; the
+experiment (``kfpkit.serving.experiment``) picks one a request (a request goes whole to one
+variant), remembers the answer for feedback, and every answer names its variant and request
+id: V1 ``{"predictions": [...], "variant": ..., "request_id": ...}``, V2 in the response's
+``parameters``, and both in the ``X-Variant`` / ``X-Request-Id`` headers. Clients send the
+union of the variants' features (each variant reads its own).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -26,8 +34,12 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from kfpkit.serving import requests
+from kfpkit.serving.domain import DomainCheck, load_domains
+from kfpkit.serving.experiment import Experiment, ExperimentOptions
 from kfpkit.serving.limits import DEFAULT_MAX_ROWS
+from kfpkit.serving.loading import load_serving_model
 from kfpkit.serving.request_log import LoggedRequest, RequestLog
+from kfpkit.serving.routing import VariantSpec
 from kfpkit.serving.shadow import Shadow
 from kfpkit.tabular import CATEGORICAL, FeatureSpec, ServingModel
 
@@ -117,8 +129,41 @@ def model_version(path: str) -> str:
     return os.path.basename(os.path.normpath(path))
 
 
+class Variant:
+    """One loaded variant: its SavedModel, version and batcher."""
+
+    def __init__(self, name: str, serving: ServingModel):
+        self.name, self.serving = name, serving
+        self.version = model_version(serving.path)
+        # the first call traces the graph (tens of ms): pay it here, not in a client's request
+        serving.predict(
+            {s.name: np.array([""], dtype=object) if s.kind == CATEGORICAL else
+             np.zeros(1, dtype=np.float32) for s in serving.feature_specs}
+        )  # fmt: skip
+        self.batcher = Batcher(serving.predict)
+
+
+def load_variant(spec: VariantSpec) -> Variant:
+    """ValueError naming the variant, its folder and the fault when it does not load."""
+    return Variant(spec.name, load_serving_model(spec.model_dir, f"variant {spec.name!r}"))
+
+
+def union_specs(variants: list[Variant]) -> list[FeatureSpec]:
+    """The features a client sends: every variant's, in order; ValueError if two variants
+    read one feature as different kinds."""
+    specs: dict[str, FeatureSpec] = {}
+    for variant in variants:
+        for spec in variant.serving.feature_specs:
+            seen = specs.setdefault(spec.name, spec)
+            if seen.kind != spec.kind:
+                raise ValueError(f"variant {variant.name!r} reads feature {spec.name!r} as "
+                                 f"{spec.kind}, another variant as {seen.kind}")  # fmt: skip
+    return list(specs.values())
+
+
 class TabularModel(kserve.Model):
-    """Serves the highest version of a SavedModel folder under ``name``."""
+    """Serves the highest version of a SavedModel folder under ``name``, or several variants
+    (``experiment.variants``; then ``model_dir`` is unused)."""
 
     def __init__(
         self,
@@ -128,9 +173,13 @@ class TabularModel(kserve.Model):
         log_dir: str | None = None,
         log_batch_rows: int = 10_000,
         log_flush_seconds: float = 5.0,
+        experiment: ExperimentOptions | None = None,
     ):
-        super().__init__(name)
+        super().__init__(name, return_response_headers=True)
         self.model_dir = model_dir
+        self.options = experiment or ExperimentOptions()
+        self.variants: dict[str, Variant] = {}
+        self.experiment: Experiment | None = None
         self.max_rows = max_rows
         self._log_settings = (log_dir, log_batch_rows, log_flush_seconds)
         self.serving: ServingModel | None = None
@@ -141,20 +190,32 @@ class TabularModel(kserve.Model):
         self.batcher: Batcher | None = None
 
     def load(self) -> bool:
-        self.serving = ServingModel(self.model_dir, self.name)
-        self.specs = list(self.serving.feature_specs)
-        self.version = model_version(self.serving.path)
-        # the first call traces the graph (tens of ms): pay it here, not in a client's request
-        self.serving.predict(
-            {s.name: np.array([""], dtype=object) if s.kind == CATEGORICAL else
-             np.zeros(1, dtype=np.float32) for s in self.specs}
-        )  # fmt: skip
-        self.batcher = Batcher(self.serving.predict)
+        options = self.options
+        options.check()  # bad weights or flags: refused before any model is loaded
+        if options.variants:
+            variants = [load_variant(spec) for spec in options.variants]
+            weights = [spec.weight for spec in options.variants]
+        else:  # one model: one variant, named after its version
+            serving = load_serving_model(self.model_dir, "model")
+            variants = [Variant(model_version(serving.path), serving)]
+            weights = [1.0]
+        self.variants = {v.name: v for v in variants}
+        self.serving = variants[0].serving
+        self.specs = union_specs(variants)
+        self.version = variants[0].version
+        self.batcher = variants[0].batcher
         log_dir, batch_rows, flush_seconds = self._log_settings
+        self.experiment = Experiment(
+            self.name, list(self.variants), weights, options, log_dir, batch_rows,
+            flush_seconds, [s.name for s in self.specs],
+        )  # fmt: skip
+        domains = DomainCheck(load_domains(options.schema), [s.name for s in self.specs]) \
+            if options.schema else None  # fmt: skip
         if log_dir:
             self.request_log = RequestLog(
-                log_dir, self.name, self.version, self.specs, batch_rows, flush_seconds
-            )
+                log_dir, self.name, self.version, self.specs, batch_rows, flush_seconds,
+                domains, after_write=self.experiment.save_policy,
+            )  # fmt: skip
         self.ready = True
         return self.ready
 
@@ -174,13 +235,16 @@ class TabularModel(kserve.Model):
         self.shadow = shadow
 
     def stop(self) -> None:
-        """Answers what is queued, then flushes the shadow comparison and the request log."""
-        if self.batcher is not None:
-            self.batcher.close()
+        """Answers what is queued, then flushes the shadow comparison, the request log, the
+        feedback log and the policy state, in that order."""
+        for variant in self.variants.values():
+            variant.batcher.close()
         if self.shadow is not None:
             self.shadow.close()
         if self.request_log is not None:
             self.request_log.close()
+        if self.experiment is not None:
+            self.experiment.close()
         self.ready = False
 
     def status(self) -> dict[str, Any]:
@@ -190,7 +254,10 @@ class TabularModel(kserve.Model):
             "model_version": self.version,
             "model_path": self.serving.path if self.serving else None,
             "features": [{"name": s.name, "kind": s.kind} for s in self.specs],
-            "model_calls": self.batcher.calls if self.batcher else 0,
+            "model_calls": sum(v.batcher.calls for v in self.variants.values()),
+            "variants": {v.name: {"model_version": v.version, "model_path": v.serving.path,
+                                  "model_calls": v.batcher.calls}
+                         for v in self.variants.values()},  # fmt: skip
             "request_log": None if log is None else {
                 "directory": log.directory,
                 "rows_written": log.rows_written,
@@ -198,46 +265,92 @@ class TabularModel(kserve.Model):
                 "errors": log.errors,
             },
             "shadow": None if self.shadow is None else self.shadow.report(),
+            **(self.experiment.status() if self.experiment else {}),
         }  # fmt: skip
 
-    def decode(self, payload: Any) -> tuple[requests.Decoded, str]:
+    def decode(
+        self, payload: Any, headers: dict[str, str] | None = None
+    ) -> tuple[requests.Decoded, str]:
         try:
             if isinstance(payload, InferRequest):
                 inputs = [_json_input(i) for i in payload.inputs]
                 return requests.decode_v2(inputs, self.specs, self.max_rows), "v2"
+            if isinstance(payload, (bytes, bytearray)):  # KServe parses exact JSON types only
+                payload = _json_body(payload, (headers or {}).get("content-type", ""))
             return requests.decode_v1(payload, self.specs, self.max_rows), "v1"
         except requests.BadRequest as e:
-            raise InvalidInput(str(e)) from None
+            raise RefusedRequest(str(e)) from None
 
     async def predict(
         self, payload: Any, headers: dict[str, str] | None = None, response_headers: Any = None
     ) -> Any:
-        received = time.time()
-        decoded, protocol = self.decode(payload)
-        assert self.batcher is not None, "predict before load"
-        probabilities = await self.batcher.predict(decoded.features, decoded.rows)
-        request_id = (headers or {}).get("x-request-id") or (
-            payload.id if protocol == "v2" and payload.id else uuid.uuid4().hex
-        )
+        received, started = time.time(), time.perf_counter()
+        experiment = self.experiment
+        assert experiment is not None, "predict before load"
+        if isinstance(payload, (bytes, bytearray)):  # KServe parses exact JSON types only
+            payload = _json_body(payload, (headers or {}).get("content-type", ""))
+        try:
+            unit, payload = experiment.unit_of(payload, headers)
+            decoded, protocol = self.decode(payload, headers)
+            variant = self.variants[experiment.choose(unit)]
+        except requests.BadRequest as e:
+            raise RefusedRequest(str(e)) from None
+        request_id = (headers or {}).get("x-request-id") or ""
+        if request_id in experiment.index:  # it joins feedback: one request an id
+            raise RefusedRequest(f"request id {request_id!r} (X-Request-Id) was already used; "
+                                 "send a new id for each request", 409)  # fmt: skip
+        probabilities = await variant.batcher.predict(decoded.features, decoded.rows)
+        if not request_id:
+            v2_id = payload.id if protocol == "v2" else None
+            request_id = v2_id if v2_id and v2_id not in experiment.index else uuid.uuid4().hex
+        latency_ms = (time.perf_counter() - started) * 1000
+        experiment.served(request_id, variant.name, probabilities, received)
         if self.request_log is not None:
             self.request_log.record(
-                LoggedRequest(decoded.features, probabilities, protocol, request_id, received)
-            )
+                LoggedRequest(decoded.features, probabilities, protocol, request_id, received,
+                              variant.name, variant.version, latency_ms)
+            )  # fmt: skip
         if self.shadow is not None:
             self.shadow.mirror(decoded.features, probabilities, (protocol, request_id, received))
+        if response_headers is not None:
+            response_headers["X-Request-Id"] = request_id
+            response_headers["X-Variant"] = variant.name
         values = probabilities.tolist()
         if protocol == "v1":
-            return {"predictions": values}
-        assert self.serving is not None
+            return {"predictions": values, "variant": variant.name, "request_id": request_id}
         output = InferOutput(
-            name=self.serving.output_name, shape=[decoded.rows], datatype="FP32", data=values
+            name=variant.serving.output_name, shape=[decoded.rows], datatype="FP32", data=values
         )
         return InferResponse(
-            response_id=request_id,
+            response_id=payload.id or request_id,
             model_name=self.name,
-            model_version=self.version,
+            model_version=variant.version,
             infer_outputs=[output],
+            parameters={"variant": variant.name, "request_id": request_id},
         )
+
+
+class RefusedRequest(InvalidInput):
+    """A request answered with a 4xx ``status`` and its message; the server registers a
+    handler that logs nothing for it (KServe's logs a traceback per bad request)."""
+
+    def __init__(self, reason: str, status: int = 400):
+        super().__init__(reason)
+        self.status = status
+
+
+def _json_body(body: bytes | bytearray, content_type: str) -> Any:
+    """A V1 body KServe left as bytes: JSON under a JSON media type with parameters
+    (``application/json; charset=utf-8``), else 415 naming the Content-Type."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise RefusedRequest(
+            f"Content-Type {content_type!r} is not JSON: send the body as application/json", 415
+        )
+    try:
+        return json.loads(body)
+    except ValueError as e:
+        raise RefusedRequest(f"the body is not valid JSON: {e}") from None
 
 
 class _Tensor:

@@ -7,9 +7,12 @@ hands it to KServe's REST server, so nothing is ever listening on another interf
 even for a moment. KServe's gRPC server is not started (it too would bind every interface).
 
 Run as ``python3 -m kfpkit.serving.server --model-dir DIR [--shadow-dir DIR]
-[--log-dir DIR] [--port N]``; it prints one JSON line ``{"kfpkit_server": "listening", ...}``
-with the address once the socket is bound, and stops cleanly on SIGTERM/SIGINT (queued
-requests answered, request logs flushed, shadow report written).
+[--log-dir DIR] [--port N]``, or with ``--variant NAME=DIR[:WEIGHT]`` (repeatable) and
+``--routing fixed|ab|bandit`` instead of ``--model-dir`` (see ``kfpkit.serving.routing`` and
+``kfpkit.serving.experiment``; feedback: ``POST /v1/models/<name>/feedback``); it prints one
+JSON line ``{"kfpkit_server": "listening", ...}`` with the address once the socket is bound,
+and stops cleanly on SIGTERM/SIGINT (queued requests answered; request log, feedback log,
+policy state and shadow report written).
 """
 
 from __future__ import annotations
@@ -126,6 +129,32 @@ def _plain_validation_errors(app: Any) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
 
 
+def _plain_refusals(app: Any) -> None:
+    """A refused request (:class:`RefusedRequest`, 4xx) answers its message and logs nothing:
+    KServe's own handler logged a traceback for every bad request. GET (or any method but
+    POST) on ``:predict`` / ``:explain`` is 405, where KServe's ``GET /v1/models/{name}``
+    matched first and answered 404 "Model with name x:predict does not exist"."""
+    from fastapi.responses import ORJSONResponse
+
+    from kfpkit.serving.model import RefusedRequest
+
+    def refused(_request: Any, exc: Exception) -> Any:
+        status = exc.status if isinstance(exc, RefusedRequest) else 400
+        return ORJSONResponse(status_code=status, content={"error": str(exc)})
+
+    async def post_only(request: Any) -> Any:  # a Starlette route: gets the request as is
+        return ORJSONResponse(
+            status_code=405,
+            headers={"Allow": "POST"},
+            content={"error": f"{request.url.path} takes POST only, not {request.method}"},
+        )
+
+    app.add_exception_handler(RefusedRequest, refused)
+    for verb in ("predict", "explain"):  # routes added before KServe's, so matched first
+        app.add_route(f"/v1/models/{{model_name}}:{verb}", post_only,
+                      methods=["GET", "PUT", "PATCH", "DELETE"])  # fmt: skip
+
+
 def build_models(
     model_dir: str,
     name: str,
@@ -134,18 +163,21 @@ def build_models(
     max_rows: int = DEFAULT_MAX_ROWS,
     log_batch_rows: int = 10_000,
     log_flush_seconds: float = 5.0,
+    experiment: Any = None,
 ) -> Any:
-    """Loads the primary model (and the shadow candidate beside it)."""
+    """Loads the primary model or the variants of ``experiment`` (an ExperimentOptions), and
+    the shadow candidate beside them."""
+    from kfpkit.serving.loading import load_serving_model
     from kfpkit.serving.model import TabularModel, model_version
     from kfpkit.serving.request_log import LoggedRequest, RequestLog
     from kfpkit.serving.shadow import Shadow, check_candidate_features
-    from kfpkit.tabular import ServingModel
 
     check_model_name(name)
-    model = TabularModel(name, model_dir, max_rows, log_dir, log_batch_rows, log_flush_seconds)
+    model = TabularModel(name, model_dir, max_rows, log_dir, log_batch_rows, log_flush_seconds,
+                         experiment)  # fmt: skip
     model.load()
     if shadow_dir:
-        candidate = ServingModel(shadow_dir, "shadow candidate")
+        candidate = load_serving_model(shadow_dir, "shadow candidate")
         check_candidate_features(model.specs, candidate.feature_specs)
         candidate_log = (
             RequestLog(log_dir, f"{name}-shadow", model_version(candidate.path),
@@ -188,11 +220,13 @@ def serve(
     server.register_model(model)
     _body_limit_app(app, max_body_bytes)
     _plain_validation_errors(app)
+    _plain_refusals(app)
 
     async def status() -> dict[str, Any]:
         return model.status()
 
     app.add_api_route("/kfpkit/v1/status", status, methods=["GET"])
+    _feedback_route(app, model)
     rest = RESTServer(
         FASTAPI_APP_IMPORT_STRING,
         server.dataplane,
@@ -201,7 +235,10 @@ def serve(
         workers=1,
     )
     if not access_log:  # a log line per request costs more than the model call at batch 1
-        rest.config.access_log = False
+        # uvicorn logs a request when "uvicorn.access" has handlers, its root's included
+        # (config.access_log is read only when uvicorn configures logging, which KServe skips)
+        access = logging.getLogger("uvicorn.access")
+        access.handlers, access.propagate = [], False
         logging.getLogger("kserve.trace").setLevel(logging.WARNING)
     event = {"kfpkit_server": "listening", "host": bound_host, "port": bound_port,
              "model": model.name, "version": model.version}  # fmt: skip
@@ -224,6 +261,26 @@ def serve(
         (announce or _print_json)({"kfpkit_server": "stopped", **model.status()})
 
 
+def _feedback_route(app: Any, model: Any) -> None:
+    """``POST /v1/models/<name>/feedback``: outcomes of answered requests (see
+    ``kfpkit.serving.feedback``); every refusal is a 4xx naming the problem."""
+    from fastapi import Request
+    from fastapi.responses import ORJSONResponse
+
+    async def feedback(model_name: str, request: Request) -> Any:
+        if model_name != model.name:
+            return ORJSONResponse(status_code=404, content={
+                "error": f"model {model_name!r} is not served here (this server serves "
+                         f"{model.name!r})", "reason": "unknown_model"})  # fmt: skip
+        status, answer = model.experiment.feedback(await request.body())
+        return ORJSONResponse(status_code=status, content=answer)
+
+    # this module's annotations are strings (PEP 563) and Request is no global here: give
+    # FastAPI the classes, or it takes ``request`` for a query parameter
+    feedback.__annotations__.update(model_name=str, request=Request)
+    app.add_api_route("/v1/models/{model_name}/feedback", feedback, methods=["POST"])
+
+
 def _note_signal(signum: int, _frame: Any) -> None:
     _log.info("model server stopped by %s", signal.Signals(signum).name)
 
@@ -234,7 +291,50 @@ def _print_json(event: dict[str, Any]) -> None:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python3 -m kfpkit.serving.server")
-    p.add_argument("--model-dir", required=True, help="SavedModel folder with <version>/ folders")
+    p.add_argument("--model-dir", default="", help="SavedModel folder with <version>/ folders")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=MODEL_DIR[:WEIGHT]",
+        help="a variant of the model (repeatable; instead of --model-dir)",
+    )
+    p.add_argument("--routing", default="fixed", choices=["fixed", "ab", "bandit"])
+    p.add_argument("--unit-field", default="", help="ab: the request field naming the unit")
+    p.add_argument("--unit-header", default="", help="ab: the header naming the unit")
+    p.add_argument(
+        "--unit-salt",
+        default=None,
+        help="ab: hashed before the unit (default: the "
+        "model name; '' hashes the unit alone, as a split keyed on it)",
+    )
+    p.add_argument("--bandit", default="thompson", choices=["thompson", "epsilon-greedy"])
+    p.add_argument("--epsilon", type=float, default=0.1, help="epsilon-greedy's exploration")
+    p.add_argument(
+        "--bandit-floor",
+        type=float,
+        default=0.05,
+        help="thompson: the least share of traffic each variant keeps",
+    )
+    p.add_argument("--seed", type=int, default=None, help="seed of the routing's random draws")
+    p.add_argument(
+        "--schema",
+        default="",
+        help="TFDV schema (schema.pbtxt or its folder): "
+        "values outside its domains are flagged in the request log",
+    )
+    p.add_argument(
+        "--feedback-retention-seconds",
+        type=float,
+        default=24 * 3600.0,
+        help="how long an answered request takes feedback",
+    )
+    p.add_argument(
+        "--feedback-max-requests",
+        type=int,
+        default=1_000_000,
+        help="answered requests remembered for feedback (oldest forgotten first)",
+    )
     p.add_argument("--name", default="", help="model name in URLs (default: from --model-dir)")
     p.add_argument("--shadow-dir", default="", help="candidate SavedModel folder to shadow")
     p.add_argument("--log-dir", default="", help="log requests to Parquet under this folder")
@@ -248,6 +348,21 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return p.parse_args(list(argv))
 
 
+def experiment_options(args: argparse.Namespace) -> Any:
+    from kfpkit.serving.experiment import ExperimentOptions
+    from kfpkit.serving.routing import parse_variant
+
+    options = ExperimentOptions(
+        variants=tuple(parse_variant(v) for v in args.variant), routing=args.routing,
+        unit_field=args.unit_field, unit_header=args.unit_header, unit_salt=args.unit_salt,
+        bandit=args.bandit, epsilon=args.epsilon, floor=args.bandit_floor, seed=args.seed,
+        schema=args.schema, retention_seconds=args.feedback_retention_seconds,
+        max_requests=args.feedback_max_requests,
+    )  # fmt: skip
+    options.check()  # before TensorFlow is imported: a bad flag is refused at once
+    return options
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     # kserve parses sys.argv when imported: leave it nothing of ours to misread
@@ -256,13 +371,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.max_rows < 1 or args.max_body_bytes < 1:
             raise ValueError("--max-rows and --max-body-bytes must be >= 1")
-        name = check_model_name(args.name) if args.name else default_model_name(args.model_dir)
+        experiment = experiment_options(args)
+        if bool(args.model_dir) == bool(args.variant):
+            raise ValueError("give --model-dir or --variant NAME=MODEL_DIR[:WEIGHT], not both")
+        folder = args.model_dir or experiment.variants[0].model_dir
+        name = check_model_name(args.name) if args.name else default_model_name(folder)
         model = build_models(
             args.model_dir, name, args.shadow_dir or None, args.log_dir or None,
-            args.max_rows, args.log_batch_rows, args.log_flush_seconds,
+            args.max_rows, args.log_batch_rows, args.log_flush_seconds, experiment,
         )  # fmt: skip
         serve(model, args.host, args.port, args.max_body_bytes, access_log=args.access_log)
     except ValueError as e:
+        _print_json({"kfpkit_server": "refused", "error": str(e)})  # for ServerProcess.start
         print(f"kfpkit serve: error: {e}", file=sys.stderr, flush=True)
         return 2
     return 0
