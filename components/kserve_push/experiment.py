@@ -56,22 +56,35 @@ def action_for_decision(decision: str) -> str | None:
 
 
 def percent_weights(weights: Mapping[str, float], minimum: int = 0) -> dict[str, int]:
-    """Integer weights summing to 100 in the same proportions (largest remainder), each at
-    least ``minimum``. ValueError for a negative, non-finite or all-zero weight."""
+    """Integer weights summing to 100 in the same proportions (largest remainder), a weight
+    under ``minimum`` raised to it (taken from the others in proportion). ValueError for a
+    negative, non-finite or all-zero weight."""
     from kfpkit.serving.routing import probabilities
 
     names = list(weights)
     if not names:
         raise ValueError("an experiment needs at least one variant")
-    shares = probabilities(names, [float(weights[n]) for n in names])  # checks the weights
+    shares = dict(zip(names, probabilities(names, [float(weights[n]) for n in names]),
+                      strict=True))  # fmt: skip  # probabilities checks the weights
     if minimum * len(names) > 100:
         raise ValueError(f"{len(names)} variants cannot each get {minimum} % of traffic")
-    room = 100 - minimum * len(names)
-    exact = shares * room
+    raised: dict[str, int] = {}
+    free = list(names)
+    while True:
+        room = 100 - sum(raised.values())
+        total = sum(shares[n] for n in free)
+        exact = np.array([shares[n] / total * room if total else room / len(free)
+                          for n in free])  # fmt: skip
+        low = [n for n, e in zip(free, exact, strict=True) if e < minimum]
+        if not low:
+            break
+        raised.update(dict.fromkeys(low, minimum))
+        free = [n for n in free if n not in low]
     whole = np.floor(exact).astype(int)
     order = np.argsort(-(exact - whole), kind="stable")
     whole[order[: room - int(whole.sum())]] += 1
-    return {n: int(w) + minimum for n, w in zip(names, whole, strict=True)}
+    out = {**raised, **{n: int(w) for n, w in zip(free, whole, strict=True)}}
+    return {n: out[n] for n in names}
 
 
 @dataclass(frozen=True)

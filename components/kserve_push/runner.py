@@ -213,7 +213,7 @@ def push(request: PushRequest) -> PushResult:
         return result
     if action in isvc.EXPERIMENT_ACTIONS:
         return _experiment(request, result)
-    if request.action in DEPLOYING_ACTIONS:
+    if action in DEPLOYING_ACTIONS:
         assert request.model_path is not None and request.test_path is not None
         result.validation = infra_validation.validate(
             request.model_path, request.test_path, name, rows=request.infra_validation_rows
