@@ -16,6 +16,11 @@ Measured in one run, every ratio against a baseline taken in the same run:
    and the import of kfpkit's pipeline definitions reported apart.
 4. Docker: size of the core image and of its base (the difference is kfpkit's layers), and the
    cold start of a step (``docker run`` of an import of the runner), median of 3.
+5. The embedded engine (Parquet sources) at the same sizes: the whole split in a child
+   process (wall, rows/s, peak RSS), and the hashing alone over the same keys: the numpy
+   FarmHash, pyfarmhash per key, and the floor (FarmHash's C++ over every key in one call,
+   built from the pyfarmhash sdist); and the DuckDB alternative (DuckDB reads, buckets with
+   an Arrow UDF or a row UDF, and writes each split). ``--embedded-only`` runs this alone.
 
 Prints a markdown summary and writes ``benchmarks/results.json``.
 """
@@ -284,6 +289,200 @@ def bench_size(rows: int, reps: int, work: Path) -> tuple[dict[str, Any], dict[s
     return result, evidence
 
 
+# -- the embedded engine (Parquet/CSV sources) ----------------------------------------------
+
+# The C floor: FarmHash's own Fingerprint64 (farmhash.cc, from the pyfarmhash sdist the tfdv
+# image builds) over every key in one call, no Python per key.
+_FLOOR_CC = r"""
+#include <cstdint>
+#include "farmhash.h"
+extern "C" void fingerprint64_all(const char* data, const int64_t* offsets, int64_t n,
+                                  uint64_t* out) {
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = util::Fingerprint64(data + offsets[i], offsets[i + 1] - offsets[i]);
+}
+"""
+FARMHASH_SDIST = "pyfarmhash==0.3.2"
+HASH_REPS = 5
+
+
+def c_floor_library(work: Path) -> Any:
+    """ctypes handle of the C floor, built with g++ -O3; None (and why) when it cannot be."""
+    import ctypes
+    import tarfile
+
+    sdists = sorted(ROOT.glob("build/wheelhouse/*/sdists/pyfarmhash-*.tar.gz"))
+    if not sdists:
+        cache = ROOT / ".cache" / "bench"
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                        "--no-binary", ":all:", FARMHASH_SDIST, "-d", str(cache)],
+                       check=False, capture_output=True)  # fmt: skip
+        sdists = sorted(cache.glob("pyfarmhash-*.tar.gz"))
+    if not sdists or shutil.which("g++") is None:
+        return None, "no pyfarmhash sdist or no g++"
+    src = work / "farmhash-floor"
+    src.mkdir(exist_ok=True)
+    with tarfile.open(sdists[-1]) as tar:
+        for member in tar.getmembers():
+            if member.name.endswith(("src/farmhash.cc", "src/farmhash.h")):
+                (src / Path(member.name).name).write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
+    (src / "floor.cc").write_text(_FLOOR_CC)
+    lib = src / "libfloor.so"
+    subprocess.run(["g++", "-O3", "-shared", "-fPIC", "-o", str(lib), str(src / "floor.cc"),
+                    str(src / "farmhash.cc")], check=True, cwd=src)  # fmt: skip
+    return ctypes.CDLL(str(lib)), sdists[-1].name
+
+
+def c_floor(lib: Any, keys: Any) -> Any:
+    """Unsigned fingerprints of a large_string array, by the C floor."""
+    import ctypes
+
+    import numpy as np
+
+    _, offsets, data = keys.buffers()
+    out = np.empty(len(keys), np.uint64)
+    lib.fingerprint64_all(
+        ctypes.c_void_p(data.address), ctypes.c_void_p(offsets.address + keys.offset * 8),
+        ctypes.c_int64(len(keys)), out.ctypes.data_as(ctypes.c_void_p),
+    )  # fmt: skip
+    return out
+
+
+# Peak memory of a whole split: a child process, so that ru_maxrss is the split's alone.
+_ENGINE_PROBE = """
+import json, resource, sys, time
+from kfpkit.components.bigquery_split.embedded import split_files
+source, out = sys.argv[1], sys.argv[2]
+ratios = {"train": 0.8, "validation": 0.1, "test": 0.1}
+# warm-up on 1,000 rows: the first use of pyarrow.compute builds its functions (seconds without
+# byte-compiled modules); a step in the image pays this at its start, not per row
+import pyarrow.parquet as pq
+pq.write_table(pq.ParquetFile(source).read_row_group(0).slice(0, 1000), f"{out}-warm.parquet")
+split_files(f"{out}-warm.parquet", ["id"], ratios, {n: f"{out}-warm/{n}" for n in ratios})
+t = time.perf_counter()
+results = split_files(source, ["id"], ratios, {n: f"{out}/{n}" for n in ratios})
+seconds = time.perf_counter() - t
+print(json.dumps({"seconds": seconds, "rows": {r.name: r.row_count for r in results},
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+# The DuckDB alternative, in the emulator's environment (which has DuckDB): DuckDB reads the
+# Parquet, computes the bucket with a vectorised Arrow UDF (the same numpy FarmHash) or a
+# row-at-a-time Python UDF (pyfarmhash, the emulator's way), and writes each split with COPY.
+_DUCKDB_PROBE = """
+import json, sys, time
+import duckdb, pyarrow as pa, numpy as np
+sys.path[:0] = sys.argv[4].split(":")
+from kfpkit.splitting.farmhash import fingerprint64
+import farmhash
+source, out, udf = sys.argv[1], sys.argv[2], sys.argv[3]
+con = duckdb.connect()
+def arrow_bucket(keys):
+    return pa.array(np.mod(fingerprint64(keys), 1000000))
+def row_bucket(key):
+    fp = farmhash.fingerprint64(key)
+    return (fp - (1 << 64) if fp >= (1 << 63) else fp) % 1000000
+if udf == "arrow":
+    con.create_function("bucket", arrow_bucket, ["VARCHAR"], "BIGINT", type="arrow")
+else:
+    con.create_function("bucket", row_bucket, ["VARCHAR"], "BIGINT")
+def split(source, out):
+    con.execute(f"CREATE OR REPLACE TEMP TABLE b AS SELECT *, bucket(CAST(id AS VARCHAR)) "
+                f"AS kfpkit_bucket FROM read_parquet('{source}')")
+    for name, lo, hi in (("train", 0, 800000), ("validation", 800000, 900000),
+                         ("test", 900000, 1000000)):
+        con.execute(f"COPY (SELECT * EXCLUDE (kfpkit_bucket) FROM b WHERE kfpkit_bucket >= "
+                    f"{lo} AND kfpkit_bucket < {hi}) TO '{out}-{name}.parquet' (FORMAT PARQUET)")
+con.execute(f"COPY (SELECT * FROM read_parquet('{source}') LIMIT 1000) TO '{out}-warm.parquet'")
+split(f"{out}-warm.parquet", f"{out}-warm")  # warm-up, as the engine's probe
+t = time.perf_counter()
+split(source, out)
+print(json.dumps({"seconds": time.perf_counter() - t, "duckdb": duckdb.__version__}))
+"""
+
+
+def bench_embedded(rows: int, work: Path, floor_lib: Any, duckdb: bool) -> dict[str, Any]:
+    """The embedded engine at one size: the whole split (child process: wall, peak RSS), and
+    the hashing alone (numpy FarmHash, pyfarmhash per key, the C floor) over the same keys."""
+    import farmhash
+    import numpy as np
+
+    from kfpkit.splitting import keys as split_keys
+    from kfpkit.splitting.farmhash import fingerprint64
+
+    parquet = demo_data.demo_parquet() if rows == demo_data.ROWS else demo_data.scaled_parquet(rows)
+    out = work / f"embedded-{rows}"
+    load_before = os.getloadavg()[0]
+    probe = subprocess.run([sys.executable, "-c", _ENGINE_PROBE, str(parquet.absolute()),
+                            str(out)], check=True, capture_output=True, text=True)  # fmt: skip
+    engine = json.loads(probe.stdout.strip().splitlines()[-1])
+    if sum(engine["rows"].values()) != rows:
+        raise RuntimeError(f"embedded split rows {engine['rows']} do not add up to {rows}")
+    for path in work.glob(f"embedded-{rows}*"):
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+    table = pq.read_table(parquet, columns=[KEY])
+    key_text = split_keys.key_text(table, [KEY]).cast("large_string")
+    fingerprint64(key_text.slice(0, 1000))  # warm-up
+
+    def best(fn: Callable[[], T], reps: int = HASH_REPS) -> tuple[float, T]:
+        runs = [timed(fn) for _ in range(reps)]  # the fastest of a few: the machine is shared
+        return min(r[0] for r in runs), runs[-1][1]
+
+    numpy_s, fps = best(lambda: fingerprint64(key_text))
+    pylist_s, texts = best(key_text.to_pylist, 2)
+    loop_s, loop = best(lambda: np.array([farmhash.fingerprint64(k) for k in texts], np.uint64), 2)
+    if not (loop.view(np.int64) == fps).all():
+        raise RuntimeError("numpy FarmHash differs from pyfarmhash")
+    result: dict[str, Any] = {
+        "rows": rows,
+        "split_s": round(engine["seconds"], 3),
+        "split_rows_per_s": round(rows / engine["seconds"]),
+        "split_peak_rss_mib": round(engine["peak_rss_mib"], 1),
+        "split_row_counts": engine["rows"],
+        "hash_numpy_s": round(numpy_s, 3),
+        "hash_pyfarmhash_per_key_s": round(pylist_s + loop_s, 3),
+        "loadavg_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+    if floor_lib is not None:
+        floor_s, floor = best(lambda: c_floor(floor_lib, key_text))
+        if not (floor.view(np.int64) == fps).all():
+            raise RuntimeError("the C floor differs from the numpy FarmHash")
+        result["hash_c_floor_s"] = round(floor_s, 3)
+        result["hash_numpy_over_c_floor"] = round(numpy_s / floor_s, 2)
+        result["split_over_c_floor"] = round(engine["seconds"] / floor_s, 1)
+    if duckdb:
+        farmhash_dir = str(Path(farmhash.__file__).parent)
+        for udf in ("arrow", "row"):
+            probe = subprocess.run(
+                [str(emulator_venv() / "bin" / "python"), "-c", _DUCKDB_PROBE,
+                 str(parquet.absolute()), str(work / f"duckdb-{rows}"), udf,
+                 f"{ROOT / 'src'}:{farmhash_dir}"],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            doc = json.loads(probe.stdout.strip().splitlines()[-1])
+            result[f"duckdb_{udf}_udf_split_s"] = round(doc["seconds"], 3)
+            result["duckdb"] = doc["duckdb"]
+            for f in work.glob(f"duckdb-{rows}*.parquet"):
+                f.unlink()
+    return result
+
+
+def embedded_markdown(sizes: list[dict[str, Any]]) -> str:
+    lines = [
+        "| rows | split (s) | rows/s | peak RSS (MiB) | hash: numpy (s) | pyfarmhash per key (s) "
+        "| C floor (s) | DuckDB + Arrow UDF (s) | DuckDB + row UDF (s) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for e in sizes:
+        lines.append(
+            f"| {e['rows']:,} | {e['split_s']:.2f} | {e['split_rows_per_s']:,} | "
+            f"{e['split_peak_rss_mib']:.0f} | {e['hash_numpy_s']:.3f} | "
+            f"{e['hash_pyfarmhash_per_key_s']:.3f} | {e.get('hash_c_floor_s', '-')} | "
+            f"{e.get('duckdb_arrow_udf_split_s', '-')} | {e.get('duckdb_row_udf_split_s', '-')} |"
+        )
+    return "\n".join(lines)
+
+
 # -- compile and docker ---------------------------------------------------------------------
 
 _COMPILE_PROBE = """
@@ -500,12 +699,21 @@ def main() -> None:
         "--sizes", type=int, nargs="+", help="row counts to run instead of the default sizes"
     )
     parser.add_argument("--json", type=Path, default=RESULTS_JSON, help="where to write results")
+    parser.add_argument(
+        "--embedded-only",
+        action="store_true",
+        help="only the embedded engine (no emulator), results in results_split_embedded.json",
+    )
+    parser.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB alternative")
     args = parser.parse_args()
 
     os.chdir(ROOT)  # demo data cache and emulator venv are relative to the repository
     sizes = args.sizes or [demo_data.ROWS, ONE_MILLION]
     if args.rows_10m:
         sizes.append(TEN_MILLION)
+    if args.embedded_only:
+        embedded_only(sizes, not args.no_duckdb)
+        return
     results: dict[str, Any] = {"machine": machine(), "split": []}
     log(f"machine: {results['machine']}")
     evidence: dict[str, Any] = {}
@@ -515,6 +723,10 @@ def main() -> None:
             size_result, size_evidence = bench_size(rows, reps, Path(tmp))
             results["split"].append(size_result)
             evidence = evidence or size_evidence
+        floor_lib, floor_source = c_floor_library(Path(tmp))
+        results["embedded"] = [bench_embedded(rows, Path(tmp), floor_lib, duckdb=True)
+                               for rows in sizes]  # fmt: skip
+        results["embedded_c_floor_source"] = floor_source
     results["read_once"] = evidence
     results["extrapolation_10m"] = extrapolate_10m(results["split"])
     log("compile_all")
@@ -524,7 +736,26 @@ def main() -> None:
     results["finished_utc"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(markdown(results))
+    print(embedded_markdown(results["embedded"]))
     print(f"\nwrote {args.json}")
+
+
+def embedded_only(sizes: list[int], duckdb: bool) -> None:
+    """The embedded engine's side alone (``--embedded-only``): minutes, not the emulator's
+    hour; the emulator's figures stay in results.json."""
+    out = ROOT / "benchmarks" / "results_split_embedded.json"
+    results: dict[str, Any] = {"machine": machine(), "embedded": []}
+    with tempfile.TemporaryDirectory(prefix="kfpkit-bench-") as tmp:
+        floor_lib, floor_source = c_floor_library(Path(tmp))
+        results["c_floor_source"] = floor_source
+        for rows in sizes:
+            log(f"embedded engine, {rows:,} rows")
+            results["embedded"].append(bench_embedded(rows, Path(tmp), floor_lib, duckdb))
+            log(json.dumps(results["embedded"][-1]))
+    results["finished_utc"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(embedded_markdown(results["embedded"]))
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":
