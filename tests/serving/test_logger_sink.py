@@ -223,3 +223,26 @@ def test_sigterm_writes_everything_held_and_leaves_no_partial_file(tmp_path):
     table = read_served(str(folder))
     assert table.num_rows == 102
     assert sorted(set(table.column("status").to_pylist())) == [0, 200]
+
+
+def test_the_sink_manifests_are_accepted_by_a_real_api_server(kube_server):
+    """The Deployment and Service, created on kube-apiserver (which validates core types in
+    full: probes, ports, volumes, selectors)."""
+    from kubernetes import client
+
+    from kfpkit.serving.logger_sink import kubernetes_manifests
+
+    kube_server.create_namespace("sink")
+    deployment, service = kubernetes_manifests("sink", "ghcr.io/kfpkit/train:0.1.0",
+                                               "served-logs", categorical=["SCHL"])  # fmt: skip
+    with kube_server.api_client() as api:
+        created = client.AppsV1Api(api).create_namespaced_deployment("sink", deployment)
+        client.CoreV1Api(api).create_namespaced_service("sink", service)
+        read = client.AppsV1Api(api).read_namespaced_deployment("kfpkit-logger-sink", "sink")
+    assert created.spec.replicas == 1 and read.spec.strategy.type == "Recreate"
+    container = read.spec.template.spec.containers[0]
+    assert container.command == ["python3", "-m", "kfpkit.serving.logger_sink"]
+    assert container.args == ["--log-dir", "/logs", "--port", "8080", "--categorical", "SCHL"]
+    assert read.spec.template.spec.volumes[0].persistent_volume_claim.claim_name == "served-logs"
+    with pytest.raises(ValueError, match="claim 'Logs'"):
+        kubernetes_manifests("sink", "img", "Logs")

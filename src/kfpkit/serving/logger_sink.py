@@ -436,6 +436,73 @@ def serve(log_dir: str, host: str = "0.0.0.0", port: int = 8080, **settings: Any
         _log.info("logger sink stopped: %s", sink.counts)
 
 
+SINK_NAME = "kfpkit-logger-sink"
+
+
+def kubernetes_manifests(
+    namespace: str,
+    image: str,
+    claim: str,
+    *,
+    name: str = SINK_NAME,
+    port: int = 8080,
+    categorical: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """A Deployment and a Service running the sink in a cluster, writing to the
+    PersistentVolumeClaim ``claim`` (mounted at ``/logs``; a GCS bucket through GKE's Cloud
+    Storage FUSE CSI driver works the same and is then read as ``gs://``). Point each
+    variant's logger at ``http://<name>.<namespace>.svc.cluster.local/<model_name>``.
+
+    One replica, replaced with ``Recreate``: the two events of a request must reach the same
+    sink to be paired, and the old pod writes what it holds when it gets SIGTERM (within
+    the grace period) before the new one starts on the same volume."""
+    _check_name(name, "sink name")
+    _check_name(namespace, "namespace")
+    _check_name(claim, "claim")
+    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "kfpkit"}
+    args = ["--log-dir", "/logs", "--port", str(port)]
+    for feature in categorical:
+        args += ["--categorical", feature]
+    container = {
+        "name": "sink",
+        "image": image,
+        "command": ["python3", "-m", "kfpkit.serving.logger_sink"],
+        "args": args,
+        "ports": [{"name": "http", "containerPort": port}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": port}},
+        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
+                      "limits": {"memory": "1Gi"}},
+        "volumeMounts": [{"name": "logs", "mountPath": "/logs"}],
+    }  # fmt: skip
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "terminationGracePeriodSeconds": 60,
+                    "containers": [container],
+                    "volumes": [{"name": "logs",
+                                 "persistentVolumeClaim": {"claimName": claim}}],
+                },
+            },
+        },
+    }  # fmt: skip
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {"selector": {"app.kubernetes.io/name": name},
+                 "ports": [{"name": "http", "port": 80, "targetPort": port}]},
+    }  # fmt: skip
+    return [deployment, service]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-dir", required=True, help="the served-traffic log folder")
     parser.add_argument("--host", default="0.0.0.0")
