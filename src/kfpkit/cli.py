@@ -130,6 +130,9 @@ def _run(args: argparse.Namespace) -> int:
 
     params = _parse_params(args.param)
     root = Path(args.pipeline_root)
+    if args.data and args.cache:  # a changed file at the same path would come from the cache
+        raise ValueError("--data with --cache is not supported: KFP's cache keys the split "
+                         "on the data's path, not its content")  # fmt: skip
     if args.cache:
         pin_images_by_content()
     if args.window:
