@@ -70,3 +70,11 @@ def test_data_is_for_the_training_pipeline_without_the_emulator(tmp_path, capsys
     code, err = run_cli(capsys, "--data", str(tmp_path / "t.parquet"), "--label", "churned",
                         "--emulator")  # fmt: skip
     assert code == 2 and "without --emulator" in err
+
+
+def test_data_with_the_cache_is_refused(tmp_path, capsys):
+    """KFP's cache keys the split on its inputs: the path, not the file's content."""
+    pq.write_table(ROWS, tmp_path / "t.parquet")
+    code, err = run_cli(capsys, "--data", str(tmp_path / "t.parquet"), "--label", "churned",
+                        "--key", "customer", "--cache")  # fmt: skip
+    assert code == 2 and "--cache is not supported" in err
