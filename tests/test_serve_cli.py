@@ -153,3 +153,42 @@ def test_serve_in_the_foreground_until_ctrl_c(candidate, tmp_path):
             cli.kill()
     assert cli.returncode == 0, rest
     assert "request log: 1 rows in 1 file(s)" in rest
+
+
+def test_serve_variants_with_a_routing_policy_from_the_sdk(candidate, tmp_path, capsys):
+    data = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"AGEP": [23.0, 41.0], "SEX": ["1", "2"]}), data)
+    logs = tmp_path / "logs"
+    code = main(["serve", "--variant", f"a={candidate}:3", "--variant", f"b={candidate}",
+                 "--routing", "bandit", "--bandit", "epsilon-greedy", "--epsilon", "0.2",
+                 "--name", "employment", "--runner", "python", "--python", str(TRAIN_PYTHON),
+                 "--port", "0", "--smoke-test", "2", "--data", str(data),
+                 "--log-dir", str(logs)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "request log: 6 rows in" in out
+    policy = (logs / "employment" / "policy.json").read_text()
+    assert '"bandit": "epsilon-greedy"' in policy and '"epsilon": 0.2' in policy
+
+
+def test_variant_arguments_are_checked_and_mounted(tmp_path, capsys):
+    model = tmp_path / "model"
+    (model / "1").mkdir(parents=True)
+    (model / "1" / "saved_model.pb").write_bytes(b"\x08\x01\x12\x00")
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text('feature { name: "AGEP" type: FLOAT }')
+    flags = ("--routing", "ab", "--unit-field", "id")
+    variants = (f"a={model}", f"b={model}:3")
+    cmd = command(ServeOptions("", variants=variants, schema=str(schema), experiment_flags=flags))
+    assert "--model-dir" not in cmd and f"{model}:{model}:ro" in cmd
+    assert f"{schema}:{schema}:ro" in cmd
+    joined = " ".join(cmd)
+    assert f"--variant a={model}:1.0 --variant b={model}:3.0" in joined
+    assert "--routing ab --unit-field id" in joined and f"--schema {schema}" in joined
+    for argv, words in (
+        (["serve", str(model), "--variant", f"a={model}"], "MODEL_DIR or --variant"),
+        (["serve", "--variant", f"a={tmp_path / 'none'}"], "--variant a"),
+        (["serve", "--variant", f"a={model}", "--variant", f"a={model}"], "given more than once"),
+    ):
+        assert main([*argv, "--runner", "python", "--python", "python3"]) == 2
+        assert words in capsys.readouterr().err

@@ -4,7 +4,8 @@ kfpkit compile [--target local|kubeflow|vertex] [--settings FILE] [--out compile
 kfpkit images push --registry HOST/PATH [--lock images/pushed.json] [FAMILY ...]
 kfpkit run training --local [--emulator] [--rows N] [--param name=value ...]
 kfpkit run training --local --data PATH --label COLUMN [--key COLUMN ...]
-kfpkit serve MODEL_DIR [--shadow CANDIDATE_DIR] [--log-dir DIR] [--port N] [--smoke-test N]
+kfpkit serve MODEL_DIR|--variant NAME=DIR[:W]... [--routing fixed|ab|bandit] [--shadow DIR]
+    [--log-dir DIR] [--port N] [--smoke-test N]
 kfpkit serve-sink --log-dir DIR [--port N]   (KServe's inference logger -> the log layout)
 kfpkit submit|schedule COMPILED.yaml --target kubeflow|vertex [--cron CRON] ...; kfpkit runs
 """
@@ -208,8 +209,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         runner=args.runner,
         python=args.python,
         image=args.image,
+        variants=tuple(args.variant),
+        experiment_flags=experiment_flags(args),
+        schema=args.schema,
     )
     return serve(options, smoke_rows=args.smoke_test, data=args.data)
+
+
+EXPERIMENT_FLAGS = ("routing", "unit_field", "unit_header", "unit_salt", "bandit", "epsilon",
+                    "bandit_floor", "feedback_retention_seconds")  # fmt: skip
+
+
+def experiment_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    """The routing and feedback flags given, as the model server takes them."""
+    flags: list[str] = []
+    for name in EXPERIMENT_FLAGS:
+        value = getattr(args, name)
+        if value is not None:
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+    return tuple(flags)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,7 +331,22 @@ def main(argv: list[str] | None = None) -> int:
         description="Serves MODEL_DIR (<version>/saved_model.pb folders) over KServe V1 and V2 "
         "on 127.0.0.1, in the train image (Docker) or a Python environment that has kserve.",
     )
-    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", default="")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=MODEL_DIR[:WEIGHT]",
+                   help="serve this variant (repeatable; instead of MODEL_DIR)")  # fmt: skip
+    p.add_argument("--routing", choices=("fixed", "ab", "bandit"),
+                   help="how variants share requests (default fixed: by weight)")  # fmt: skip
+    p.add_argument("--unit-field", help="ab: the request field naming the unit (e.g. id)")
+    p.add_argument("--unit-header", help="ab: the header naming the unit (e.g. X-User-Id)")
+    p.add_argument("--unit-salt", help="ab: hashed before the unit (default: the model name)")
+    p.add_argument("--bandit", choices=("thompson", "epsilon-greedy"))
+    p.add_argument("--epsilon", type=float, help="epsilon-greedy: exploration (default 0.1)")
+    p.add_argument("--bandit-floor", type=float,
+                   help="thompson: least traffic share of each variant (default 0.05)")  # fmt: skip
+    p.add_argument("--feedback-retention-seconds", type=float,
+                   help="how long an answer takes feedback (default 86400)")  # fmt: skip
+    p.add_argument("--schema", default="", help="TFDV schema.pbtxt: flag out-of-domain values "
+                   "in the request log")  # fmt: skip
     p.add_argument("--shadow", metavar="CANDIDATE_DIR", help="also answer with this candidate, "
                    "off the client's path, and report the agreement")  # fmt: skip
     p.add_argument("--log-dir", metavar="DIR", help="log requests and answers to Parquet here")

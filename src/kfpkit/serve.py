@@ -53,6 +53,11 @@ class ServeOptions:
     runner: str = "docker"
     python: str = ""
     image: str = ""
+    # an online experiment: NAME=MODEL_DIR[:WEIGHT] each (instead of model_dir), and the
+    # server's routing / feedback flags as given (``--routing bandit`` ...)
+    variants: tuple[str, ...] = ()
+    experiment_flags: tuple[str, ...] = ()
+    schema: str = ""
 
 
 def _existing_dir(path: str, what: str) -> str:
@@ -66,21 +71,43 @@ def command(options: ServeOptions) -> list[str]:
     """The command that runs the server for these options."""
     if options.runner not in RUNNERS:
         raise ValueError(f"--runner {options.runner!r}: expected one of {RUNNERS}")
-    model = _existing_dir(options.model_dir, "MODEL_DIR")
+    if bool(options.model_dir) == bool(options.variants):
+        raise ValueError("give MODEL_DIR or --variant NAME=MODEL_DIR[:WEIGHT] (repeatable)")
+    model = _existing_dir(options.model_dir, "MODEL_DIR") if options.model_dir else ""
     shadow = _existing_dir(options.shadow_dir, "--shadow") if options.shadow_dir else ""
     if options.runner == "python" and not options.python:
         raise ValueError("--runner python needs --python PATH (an interpreter with kserve)")
     # a broken saved_model.pb is refused here, in a second, not after the server started
-    check_saved_model(model, "model")
+    if model:
+        check_saved_model(model, "model")
     if shadow:
         check_saved_model(shadow, "shadow candidate")
+    folders, variant_args = [model] if model else [], []
+    if options.variants:
+        from kfpkit.serving.routing import check_variants, parse_variant
+
+        specs = [parse_variant(v) for v in options.variants]
+        check_variants(specs)
+        for spec in specs:
+            folder = _existing_dir(spec.model_dir, f"--variant {spec.name}")
+            check_saved_model(folder, f"variant {spec.name!r}")
+            folders.append(folder)
+            variant_args += ["--variant", f"{spec.name}={folder}:{spec.weight!r}"]
+    schema = os.path.abspath(options.schema) if options.schema else ""
+    if schema and not os.path.exists(schema):
+        raise ValueError(f"--schema {options.schema!r} does not exist")
     logs = os.path.abspath(options.log_dir) if options.log_dir else ""
-    args = server_args(model, options.name, options.port, shadow, logs)
+    extra = [*variant_args, *options.experiment_flags, *(["--schema", schema] if schema else [])]
+    args = server_args(model, options.name, options.port, shadow, logs, extra)
+    if not model:
+        args = args[2:]  # no --model-dir: the variants are the models
     if options.runner == "python":
         return [options.python, "-m", SERVER_MODULE, *args]
     from kfpkit import images
 
-    mounts = ["-v", f"{model}:{model}:ro"]
+    mounts = [m for folder in folders for m in ("-v", f"{folder}:{folder}:ro")]
+    if schema:
+        mounts += ["-v", f"{schema}:{schema}:ro"]
     if shadow:
         mounts += ["-v", f"{shadow}:{shadow}:ro"]
     if logs:
