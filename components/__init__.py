@@ -14,6 +14,7 @@ if importlib.util.find_spec("kfp") is not None:
     from kfpkit.components.kserve_push.component import kserve_push
     from kfpkit.components.load_window_state.component import load_window_state
     from kfpkit.components.monitor_serving.component import monitor_serving
+    from kfpkit.components.online_experiment.component import online_experiment
     from kfpkit.components.publish_model.component import publish_model
     from kfpkit.components.record_outcome.component import record_outcome
     from kfpkit.components.register_model.component import register_model
@@ -34,6 +35,7 @@ if importlib.util.find_spec("kfp") is not None:
         "kserve_push",
         "load_window_state",
         "monitor_serving",
+        "online_experiment",
         "publish_model",
         "record_outcome",
         "register_model",

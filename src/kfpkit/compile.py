@@ -33,6 +33,7 @@ COMPONENTS = {
         "load_window_state",
         "save_window_state",
         "trigger_pipeline",
+        "online_experiment",
     )  # fmt: skip
 }
 

@@ -51,6 +51,7 @@ COMPONENT_FAMILIES = {
     "retrain_decision": "tfdv",
     "monitor_serving": "tfdv",
     "trigger_pipeline": "core",
+    "online_experiment": "core",
 }
 
 _REGISTRY_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9]\Z")
