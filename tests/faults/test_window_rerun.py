@@ -83,3 +83,12 @@ def test_a_recorded_year_written_with_leading_zeros_is_refused(tmp_path, label):
         pipeline.run(label)
     assert state.recorded_windows(pipeline.root) == ["2015"]
     assert pipeline.versions == ["2015"]
+
+
+@pytest.mark.parametrize("window", ["02015", "2015 ", "+2015", "२०१५"])
+def test_the_demo_cli_refuses_a_year_not_written_as_one(tmp_path, window):
+    from kfpkit.continuous import window_parquet
+
+    with pytest.raises(ValueError, match="demo windows are years written as such"):
+        window_parquet(window, tmp_path)
+    assert list(tmp_path.iterdir()) == []
