@@ -7,99 +7,12 @@ They check nothing a real service would; tests read ``server.requests`` to check
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
-import itertools
 import json
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
+from kfpkit.testing.http import RecordingServer, Request
 
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body or b"{}")
-
-    def multipart_file(self) -> bytes:
-        """The first file part of a multipart/form-data body."""
-        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"Content-Type: " + self.headers["content-type"].encode() + b"\r\n\r\n" + self.body
-        )
-        for part in message.iter_parts():  # type: ignore[attr-defined]
-            return bytes(part.get_payload(decode=True))
-        raise AssertionError("no file part in the multipart body")
-
-
-@dataclass
-class RecordingServer:
-    """Base: subclasses answer in :meth:`answer` (status, JSON body)."""
-
-    requests: list[Request] = field(default_factory=list)
-    _ids: Any = field(default_factory=lambda: itertools.count(1))
-
-    def __post_init__(self) -> None:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                parts = urlsplit(self.path)
-                request = Request(
-                    self.command,
-                    parts.path,
-                    {k: v[0] for k, v in parse_qs(parts.query).items()},
-                    {k.lower(): v for k, v in self.headers.items()},
-                    self.rfile.read(length) if length else b"",
-                )
-                with server._lock:
-                    server.requests.append(request)
-                    status, body = server.answer(request)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-
-    def new_id(self, prefix: str) -> str:
-        return f"{prefix}-{next(self._ids)}"
-
-    def answer(self, request: Request) -> tuple[int, Any]:
-        return 404, {"error": f"no route for {request.method} {request.path}"}
-
-    def calls(self, method: str, path_contains: str = "") -> list[Request]:
-        return [r for r in self.requests if r.method == method and path_contains in r.path]
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self):  # type: ignore[no-untyped-def]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+__all__ = ["KubeflowTestServer", "Request", "VertexTestServer"]
 
 
 def _display_name_filter(query: dict[str, str]) -> str | None:

@@ -10,116 +10,12 @@ format, and can fail chosen requests to exercise retries.
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
-_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-           409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-           503: "UNAVAILABLE"}  # fmt: skip
-
-
-@dataclass
-class Request:
-    method: str
-    path: str  # URL-decoded, without the query
-    query: dict[str, str]
-    body: Any
-
-
-class HttpError(Exception):
-    def __init__(self, code: int, status: str, message: str):
-        super().__init__(message)
-        self.code, self.status, self.message = code, status, message
-
-
-@dataclass
-class _Failure:
-    matches: Callable[[Request], bool]
-    code: int
-    times: int
-
-
-class _TestServer:
-    """A threaded HTTP server with a JSON route table, a request log and failure injection."""
-
-    def __init__(self) -> None:
-        self.requests: list[Request] = []
-        self._failures: list[_Failure] = []
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                split = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                request = Request(
-                    self.command,
-                    unquote(split.path),
-                    {k: v[0] for k, v in parse_qs(split.query).items()},
-                    json.loads(raw) if raw else None,
-                )
-                with server._lock:
-                    server.requests.append(request)
-                    try:
-                        server._fail_if_asked(request)
-                        result = server.route(request)  # a document, or (status, document)
-                        code, doc = result if isinstance(result, tuple) else (200, result)
-                    except HttpError as e:
-                        code, doc = e.code, server.error_body(e)
-                data = json.dumps(doc).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._http.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
-
-    def __enter__(self):  # type: ignore[no-untyped-def]
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-
-    def fail(self, matches: Callable[[Request], bool], code: int = 503, times: int = 1) -> None:
-        """The next ``times`` requests that ``matches`` accepts get HTTP ``code``."""
-        with self._lock:
-            self._failures.append(_Failure(matches, code, times))
-
-    def _fail_if_asked(self, request: Request) -> None:
-        for failure in self._failures:
-            if failure.times > 0 and failure.matches(request):
-                failure.times -= 1
-                status = _STATUS.get(failure.code, "UNKNOWN")
-                raise HttpError(failure.code, status, f"injected failure ({status})")
-
-    def calls(self, method: str, pattern: str) -> list[Request]:
-        return [r for r in self.requests if r.method == method and re.search(pattern, r.path)]
-
-    def route(self, request: Request) -> Any:
-        raise NotImplementedError
-
-    def error_body(self, error: HttpError) -> Any:
-        return {"error": {"code": error.code, "message": error.message, "status": error.status}}
+from kfpkit.testing.http import HttpError, RecordingServer, Request
 
 
 def _now() -> str:
@@ -132,7 +28,7 @@ _ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]\Z")
 _MODEL_ID = re.compile(r"[a-z_][a-z0-9_-]{0,62}\Z")
 
 
-class VertexModelServer(_TestServer):
+class VertexModelServer(RecordingServer):
     """Vertex AI's Model service (v1 REST): upload (a long-running operation), get by version
     or alias, list versions (with ``labels.k="v"`` filters), merge version aliases."""
 
@@ -141,7 +37,7 @@ class VertexModelServer(_TestServer):
         self.models: dict[str, list[dict[str, Any]]] = {}  # model id -> versions
         self.operations: dict[str, dict[str, Any]] = {}
 
-    def route(self, request: Request) -> Any:
+    def answer(self, request: Request) -> Any:
         path = request.path
         m = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/models:upload", path)
         if m and request.method == "POST":
@@ -242,7 +138,7 @@ class VertexModelServer(_TestServer):
 _API = "/api/model_registry/v1"
 
 
-class ModelRegistryServer(_TestServer):
+class ModelRegistryServer(RecordingServer):
     """The Kubeflow Model Registry's REST API (v1): registered models, model versions and
     their model artifacts, with customProperties; names unique, lists paged."""
 
@@ -281,7 +177,7 @@ class ModelRegistryServer(_TestServer):
             raise HttpError(404, "not_found", f"{what} not found")
         return items[0]
 
-    def route(self, request: Request) -> Any:
+    def answer(self, request: Request) -> Any:
         if not request.path.startswith(_API):
             raise HttpError(404, "not_found", f"no route for {request.path}")
         path, q, body = request.path[len(_API) :], request.query, request.body or {}
