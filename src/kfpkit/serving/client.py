@@ -284,6 +284,3 @@ def _stop_with_parent() -> Callable[[], None] | None:
 
     return set_parent_death_signal
 
-
-def this_python() -> str:
-    return sys.executable

@@ -51,7 +51,6 @@ from kfpkit.tabular import CATEGORICAL, FeatureSpec
 
 _log = logging.getLogger("kfpkit")
 
-META_COLUMNS = tuple(REQUEST_COLUMNS)
 _STOP = object()
 
 
