@@ -419,6 +419,6 @@ def build(pipeline: Any, target: Target, configured: set[str] | None = None) -> 
     rebuilt.__signature__ = rebuilt_signature  # type: ignore[attr-defined]
     spec = pipeline.component_spec
     # a remote platform's build records itself; a local one is the pipeline as defined
-    remote = target.platform != "local"
-    description = " ".join(filter(None, [spec.description, remote and compiled_for_line(target)]))
+    recorded = compiled_for_line(target) if target.platform != "local" else ""
+    description = " ".join(filter(None, [spec.description, recorded]))
     return dsl.pipeline(name=spec.name, description=description)(rebuilt)

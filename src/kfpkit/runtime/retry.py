@@ -8,7 +8,7 @@ import ssl
 import sys
 import time
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -68,7 +68,7 @@ _NOT_TRANSIENT = {"requests.exceptions": ("SSLError",), "urllib3.exceptions": ("
 _WRAPPERS = {"urllib3.exceptions": ("MaxRetryError",), "urllib.error": ("URLError",)}
 
 
-def _types(table: dict[str, tuple[str, ...]]) -> tuple[type, ...]:
+def _types(table: Mapping[str, tuple[str, ...]]) -> tuple[type, ...]:
     # only modules already imported: an error cannot be of a class nobody has loaded
     found = []
     for module_name, names in table.items():
