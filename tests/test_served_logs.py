@@ -198,7 +198,7 @@ def test_a_vertex_logging_table(bq, dataset):
     rows = [
         {"endpoint": "e1", "deployed_model_id": "111", "logging_time": "2026-01-01T00:00:00Z",
          "request_id": "1001",
-         "request_payload": [json.dumps({"age": 30, "city": "a"}),
+         "request_payload": [json.dumps({"age": 30, "city": "a", "note": None}),
                              json.dumps({"age": 40, "city": None})],
          "response_payload": [json.dumps(0.25), json.dumps([0.4, 0.6])]},
         {"endpoint": "e1", "deployed_model_id": "222", "logging_time": "2026-01-01T01:00:00Z",
@@ -225,7 +225,8 @@ def test_a_vertex_logging_table(bq, dataset):
     endpoint = bq._connection.API_BASE_URL
     source = f"bq://{table_id}"
     table = read_served(source, end="2026-01-01T12:00:00Z", bigquery_endpoint=endpoint)
-    assert table.column_names == ["age", "city", *REQUEST_COLUMNS, *JOINED_COLUMNS]
+    assert table.column_names == ["age", "city", "note", *REQUEST_COLUMNS, *JOINED_COLUMNS]
+    assert table.column("note").null_count == 3  # null wherever it is, kept
     assert table.column("age").to_pylist() == [30.0, 40.0, 50.0]
     assert table.column("city").to_pylist() == ["a", None, "b"]
     assert table.column("prediction").to_pylist() == [0.25, 0.6, 0.9]

@@ -449,16 +449,18 @@ def auc_test(rows: _Rows, settings: Settings, treatment: str) -> SequentialTest:
     variance = np.full(total, np.nan)
     sd = settings.mixture_sd or 0.02
     for end in ends:
-        estimates = []
+        estimates: list[tuple[float, float]] = []
         for arm in (arm_t[:end], ~arm_t[:end]):
             est, error = auc_with_error(
                 labels[:end][arm], predictions[:end][arm], 0.95, settings.seed, resamples=100
             )
-            estimates.append((est.value, error))
-        if any(v is None or e is None for v, e in estimates):
+            if est.value is not None and error is not None:
+                estimates.append((est.value, error))
+        if len(estimates) < 2:
             continue
-        difference[end - 1] = estimates[0][0] - estimates[1][0]
-        variance[end - 1] = max(estimates[0][1] ** 2 + estimates[1][1] ** 2, 1e-10)
+        (auc_t, error_t), (auc_c, error_c) = estimates
+        difference[end - 1] = auc_t - auc_c
+        variance[end - 1] = max(error_t**2 + error_c**2, 1e-10)
     llr = np.full(total, -np.inf)
     at = np.isfinite(difference)
     llr[at] = mixture_log_likelihood_ratio(difference[at], variance[at], sd)

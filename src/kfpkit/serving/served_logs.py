@@ -498,6 +498,7 @@ def _prediction(value: Any) -> float | None:
 def _vertex_rows(rows: Sequence[Any], source: str) -> pa.Table:
     records: list[dict[str, Any]] = []
     kinds: dict[str, pa.DataType] = {}
+    keys: set[str] = set()  # a feature null in every instance is kept (as string)
     for r in rows:
         try:
             instances = _payload(r["request_payload"])
@@ -513,6 +514,7 @@ def _vertex_rows(rows: Sequence[Any], source: str) -> pa.Table:
             for key, value in fields.items():
                 numeric = isinstance(value, int | float) and not isinstance(value, bool)
                 kind = pa.float64() if numeric else pa.string()
+                keys.add(key)
                 if value is not None and kinds.setdefault(key, kind) != kind:
                     kinds[key] = pa.string()  # mixed types: keep as text
                 record[key] = value
@@ -530,7 +532,7 @@ def _vertex_rows(rows: Sequence[Any], source: str) -> pa.Table:
                 out_of_domain="",
             )
             records.append(record)
-    features = pa.schema([pa.field(k, kinds.get(k, pa.string())) for k in sorted(kinds)])
+    features = pa.schema([pa.field(k, kinds.get(k, pa.string())) for k in sorted(keys)])
     schema = pa.schema([*features, *(pa.field(n, t) for n, t in REQUEST_COLUMNS.items())])
     for record in records:
         for f in features:
