@@ -232,6 +232,11 @@ class Experiments:
         be an InferenceService kfpkit manages, in the same deployment mode."""
         check_experiment(name, namespace, weights)
         wait.check_wait_settings(self.poll_interval, timeout)
+        if sticky and deployment_mode != isvc.SERVERLESS:
+            raise ValueError(
+                "sticky routing is an Istio VirtualService, which KServe uses in Serverless "
+                f"mode only; the experiment is in {deployment_mode} mode"
+            )
         for variant in weights:
             self._check_variant(namespace, variant, deployment_mode)
         percents = percent_weights(weights)

@@ -201,6 +201,14 @@ def test_bad_variants_are_refused_before_anything_is_written(experiments, weight
     assert experiments.graphs.find(NS, name) is None
 
 
+def test_sticky_routing_is_refused_in_raw_deployment_mode(experiments):
+    name = _name()
+    with pytest.raises(ValueError, match="Serverless mode only"):
+        experiments.start(name, NS, {f"{name}-a": 1}, owner="s", sticky=True,
+                          deployment_mode=isvc.RAW, timeout=1)  # fmt: skip
+    assert experiments.graphs.find(NS, name) is None
+
+
 def test_weights_for_other_variants_are_refused(experiments):
     name = _name()
     _variants(experiments, f"{name}-a", f"{name}-b")
