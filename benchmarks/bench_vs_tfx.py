@@ -143,22 +143,16 @@ def _literal(node: ast.AST) -> Any:
 
 
 def kfpkit_trainer_defaults() -> tuple[dict[str, Any], list[str]]:
-    """(Hyperparameters defaults, DEFAULT_EXCLUDE_COLUMNS) read from the trainer's source.
-
-    Read, not imported: the trainer imports TensorFlow, which kfpkit's SDK environment lacks.
+    """(Hyperparameters defaults, DEFAULT_EXCLUDE_COLUMNS): the defaults from
+    kfpkit.hyperparameters (pure), the exclusions read from the trainer's source (read, not
+    imported: the trainer imports TensorFlow, which kfpkit's SDK environment lacks).
     """
+    from kfpkit.hyperparameters import Hyperparameters, hyperparameters_dict
+
     tree = ast.parse(TRAINER_SOURCE.read_text())
-    hp: dict[str, Any] = {}
+    hp: dict[str, Any] = hyperparameters_dict(Hyperparameters())
     exclude: list[str] | None = None
     for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == "Hyperparameters":
-            for item in node.body:
-                if (
-                    isinstance(item, ast.AnnAssign)
-                    and isinstance(item.target, ast.Name)
-                    and item.value
-                ):
-                    hp[item.target.id] = _literal(item.value)
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "DEFAULT_EXCLUDE_COLUMNS" for t in node.targets
         ):

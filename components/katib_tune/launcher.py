@@ -12,13 +12,13 @@ trial workers, TensorFlow) are imported only when that backend runs: a step with
 from __future__ import annotations
 
 import logging
-from dataclasses import fields
 from typing import Any
 
 from kfpkit.components.katib_tune.report import tuning_html
 from kfpkit.components.katib_tune.result import TuneResult
 from kfpkit.components.katib_tune.spec import BACKENDS, TuneSpec, parse_spec
 from kfpkit.components.katib_tune.trial import TrialData
+from kfpkit.hyperparameters import KEYS, parse_hyperparameters
 from kfpkit.jobs.wait import check_wait_settings
 from kfpkit.runtime.executor import Executor, main, write_text_artifact
 from kfpkit.runtime.identity import executor_identity, step_key
@@ -32,6 +32,10 @@ def spec_from(executor: Executor, known: Any = None) -> TuneSpec:
     fixed = executor.json_param("fixed_hyperparameters", {}) or {}
     if not isinstance(fixed, dict):
         raise ValueError(f"fixed_hyperparameters must be a JSON object, not {fixed!r}")
+    try:  # the trainer's rules, every bad key and value at once, tuning or not
+        parse_hyperparameters(fixed)
+    except ValueError as e:
+        raise ValueError(f"fixed_hyperparameters: {e}") from None
     return parse_spec(
         search_space=executor.json_param("search_space", []),
         objective_metric=executor.param("objective_metric", "validation-auc"),
@@ -51,25 +55,16 @@ def spec_from(executor: Executor, known: Any = None) -> TuneSpec:
 
 
 def check_against_trainer(spec: TuneSpec) -> TuneSpec:
-    """The trainer's own rules on every key and on the ends of every range (imports
-    TensorFlow): a learning rate of 0 or an unknown key fails here, before any trial."""
-    from kfpkit.components.train import trainer
-
+    """The trainer's own rules (kfpkit.hyperparameters, no TensorFlow) on the ends of every
+    range: a learning rate of 0 fails here, before any trial."""
     for p in spec.parameters:
         for value in (p.min, p.max) if p.continuous else p.values:
             candidate = {**spec.fixed_hyperparameters, p.name: value}
             try:
-                trainer.parse_hyperparameters(candidate)
+                parse_hyperparameters(candidate)
             except ValueError as e:
                 raise ValueError(f"search_space[{p.name!r}] value {value!r}: {e}") from e
-    trainer.parse_hyperparameters(spec.fixed_hyperparameters)
     return spec
-
-
-def trainer_keys() -> list[str]:
-    from kfpkit.components.train import trainer
-
-    return [f.name for f in fields(trainer.Hyperparameters)]
 
 
 def trial_data(executor: Executor, uris: bool) -> TrialData:
@@ -135,7 +130,7 @@ def run(executor: Executor) -> None:
     backend = executor.param("backend", "local")
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
-    spec = spec_from(executor)
+    spec = check_against_trainer(spec_from(executor, KEYS))
     if not spec.tuning:
         result = TuneResult(
             backend=backend,
@@ -143,7 +138,6 @@ def run(executor: Executor) -> None:
             notes=["max_trial_count 0: no tuning; the fixed hyperparameters are passed on"],
         )
     else:
-        spec = check_against_trainer(spec_from(executor, trainer_keys()))
         result = run_katib(executor, spec) if backend == "katib" else run_local(executor, spec)
     executor.set_output_param("best_hyperparameters", result.best_hyperparameters)
     executor.output("metrics").metadata.update(result.metrics(spec.objective_metric))

@@ -25,6 +25,7 @@ from typing import Any
 
 from kfpkit.components.katib_tune import spec as specs
 from kfpkit.components.train.objective_metrics import EPOCH_LOG_KEYS, OBJECTIVE_METRICS
+from kfpkit.hyperparameters import parse_hyperparameters
 
 _log = logging.getLogger("kfpkit")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -129,7 +130,7 @@ def run_trial(
     scratch folder that is removed (a trial's product is its metrics)."""
     from kfpkit.components.train import trainer
 
-    hp = trainer.parse_hyperparameters(dict(hyperparameters))
+    hp = parse_hyperparameters(dict(hyperparameters))
     work = tempfile.mkdtemp(prefix="kfpkit-trial-", dir=scratch or None)
     try:
         request = trainer.TrainRequest(

@@ -15,6 +15,7 @@ import tensorflow as tf
 from kfpkit.components.train import trainer
 from kfpkit.components.train.curve import training_curve_html
 from kfpkit.components.train.objective_metrics import metric_lines
+from kfpkit.hyperparameters import hyperparameters_dict, parse_hyperparameters
 from kfpkit.runtime.executor import Executor, main
 
 
@@ -32,7 +33,7 @@ def request_from(executor: Executor) -> trainer.TrainRequest:
         validation_path=executor.required_input("validation_data").path,
         model_dir=executor.output("model").path,
         label_column=executor.param("label_column", "employed"),
-        hyperparameters=trainer.parse_hyperparameters(executor.json_param("hyperparameters")),
+        hyperparameters=parse_hyperparameters(executor.json_param("hyperparameters")),
         schema_path=schema.path if schema is not None else None,
         feature_columns=executor.string_list_param("feature_columns"),
         exclude_columns=executor.string_list_param(
@@ -57,7 +58,7 @@ def run(executor: Executor) -> None:
             "serving_signature": "serving_default",
             "features": {s.name: s.kind for s in result.features},
             "label": request.label_column,
-            "hyperparameters": trainer.hyperparameters_dict(request.hyperparameters),
+            "hyperparameters": hyperparameters_dict(request.hyperparameters),
             "strategy": result.strategy.name,
             "precision_policy": result.strategy.precision_policy,
         }

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -28,6 +28,9 @@ import tensorflow as tf
 from kfpkit import tabular
 from kfpkit.components.train import strategy as strategies
 from kfpkit.components.train.schema import SchemaFeature, load_schema_features
+
+# the hyperparameters and their rules are pure code, shared with katib_tune (no TensorFlow)
+from kfpkit.hyperparameters import Hyperparameters
 from kfpkit.tabular import NUMERIC, FeatureSpec
 
 _log = logging.getLogger("kfpkit")
@@ -38,108 +41,6 @@ MAX_VOCABULARY = 10_000
 OUTPUT_NAME = "probability"
 # TensorFlow op and signature input names must match this; Parquet column names need not.
 _INPUT_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-]*\Z")
-
-
-@dataclass(frozen=True)
-class Hyperparameters:
-    """Tunable settings; a tuning step outputs a JSON dict with (a subset of) these keys."""
-
-    # Batch 1024 at 3e-3 (was 256 at 1e-3): half the training time on the demo data, the
-    # same test accuracy and AUC (benchmarks/RESULTS.md, training section).
-    learning_rate: float = 3e-3
-    hidden_units: tuple[int, ...] = (64, 32)
-    dropout: float = 0.1
-    batch_size: int = 1024
-    epochs: int = 10
-    early_stopping_patience: int = 2
-    embedding_dim: int = 0  # 0: min(16, ceil(sqrt(vocabulary size))) per feature
-    seed: int = 42
-
-
-# key -> (integer?, lowest, highest, lowest included?)
-_RANGES: dict[str, tuple[bool, float, float, bool]] = {
-    "learning_rate": (False, 0.0, 10.0, False),
-    "dropout": (False, 0.0, 1.0 - 1e-9, True),
-    "batch_size": (True, 1, 1_000_000, True),
-    "epochs": (True, 1, 10_000, True),
-    "early_stopping_patience": (True, 0, 10_000, True),
-    "embedding_dim": (True, 0, 1024, True),
-    "seed": (True, 0, 2**31 - 1, True),
-}
-_MAX_LAYERS, _MAX_UNITS = 16, 65_536
-
-
-def _number(key: str, value: Any, integer: bool) -> float | int:
-    # Tuners often pass every value as text ("0.01"); numbers as text are accepted.
-    if isinstance(value, bool):
-        raise ValueError(f"hyperparameters[{key!r}] must be a number, not {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"hyperparameters[{key!r}] must be a number, not {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"hyperparameters[{key!r}] must be finite, not {value!r}")
-    if integer:
-        if number != int(number):
-            raise ValueError(f"hyperparameters[{key!r}] must be a whole number, not {value!r}")
-        return int(number)
-    return number
-
-
-def _hidden_units(value: Any) -> tuple[int, ...]:
-    if isinstance(value, str):  # "64,32" or "[64, 32]"
-        text = value.strip()
-        items: Any = json.loads(text) if text.startswith("[") else text.split(",") if text else []
-    elif isinstance(value, (list, tuple)):
-        items = value
-    else:
-        items = [value]
-    units = tuple(int(_number("hidden_units", v, integer=True)) for v in items)
-    if len(units) > _MAX_LAYERS or any(not 1 <= u <= _MAX_UNITS for u in units):
-        raise ValueError(
-            f"hyperparameters['hidden_units'] must be at most {_MAX_LAYERS} layer sizes in "
-            f"[1, {_MAX_UNITS}], not {value!r}"
-        )
-    return units
-
-
-def parse_hyperparameters(value: Any) -> Hyperparameters:
-    """Hyperparameters from a dict or its JSON text; missing keys take the defaults.
-
-    Raises ValueError naming the key and value for text that is not JSON, unknown keys, and
-    values out of range (learning_rate <= 0, dropout outside [0, 1), batch_size or epochs
-    below 1, ...).
-    """
-    if value is None or value == "":
-        return Hyperparameters()
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"hyperparameters is not valid JSON: {value!r} ({e})") from e
-    if not isinstance(value, Mapping):
-        raise ValueError(f"hyperparameters must be a JSON object, not {value!r}")
-    known = [f.name for f in fields(Hyperparameters)]
-    unknown = sorted(set(value) - set(known))
-    if unknown:
-        raise ValueError(f"hyperparameters: unknown key(s) {unknown}; known: {known}")
-    parsed: dict[str, Any] = {}
-    for key, raw in value.items():
-        if key == "hidden_units":
-            try:
-                parsed[key] = _hidden_units(raw)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"hyperparameters['hidden_units'] is not valid: {raw!r}") from e
-            continue
-        integer, low, high, low_included = _RANGES[key]
-        number = _number(key, raw, integer)
-        if number > high or number < low or (number == low and not low_included):
-            bracket = "[" if low_included else "("
-            raise ValueError(
-                f"hyperparameters[{key!r}] = {raw!r} is out of range {bracket}{low:g}, {high:g}]"
-            )
-        parsed[key] = number
-    return Hyperparameters(**parsed)
 
 
 @dataclass(frozen=True)
@@ -536,7 +437,3 @@ def train(request: TrainRequest, callbacks: Sequence[Any] = ()) -> TrainResult:
     )
 
 
-def hyperparameters_dict(hp: Hyperparameters) -> dict[str, Any]:
-    out = asdict(hp)
-    out["hidden_units"] = list(hp.hidden_units)
-    return out

@@ -1,6 +1,5 @@
 """Input checks, features, the tf.data pipeline and the export of the trainer, on real files."""
 
-import json
 import os
 from pathlib import Path
 
@@ -15,40 +14,6 @@ from kfpkit.components.train.schema import load_schema_features
 from kfpkit.tabular import CATEGORICAL, NUMERIC, FeatureSpec
 
 SCHEMA = Path(__file__).parent / "data" / "schema.pbtxt"
-
-
-def test_hyperparameters_defaults_json_text_and_tuner_text():
-    assert trainer.parse_hyperparameters(None) == trainer.Hyperparameters()
-    hp = trainer.parse_hyperparameters(
-        json.dumps({"learning_rate": "0.01", "hidden_units": "128,64", "epochs": 3.0})
-    )
-    assert (hp.learning_rate, hp.hidden_units, hp.epochs) == (0.01, (128, 64), 3)
-    assert trainer.parse_hyperparameters({"hidden_units": "[8]"}).hidden_units == (8,)
-    assert trainer.parse_hyperparameters({"hidden_units": []}).hidden_units == ()
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        ("{learning_rate: 1", "hyperparameters is not valid JSON"),
-        ("[1, 2]", "must be a JSON object"),
-        ({"learning_rate": 0.1, "momentum": 0.9}, r"unknown key\(s\) \['momentum'\]"),
-        ({"learning_rate": 0}, r"'learning_rate'\] = 0 is out of range \(0, 10\]"),
-        ({"learning_rate": -1e-3}, "'learning_rate'"),
-        ({"dropout": 1.0}, r"'dropout'\] = 1.0 is out of range"),
-        ({"batch_size": 0}, r"'batch_size'\] = 0 is out of range"),
-        ({"epochs": 0}, r"'epochs'\] = 0"),
-        ({"epochs": 2.5}, "must be a whole number, not 2.5"),
-        ({"batch_size": True}, "must be a number, not True"),
-        ({"learning_rate": "fast"}, "must be a number, not 'fast'"),
-        ({"learning_rate": "nan"}, "must be finite"),
-        ({"hidden_units": [64, 0]}, "hidden_units"),
-        ({"hidden_units": "[64,"}, "hidden_units"),
-    ],
-)
-def test_bad_hyperparameters_name_the_value(value, message):
-    with pytest.raises(ValueError, match=message):
-        trainer.parse_hyperparameters(value)
 
 
 def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
