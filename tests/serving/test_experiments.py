@@ -135,6 +135,8 @@ def test_request_log_has_the_contract_columns_and_flags_out_of_domain_values(fix
     rows = [ROW, {"AGEP": -5.0, "SEX": "3"}, {"AGEP": None, "SEX": None}]
     status, headers, body = predict(server, rows, headers={"X-Request-Id": "logged-1"})
     assert status == 200 and body["request_id"] == "logged-1"
+    again = predict(server, headers={"X-Request-Id": "logged-1"})
+    assert again[0] == 409 and "already used" in again[2]["error"]  # ids join feedback
     time.sleep(1.0)
     table = read_served(str(folder)).to_pylist()
     mine = sorted((r for r in table if r["request_id"] == "logged-1"), key=lambda r: r["row"])
