@@ -114,6 +114,7 @@ bench: setup images
 	$(PY) benchmarks/bench_pipeline.py
 	$(PY) benchmarks/bench_continuous.py
 	$(PY) benchmarks/bench_online.py
+	.venvs/tfdv/bin/python benchmarks/bench_monitor.py
 
 # kfpkit beside TFX 1.16's LocalDagRunner, same rows and model (TFX in its own environment,
 # .venvs/tfx-bench, made from benchmarks/tfx/requirements.txt; not part of make bench or CI).
