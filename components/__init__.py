@@ -5,50 +5,16 @@ images run the launchers without kfp installed, so the definitions are only impo
 kfp is available; in the SDK the names below are the components themselves.
 """
 
+import importlib
 import importlib.util
 
-if importlib.util.find_spec("kfp") is not None:
-    from kfpkit.components.bigquery_split.component import bigquery_split
-    from kfpkit.components.evaluate.component import evaluate
-    from kfpkit.components.katib_tune.component import katib_tune
-    from kfpkit.components.kserve_push.component import kserve_push
-    from kfpkit.components.load_window_state.component import load_window_state
-    from kfpkit.components.monitor_serving.component import monitor_serving
-    from kfpkit.components.online_experiment.component import online_experiment
-    from kfpkit.components.publish_model.component import publish_model
-    from kfpkit.components.record_outcome.component import record_outcome
-    from kfpkit.components.register_model.component import register_model
-    from kfpkit.components.resolve_model.component import resolve_model
-    from kfpkit.components.retrain_decision.component import retrain_decision
-    from kfpkit.components.save_window_state.component import save_window_state
-    from kfpkit.components.tfdv_schema.component import tfdv_schema
-    from kfpkit.components.tfdv_statistics.component import tfdv_statistics
-    from kfpkit.components.tfdv_validate.component import tfdv_validate
-    from kfpkit.components.tfdv_validate_splits.component import tfdv_validate_splits
-    from kfpkit.components.train.component import train
-    from kfpkit.components.trigger_pipeline.component import trigger_pipeline
+from kfpkit.catalog import COMPONENTS
 
-    __all__ = [
-        "bigquery_split",
-        "evaluate",
-        "katib_tune",
-        "kserve_push",
-        "load_window_state",
-        "monitor_serving",
-        "online_experiment",
-        "publish_model",
-        "record_outcome",
-        "register_model",
-        "resolve_model",
-        "retrain_decision",
-        "save_window_state",
-        "tfdv_schema",
-        "tfdv_statistics",
-        "tfdv_validate",
-        "tfdv_validate_splits",
-        "train",
-        "trigger_pipeline",
-    ]
+if importlib.util.find_spec("kfp") is not None:
+    # One export per entry of the one list (kfpkit.catalog), under the component's name.
+    for _c in COMPONENTS:
+        globals()[_c.name] = getattr(importlib.import_module(_c.module), _c.name)
+    __all__ = [c.name for c in COMPONENTS]
 
 
 def _with_importable_submodules(component: object, package: str) -> None:

@@ -79,7 +79,7 @@ def bigquery_split(
         ragged CSV lines, and a label that is NULL, constant or has a third value.
     """
     return dsl.ContainerSpec(
-        image=images.image("core"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.bigquery_split.launcher"],
         args=["--executor_input", "{{$}}"],
     )

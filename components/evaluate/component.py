@@ -70,7 +70,7 @@ def evaluate(
         metric or thresholds outside [0, 1].
     """
     return dsl.ContainerSpec(
-        image=images.image("train"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.evaluate.launcher"],
         args=["--executor_input", "{{$}}"],
     )

@@ -107,7 +107,7 @@ def katib_tune(
         (exit 1) with the trials' errors or Katib's reason.
     """
     return dsl.ContainerSpec(
-        image=images.image("train"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.katib_tune.launcher"],
         args=["--executor_input", "{{$}}"],
     )

@@ -139,7 +139,7 @@ def kserve_push(
         infra validation, an InferenceService that does not become ready.
     """
     return dsl.ContainerSpec(
-        image=images.image("train"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.kserve_push.launcher"],
         args=["--executor_input", "{{$}}"],
     )

@@ -44,7 +44,7 @@ def load_window_state(
         overlap (a schedule with ``max_concurrency`` 1).
     """
     return dsl.ContainerSpec(
-        image=images.image("core"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.load_window_state.launcher"],
         args=["--executor_input", "{{$}}"],
     )

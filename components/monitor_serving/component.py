@@ -111,7 +111,7 @@ def monitor_serving(
         labels and a score per row (accuracy at 0.5).
     """
     return dsl.ContainerSpec(
-        image=images.image("tfdv"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.monitor_serving.launcher"],
         args=["--executor_input", "{{$}}"],
     )

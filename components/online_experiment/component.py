@@ -86,7 +86,7 @@ def online_experiment(
         a ``bq://`` table are parsed in Python (its JSON payloads).
     """
     return dsl.ContainerSpec(
-        image=images.image("core"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.online_experiment.launcher"],
         args=["--executor_input", "{{$}}"],
     )

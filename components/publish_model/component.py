@@ -37,7 +37,7 @@ def publish_model(
         file.
     """
     return dsl.ContainerSpec(
-        image=images.image("core"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.publish_model.launcher"],
         args=["--executor_input", "{{$}}"],
     )

@@ -45,7 +45,7 @@ def record_outcome(
         names no task) is reported as failed with ``failed_steps`` empty and the message.
     """
     return dsl.ContainerSpec(
-        image=images.image("core"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.record_outcome.launcher"],
         args=["--executor_input", "{{$}}"],
     )

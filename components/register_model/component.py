@@ -75,7 +75,7 @@ def register_model(
         of transient errors.
     """
     return dsl.ContainerSpec(
-        image=images.image("core"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.register_model.launcher"],
         args=["--executor_input", "{{$}}"],
     )

@@ -50,7 +50,7 @@ def resolve_model(
         statistics_uri: Its training statistics' URI from its lineage ("" when none).
     """
     return dsl.ContainerSpec(
-        image=images.image("core"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.resolve_model.launcher"],
         args=["--executor_input", "{{$}}"],
     )

@@ -60,7 +60,7 @@ def retrain_decision(
         production model, no skew) is not counted, whatever its value.
     """
     return dsl.ContainerSpec(
-        image=images.image("tfdv"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.retrain_decision.launcher"],
         args=["--executor_input", "{{$}}"],
     )

@@ -36,7 +36,7 @@ def save_window_state(
         An invalid window label, a state URI that is a file, neither input given.
     """
     return dsl.ContainerSpec(
-        image=images.image("core"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.save_window_state.launcher"],
         args=["--executor_input", "{{$}}"],
     )

@@ -47,7 +47,7 @@ def tfdv_schema(
         statistics that are not a statistics proto.
     """
     return dsl.ContainerSpec(
-        image=images.image("tfdv"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.tfdv_schema.launcher"],
         args=["--executor_input", "{{$}}"],
     )

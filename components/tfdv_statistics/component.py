@@ -45,7 +45,7 @@ def tfdv_statistics(
         features.
     """
     return dsl.ContainerSpec(
-        image=images.image("tfdv"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.tfdv_statistics.launcher"],
         args=["--executor_input", "{{$}}"],
     )

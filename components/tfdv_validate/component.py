@@ -66,7 +66,7 @@ def tfdv_validate(
         ``fail_on_anomalies`` is set.
     """
     return dsl.ContainerSpec(
-        image=images.image("tfdv"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.tfdv_validate.launcher"],
         args=["--executor_input", "{{$}}"],
     )

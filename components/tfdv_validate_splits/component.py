@@ -82,7 +82,7 @@ def tfdv_validate_splits(
         ``fail_on_anomalies`` is set.
     """
     return dsl.ContainerSpec(
-        image=images.image("tfdv"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.tfdv_validate_splits.launcher"],
         args=["--executor_input", "{{$}}"],
     )

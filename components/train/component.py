@@ -66,7 +66,7 @@ def train(
         the schema requires but is null.
     """
     return dsl.ContainerSpec(
-        image=images.image("train"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.train.launcher"],
         args=["--executor_input", "{{$}}"],
     )

@@ -68,7 +68,7 @@ def trigger_pipeline(
         the ``vertex`` dependencies (google-cloud-aiplatform) in the image.
     """
     return dsl.ContainerSpec(
-        image=images.image("core"),
+        image=images.component_image(__name__),
         command=["python3", "-m", "kfpkit.components.trigger_pipeline.launcher"],
         args=["--executor_input", "{{$}}"],
     )

@@ -9,43 +9,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kfpkit import targets
+from kfpkit import catalog, targets
+from kfpkit.catalog import load_pipeline  # noqa: F401 - kfpkit.compile.load_pipeline
 from kfpkit.pipelines import PIPELINES
 
-COMPONENTS = {
-    name: (f"kfpkit.components.{name}.component", name)
-    for name in (
-        "bigquery_split",
-        "tfdv_statistics",
-        "tfdv_schema",
-        "tfdv_validate",
-        "tfdv_validate_splits",
-        "train",
-        "evaluate",
-        "publish_model",
-        "katib_tune",
-        "kserve_push",
-        "record_outcome",
-        "register_model",
-        "resolve_model",
-        "retrain_decision",
-        "monitor_serving",
-        "load_window_state",
-        "save_window_state",
-        "trigger_pipeline",
-        "online_experiment",
-    )  # fmt: skip
-}
+# name -> (module, attribute) of every component (kfpkit.catalog, the one list).
+COMPONENTS = {c.name: (c.module, c.name) for c in catalog.COMPONENTS}
 
 
 def _load(module: str, attr: str) -> Any:
     return getattr(importlib.import_module(module), attr)
-
-
-def load_pipeline(name: str) -> Any:
-    if name not in PIPELINES:
-        raise ValueError(f"Unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}")
-    return _load(*PIPELINES[name])
 
 
 _HEADER_DEFAULT = re.compile(

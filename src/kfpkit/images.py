@@ -18,7 +18,7 @@ import json
 import os
 import re
 
-from kfpkit import __version__
+from kfpkit import __version__, catalog
 
 DEFAULT_REGISTRY = "ghcr.io/kfpkit"
 # Label images/build.py puts on every image: a hash of everything that went into it.
@@ -30,29 +30,9 @@ FAMILIES = ("core", "tfdv", "train")
 # GPU build. kfpkit.accelerators switches a task to the variant when it asks for GPUs.
 GPU_VARIANTS = {"train": "train-gpu"}
 
-# The family each component runs in. Its runtime tests run in a venv made from that family's
-# lock (``make test``), so they test the same stack the image ships.
-COMPONENT_FAMILIES = {
-    "bigquery_split": "core",
-    "tfdv_statistics": "tfdv",
-    "tfdv_schema": "tfdv",
-    "tfdv_validate": "tfdv",
-    "tfdv_validate_splits": "tfdv",
-    "train": "train",
-    "evaluate": "train",
-    "publish_model": "core",
-    "kserve_push": "train",
-    "katib_tune": "train",
-    "record_outcome": "core",
-    "register_model": "core",
-    "resolve_model": "core",
-    "load_window_state": "core",
-    "save_window_state": "core",
-    "retrain_decision": "tfdv",
-    "monitor_serving": "tfdv",
-    "trigger_pipeline": "core",
-    "online_experiment": "core",
-}
+# The family each component runs in (kfpkit.catalog, the one list). Its runtime tests run in a
+# venv made from that family's lock (``make test``), so they test the same stack the image ships.
+COMPONENT_FAMILIES = {c.name: c.family for c in catalog.COMPONENTS}
 
 _REGISTRY_RE = re.compile(r"^[a-z0-9][a-z0-9.:_/-]*[a-z0-9]\Z")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
@@ -70,6 +50,13 @@ def tag() -> str:
     if not _TAG_RE.match(value):
         raise ValueError(f"KFPKIT_IMAGE_TAG is not a valid image tag: {value!r}")
     return value
+
+
+def component_image(module: str) -> str:
+    """The image of the component whose KFP definition is ``module`` (``__name__`` of
+    ``kfpkit.components.<name>.component``): its family's, from the catalog."""
+    name = module.split(".")[2] if module.startswith("kfpkit.components.") else module
+    return image(catalog.component(name).family)
 
 
 def image(family: str) -> str:

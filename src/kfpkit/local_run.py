@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kfpkit import images
-from kfpkit.compile import load_pipeline
+from kfpkit.catalog import load_pipeline
 from kfpkit.runtime.executor import EXIT_CANCELLED, FAILURE_RECORD, Cancelled
 
 CACHE_DIR = ".kfp_cache"  # under the pipeline root: kfp.local's cache entries

@@ -226,7 +226,7 @@ def _check_parameters(value: Mapping[str, Any], where: str) -> None:
 @functools.cache
 def _pipeline_parameters() -> dict[str, list[tuple[str, Any]]]:
     """Parameter name -> (pipeline, annotation) of every registered pipeline."""
-    from kfpkit.compile import load_pipeline
+    from kfpkit.catalog import load_pipeline
     from kfpkit.pipelines import PIPELINES
 
     found: dict[str, list[tuple[str, Any]]] = {}
