@@ -453,7 +453,7 @@ def summary(run: LocalRun) -> str:
             facts = [
                 f"{k}={meta[k]}"
                 for k in ("table_id", "row_count", "files", "state", "failed_steps")
-                if k in meta
+                if meta.get(k, "") != ""  # a split of data files has no table
             ]
             if "absent" in meta:
                 facts = ["absent (not requested)"]
