@@ -28,6 +28,7 @@ from google.api_core import exceptions as gexc
 from google.api_core import retry as api_retry
 from google.cloud import bigquery
 
+from kfpkit.bigquery import make_client
 from kfpkit.components.bigquery_split import sql
 from kfpkit.components.bigquery_split.source import PARQUET_PATTERN, SplitResult
 from kfpkit.runtime.executor import Cancelled, path_to_uri
@@ -65,21 +66,6 @@ class SplitRequest:
     step_key: str = ""
     # checked to be a column of the source when set (the pipeline's label)
     label_column: str = ""
-
-
-def make_client(project: str, location: str, endpoint: str = "") -> bigquery.Client:
-    """A BigQuery client; with ``endpoint`` (the emulator) it uses anonymous credentials."""
-    if endpoint:
-        from google.api_core.client_options import ClientOptions
-        from google.auth.credentials import AnonymousCredentials
-
-        return bigquery.Client(
-            project=project,
-            location=location or None,
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options=ClientOptions(api_endpoint=endpoint),
-        )
-    return bigquery.Client(project=project, location=location or None)
 
 
 def is_transient(error: BaseException) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from google.cloud import bigquery
 
-from kfpkit.components.bigquery_split.runner import make_client
+from kfpkit.bigquery import make_client
 
 DEFAULT_VENV = Path(".venvs/emu")
 
