@@ -10,7 +10,7 @@ export BASE_IMAGE
 KFP_OLDEST := 2.7.0
 KFP_KUBERNETES_OLDEST := 1.2.0
 
-.PHONY: setup images run replay test test-fast compile docs check-compiled push compat bench bench-tfx lint clean kube-apiserver
+.PHONY: setup images run run-emulator replay test test-fast compile docs check-compiled push compat bench bench-tfx lint clean kube-apiserver
 
 .venv/.synced: pyproject.toml uv.lock
 	uv sync --frozen --quiet
@@ -51,11 +51,18 @@ images: .venv/.synced
 image-%: .venv/.synced
 	$(PY) images/build.py $*
 
-# The demo pipeline, then the model it blessed served on 127.0.0.1 with real requests.
+# The demo pipeline, then the model it blessed served on 127.0.0.1 with real requests. The
+# demo data is split by bigquery_split's embedded engine (the rows BigQuery would give each
+# split, in seconds instead of the emulator's half-minute); run-emulator takes the BigQuery
+# path on the emulator instead (tests/test_pipeline_docker.py covers it end to end).
 run: setup images
-	.venv/bin/kfpkit run training --local --emulator
+	.venv/bin/kfpkit run training --local --data .cache/demo/employment.parquet \
+	  --label employed --key id --param 'slice_columns=["SEX", "year"]'
 	.venv/bin/kfpkit serve local_outputs/serving/employment --name employment --port 0 \
 	  --smoke-test 20 --data .cache/demo/employment.parquet
+
+run-emulator: setup images
+	.venv/bin/kfpkit run training --local --emulator
 
 # A real kube-apiserver for the Kubernetes-side tests (Katib, KServe), built once from Debian's
 # source package and cached by content hash under .cache/kube-apiserver/ (instant when cached).
