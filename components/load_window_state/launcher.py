@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 
-from kfpkit.components.load_window_state import state
+from kfpkit import window_state as state
 from kfpkit.runtime.executor import Executor, main, uri_to_path, write_text_artifact
 
 STATE_FILE = "state.json"

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from kfpkit.components.load_window_state.state import WindowState
+from kfpkit.window_state import WindowState
 
 DRIFT = "drift"
 SKEW = "skew"

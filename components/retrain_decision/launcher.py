@@ -13,10 +13,10 @@ import os
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from kfpkit.components.load_window_state.state import WindowState
 from kfpkit.components.retrain_decision.decision import Distance, Policy, Served, decide
 from kfpkit.runtime.executor import Executor, main, write_text_artifact
 from kfpkit.tfdv.validation import measurements
+from kfpkit.window_state import WindowState
 
 DECISION_FILE = "decision.json"
 ANOMALIES_FILE = "anomalies.pbtxt"  # tfdv_validate's

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-from kfpkit.components.load_window_state import state
+from kfpkit import window_state as state
 from kfpkit.runtime.executor import Executor, main, uri_to_path
 
 

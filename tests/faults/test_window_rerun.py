@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kfpkit.components.load_window_state import state
+from kfpkit import window_state as state
 from kfpkit.components.retrain_decision.decision import Distance, Policy, decide
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

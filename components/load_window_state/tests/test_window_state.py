@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from kfpkit import testing
+from kfpkit import window_state as state
 from kfpkit.components.load_window_state import launcher as load_launcher
-from kfpkit.components.load_window_state import state
 from kfpkit.components.save_window_state import launcher as save_launcher
 from kfpkit.runtime import executor
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kfpkit.components.load_window_state.state import Production, WindowState
 from kfpkit.components.retrain_decision.decision import Distance, Policy, Served, decide
+from kfpkit.window_state import Production, WindowState
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 PROD = Production("2015", "/serving/employment/1", "1", (NOW - timedelta(days=3)).isoformat())

@@ -1,4 +1,5 @@
-"""The continuous-training state folder: each window's statistics and decision, and which
+"""The continuous-training state folder (shared by load_window_state, save_window_state and
+retrain_decision): each window's statistics and decision, and which
 window's model is in production. Pure file work (no kfp, no TFDV).
 
 Layout under the state URI (a local path, or gs:// read through KFP's /gcs/ mount)::
