@@ -11,7 +11,7 @@ import json
 import logging
 import os
 
-from kfpkit.components.record_outcome.outcome import decide
+from kfpkit.outcome import decide
 from kfpkit.runtime.executor import Executor, main, write_text_artifact
 
 _log = logging.getLogger("kfpkit")

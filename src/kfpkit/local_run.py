@@ -315,7 +315,7 @@ def record_cancelled(run_dir: Path, pipeline: str, reason: str) -> Path:
     CANCELLED, in record_outcome's format. A step that was stopped before it could record its
     own failure (e.g. while importing) gets a failure record, so every step that started is
     either finished or failed."""
-    from kfpkit.components.record_outcome.outcome import decide
+    from kfpkit.outcome import decide
 
     for step in {p for p in _RUNNING.started if p.parent == run_dir}:
         if not (step / "executor_output.json").is_file() and not (step / FAILURE_RECORD).is_file():

@@ -8,7 +8,7 @@ import pytest
 
 from kfpkit import testing
 from kfpkit.components.record_outcome import launcher
-from kfpkit.components.record_outcome.outcome import decide, failed_tasks_in_message
+from kfpkit.outcome import decide, failed_tasks_in_message
 from kfpkit.runtime import executor
 
 # What kfp.local 2.17 passes an exit task when the handler's body failed.

@@ -1,4 +1,5 @@
-"""What a run's outcome is, from KFP's final status and the run's folder: pure functions."""
+"""What a run's outcome is, from KFP's final status and the run's folder: pure functions, shared by
+record_outcome (the exit handler) and kfpkit run (a run stopped by a signal)."""
 
 from __future__ import annotations
 
