@@ -17,6 +17,13 @@ resident memory after the load. Clients and server share the machine's cores.
 Run in the train environment:
     .venvs/train/bin/python benchmarks/bench_serve.py [--seconds 4] [--clients 4]
 Writes benchmarks/results_serve.json and prints a Markdown table.
+
+``--experiment`` measures instead what an online experiment costs: the same model served
+plainly (one model, no logging) and as an experiment (two variants, Thompson bandit routing,
+request log, feedback log; clients send a feedback for every ``--feedback-every``-th answer),
+both servers up at once and measured in alternating rounds (A, B, A, B, ...), so that load
+from other jobs falls on both alike. Latency is of the predict requests (V1, batch 1).
+Writes benchmarks/results_serve_experiment.json.
 """
 
 from __future__ import annotations
@@ -122,6 +129,95 @@ def _client(args: tuple) -> list[float]:
     return latencies
 
 
+def _experiment_client(args: tuple) -> list[float]:
+    """Like :func:`_client`, reading each answer's request id and sending a feedback for every
+    ``feedback_every``-th one (0: none); latencies of the predict requests only."""
+    host, port, path, bodies, seconds, feedback_every = args
+    from kfpkit.serving.client import Client
+
+    client, latencies, i = Client(host, port, timeout=60), [], 0
+    feedback_path = path.replace(":predict", "/feedback")
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        status, body = client.request("POST", path, bodies[i % len(bodies)])
+        latencies.append((time.perf_counter() - started) * 1000)
+        if status != 200:
+            raise RuntimeError(f"{status}: {body}")
+        i += 1
+        if feedback_every and i % feedback_every == 0:
+            status, answer = client.post(
+                feedback_path, {"request_id": body["request_id"], "label": i % 2}
+            )
+            if status != 200:
+                raise RuntimeError(f"feedback {status}: {answer}")
+    client.close()
+    return latencies
+
+
+def experiment_overhead(
+    model: Path, rows: list[dict], kinds: dict[str, str], work: Path, clients: int,
+    seconds: float, rounds: int, feedback_every: int,
+) -> dict[str, Any]:  # fmt: skip
+    """Plain (one model, no logs) vs experiment (2 variants, bandit, logs, feedback),
+    alternating rounds of ``seconds`` each."""
+    from kfpkit.serving.client import ServerProcess, percentile
+
+    plain_args = ["--model-dir", str(model), "--name", "employment", "--port", "0"]
+    experiment_args = [
+        "--variant", f"a={model}", "--variant", f"b={model}", "--routing", "bandit",
+        "--name", "employment", "--port", "0", "--log-dir", str(work / "experiment-logs"),
+    ]  # fmt: skip
+    servers = {
+        "plain": ServerProcess.python(sys.executable, plain_args).start(),
+        "experiment": ServerProcess.python(sys.executable, experiment_args).start(),
+    }
+    path = "/v1/models/employment:predict"
+    bodies = bodies_for(rows, 1, "v1", kinds)
+    latencies: dict[str, list[float]] = {label: [] for label in servers}
+    per_round: dict[str, list[float]] = {label: [] for label in servers}  # p99 of each round
+    elapsed = dict.fromkeys(servers, 0.0)
+    try:
+        with mp.get_context("spawn").Pool(clients) as pool:
+            for label, server in servers.items():  # warm both connection paths
+                every = feedback_every if label == "experiment" else 0
+                _experiment_client((server.host, server.port, path, bodies[:5], 0.5, every))
+            for _ in range(rounds):
+                for label, server in servers.items():
+                    every = feedback_every if label == "experiment" else 0
+                    job = (server.host, server.port, path, bodies, seconds, every)
+                    started = time.perf_counter()
+                    per_client = pool.map(_experiment_client, [job] * clients)
+                    elapsed[label] += max(time.perf_counter() - started, seconds)
+                    latencies[label] += [x for c in per_client for x in c]
+                    per_round[label].append(percentile([x for c in per_client for x in c], 99))
+        status = servers["experiment"].client().status()
+    finally:
+        for server in servers.values():
+            server.stop()
+    out: dict[str, Any] = {"rounds": rounds, "seconds_per_round": seconds, "clients": clients,
+                           "feedback_every": feedback_every}  # fmt: skip
+    for label, values in latencies.items():
+        out[label] = {
+            "requests": len(values),
+            "requests_per_second": round(len(values) / elapsed[label], 1),
+            "p50_ms": round(percentile(values, 50), 3),
+            "p99_ms": round(percentile(values, 99), 3),
+        }
+    out["p99_overhead"] = round(out["experiment"]["p99_ms"] / out["plain"]["p99_ms"] - 1, 4)
+    out["p50_overhead"] = round(out["experiment"]["p50_ms"] / out["plain"]["p50_ms"] - 1, 4)
+    # other jobs' load drifts during a run: the ratio within each (A, B) pair of rounds too
+    ratios = sorted(b / a for a, b in zip(per_round["plain"], per_round["experiment"], strict=True))
+    out["p99_overhead_median_of_rounds"] = round(ratios[len(ratios) // 2] - 1, 4)
+    out["p99_per_round_ms"] = {k: [round(v, 2) for v in vs] for k, vs in per_round.items()}
+    out["throughput_ratio"] = round(
+        out["experiment"]["requests_per_second"] / out["plain"]["requests_per_second"], 4
+    )
+    out["experiment_status"] = {"routing": status["routing"]["arms"],
+                                "feedback": status["feedback"]}  # fmt: skip
+    return out
+
+
 def bodies_for(rows: list[dict], batch: int, protocol: str, kinds: dict[str, str]) -> list[bytes]:
     from kfpkit.serving.client import v1_body, v2_body
 
@@ -217,7 +313,10 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--clients", type=int, default=4)
-    p.add_argument("--out", default=str(HERE / "results_serve.json"))
+    p.add_argument("--out", default="")
+    p.add_argument("--experiment", action="store_true", help="only the experiment overhead")
+    p.add_argument("--rounds", type=int, default=6, help="--experiment: rounds per server")
+    p.add_argument("--feedback-every", type=int, default=4)
     a = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
@@ -225,6 +324,16 @@ def main() -> None:
     specs = tabular.ServingModel(str(model)).feature_specs
     rows = load_rows(work, specs)
     kinds = {s.name: s.kind for s in specs}
+    if a.experiment:
+        result = experiment_overhead(model, rows, kinds, work, a.clients, a.seconds, a.rounds,
+                                     a.feedback_every)  # fmt: skip
+        result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                             "date": time.strftime("%Y-%m-%d", time.gmtime())}  # fmt: skip
+        out = Path(a.out or HERE / "results_serve_experiment.json")
+        out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        print(json.dumps({k: v for k, v in result.items() if k != "experiment_status"}, indent=2))
+        return
+    a.out = a.out or str(HERE / "results_serve.json")
     cases = [(b, proto) for b in (1, 64) for proto in ("v1", "v2")]
     machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
     results: dict[str, Any] = {"machine": machine, "seconds": a.seconds, "clients": a.clients,
