@@ -295,6 +295,10 @@ def _micros(column: pa.ChunkedArray) -> np.ndarray:
 
 def _requests(table: pa.Table) -> pa.Table:
     """One row per (variant, request): its latency (the whole request's) and worst status."""
+    if (pc.max(table.column("row")).as_py() or 0) == 0:  # one row a request: no grouping
+        return table.select(["variant", "request_id", "latency_ms", "status"]).rename_columns(
+            ["variant", "request_id", "latency_ms_max", "status_max"]
+        )
     return table.group_by(["variant", "request_id"]).aggregate(
         [("latency_ms", "max"), ("status", "max")]
     )

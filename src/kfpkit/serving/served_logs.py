@@ -310,60 +310,53 @@ def _read_feedback(fs: pafs.FileSystem, folder: str) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def first_feedback(feedback: pa.Table) -> tuple[pa.Table, int]:
-    """One feedback row per (request_id, row): the earliest by timestamp, then file order.
-
-    Returns the kept rows and how many were dropped.
-    """
-    if feedback.num_rows == 0:
-        return feedback, 0
-    n = feedback.num_rows
-    indexed = feedback.append_column("_order", pa.array(range(n), pa.int64()))
-    order = pc.sort_indices(indexed, [("timestamp", "ascending"), ("_order", "ascending")])
-    ranked = indexed.take(order).set_column(
-        indexed.schema.get_field_index("_order"), "_order", pa.array(range(n), pa.int64())
-    )
-    # hash "min" of the rank: pyarrow 10 (tfdv's) has no hash "first"
-    kept = ranked.group_by(["request_id", "row"]).aggregate([("_order", "min")])
-    positions = pc.sort_indices(kept.column("_order_min"))
-    rows = ranked.take(pc.take(kept.column("_order_min"), positions)).drop(["_order"])
-    return rows, n - rows.num_rows
+def _keys(table: pa.Table) -> pa.Array:
+    """(request_id, row) as one string per row: ``<request_id>|<row>`` (the row is a number
+    after the last ``|``, so no two pairs share a key)."""
+    row = pc.cast(table.column("row"), pa.string())
+    return pc.binary_join_element_wise(table.column("request_id"), row, "|").combine_chunks()
 
 
 def join_feedback(requests: pa.Table, feedback: pa.Table) -> pa.Table:
-    """The request rows (their order kept) left-joined with their first feedback."""
-    feedback, duplicates = first_feedback(feedback)
-    if duplicates:
-        _log.warning("feedback: %d duplicate rows for an already answered (request_id, row) "
-                     "ignored; the earliest of each was kept", duplicates)  # fmt: skip
-    right = feedback.rename_columns(["request_id", "row", "label", "reward", "feedback_timestamp"])
+    """The request rows (their order kept) left-joined with their first feedback.
+
+    A lookup of each row's key in the feedback's keys (``index_in`` answers the first match),
+    not a hash join: the requests keep their order and only the feedback columns move. When
+    one key has several feedback rows they are first put in time order (then file order), so
+    that the first match is the earliest.
+    """
     n = requests.num_rows
-    left = requests.append_column("_order", pa.array(range(n), pa.int64()))
-    if n and right.num_rows:
-        joined = left.join(right, keys=["request_id", "row"], join_type="left outer")
-        joined = joined.take(pc.sort_indices(joined.column("_order")))
-    else:
-        joined = left
-        for name, kind in JOINED_COLUMNS.items():
-            joined = joined.append_column(pa.field(name, kind), pa.nulls(n, kind))
-    ordered = [*(f.name for f in requests.schema), *JOINED_COLUMNS]
-    schema = pa.schema([*requests.schema, *(pa.field(k, t) for k, t in JOINED_COLUMNS.items())])
-    table = joined.select(ordered).cast(schema)
-    unmatched = _unmatched(requests, right) if right.num_rows else 0
+    duplicates = unmatched = 0
+    columns = {name: pa.nulls(n, kind) for name, kind in JOINED_COLUMNS.items()}
+    if feedback.num_rows:
+        keys = _keys(feedback)
+        distinct = pc.unique(keys)
+        duplicates = feedback.num_rows - len(distinct)
+        if duplicates:
+            _log.warning("feedback: %d duplicate rows for an already answered (request_id, "
+                         "row) ignored; the earliest of each was kept", duplicates)  # fmt: skip
+            order = pc.sort_indices(
+                feedback.append_column("_order", pa.array(range(feedback.num_rows), pa.int64())),
+                [("timestamp", "ascending"), ("_order", "ascending")],
+            )
+            feedback, keys = feedback.take(order), keys.take(order)
+        if n:
+            request_keys = _keys(requests)
+            index = pc.index_in(request_keys, value_set=keys)
+            sources = {"label": "label", "reward": "reward", "feedback_timestamp": "timestamp"}
+            for name, source in sources.items():
+                column = feedback.column(source).combine_chunks().take(index)
+                columns[name] = column.cast(JOINED_COLUMNS[name])
+            found = pc.is_in(distinct, value_set=request_keys)
+            unmatched = len(distinct) - int(pc.sum(found).as_py() or 0)
+        else:
+            unmatched = len(distinct)
+    table = requests
+    for name, kind in JOINED_COLUMNS.items():
+        table = table.append_column(pa.field(name, kind), columns[name])
     metadata = {DUPLICATE_FEEDBACK_KEY: str(duplicates).encode(),
                 UNMATCHED_FEEDBACK_KEY: str(unmatched).encode()}  # fmt: skip
     return table.replace_schema_metadata(metadata)
-
-
-def _unmatched(requests: pa.Table, feedback: pa.Table) -> int:
-    if requests.num_rows == 0:
-        return feedback.num_rows
-    keys = requests.select(["request_id", "row"]).append_column(
-        "_hit", pa.array([True] * requests.num_rows)
-    )
-    hits = feedback.select(["request_id", "row"]).join(keys, keys=["request_id", "row"],
-                                                       join_type="left outer")  # fmt: skip
-    return int(hits.column("_hit").null_count)
 
 
 def duplicate_feedback(table: pa.Table) -> int:
