@@ -58,6 +58,9 @@ class _SplitWriter:
 
     def open(self) -> None:
         os.makedirs(self.folder, exist_ok=True)
+        for old in os.listdir(self.folder):  # an earlier attempt killed before its clean-up
+            if old.startswith(f".{OUTPUT_FILE}.partial-"):
+                os.remove(os.path.join(self.folder, old))
         self.writer = pq.ParquetWriter(self.temp_path, self.schema)
 
     def add(self, rows: pa.Table) -> None:

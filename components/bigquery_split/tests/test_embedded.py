@@ -115,8 +115,10 @@ def test_a_rerun_replaces_the_earlier_files(tmp_path):
     split(SAMPLE, tmp_path)
     stale = tmp_path / "out" / "train" / "data-000000000001.parquet"
     pq.write_table(pq.read_table(SAMPLE), stale)  # as if an earlier attempt wrote two files
+    killed = tmp_path / "out" / "test" / ".data-000000000000.parquet.partial-99999"
+    killed.write_bytes(b"PAR1")  # an attempt killed mid-write (no clean-up ran)
     split(SAMPLE, tmp_path)
-    assert not stale.exists()
+    assert not stale.exists() and not killed.exists()
     assert read_out(tmp_path, "train").num_rows < 2000
 
 
