@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from kfpkit.serving.client import ServerProcess, server_args
+from kfpkit.serving.client import ServerProcess, server_args, v2_body
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_PYTHON = ROOT / ".venvs" / "train" / "bin" / "python"
@@ -249,14 +249,21 @@ def test_json_with_a_charset_is_json(server):
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
-def test_a_body_sent_as_another_content_type_is_told_so(server, content_type):
-    body = json.dumps({"instances": [ROW]}).encode()
-    url = f"{server.base_url}/v1/models/candidate:predict"
-    status, answer, _ = _post(url, body, content_type)
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_a_body_sent_as_another_content_type_is_told_so(server, content_type, protocol):
+    if protocol == "v1":
+        body, path = {"instances": [ROW]}, "/v1/models/candidate:predict"
+    else:
+        body = v2_body([ROW], {"AGEP": "numeric", "SEX": "categorical"})
+        path = "/v2/models/candidate/infer"
+    status, answer, _ = _post(server.base_url + path, json.dumps(body).encode(), content_type)
     assert status == 415, answer
     assert answer["error"] == (
         f"Content-Type {content_type!r} is not JSON: send the body as application/json"
     )
+    status, answer, _ = _post(server.base_url + path, json.dumps(body).encode(),
+                              "application/json; charset=utf-8")  # fmt: skip
+    assert status == 200, answer
 
 
 def test_get_on_predict_is_method_not_allowed(server):

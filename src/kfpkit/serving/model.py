@@ -339,14 +339,21 @@ class RefusedRequest(InvalidInput):
         self.status = status
 
 
+def is_json(content_type: str) -> bool:
+    """``application/json`` or ``*+json``, with or without parameters (``; charset=utf-8``)."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def not_json(content_type: str) -> str:
+    return f"Content-Type {content_type!r} is not JSON: send the body as application/json"
+
+
 def _json_body(body: bytes | bytearray, content_type: str) -> Any:
     """A V1 body KServe left as bytes: JSON under a JSON media type with parameters
     (``application/json; charset=utf-8``), else 415 naming the Content-Type."""
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise RefusedRequest(
-            f"Content-Type {content_type!r} is not JSON: send the body as application/json", 415
-        )
+    if not is_json(content_type):
+        raise RefusedRequest(not_json(content_type), 415)
     try:
         return json.loads(body)
     except ValueError as e:

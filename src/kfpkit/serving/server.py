@@ -26,6 +26,7 @@ import re
 import signal
 import socket
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +35,7 @@ from kfpkit.serving.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS
 _log = logging.getLogger("kfpkit")
 MODEL_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 SHADOW_REPORT = "shadow_report.json"
+V2_INFER = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer\Z")
 
 
 def check_model_name(name: str) -> str:
@@ -133,22 +135,41 @@ def _plain_refusals(app: Any) -> None:
     """A refused request (:class:`RefusedRequest`, 4xx) answers its message and logs nothing:
     KServe's own handler logged a traceback for every bad request. GET (or any method but
     POST) on ``:predict`` / ``:explain`` is 405, where KServe's ``GET /v1/models/{name}``
-    matched first and answered 404 "Model with name x:predict does not exist"."""
-    from fastapi.responses import ORJSONResponse
+    matched first and answered 404 "Model with name x:predict does not exist". A V2 infer body
+    that is neither JSON nor the binary extension (``Inference-Header-Content-Length``) is 415
+    naming its Content-Type, where KServe answered that the binary header was missing."""
+    from fastapi.responses import JSONResponse  # ORJSONResponse warns once a call site
 
-    from kfpkit.serving.model import RefusedRequest
+    from kfpkit.serving.model import RefusedRequest, is_json, not_json
 
-    def refused(_request: Any, exc: Exception) -> Any:
+    async def refused(_request: Any, exc: Exception) -> Any:
         status = exc.status if isinstance(exc, RefusedRequest) else 400
-        return ORJSONResponse(status_code=status, content={"error": str(exc)})
+        return JSONResponse(status_code=status, content={"error": str(exc)})
 
     async def post_only(request: Any) -> Any:  # a Starlette route: gets the request as is
-        return ORJSONResponse(
+        return JSONResponse(
             status_code=405,
             headers={"Allow": "POST"},
             content={"error": f"{request.url.path} takes POST only, not {request.method}"},
         )
 
+    class V2ContentType:
+        def __init__(self, inner: Any):
+            self.inner = inner
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if (scope["type"] == "http" and scope["method"] == "POST"
+                    and V2_INFER.match(scope["path"])):  # fmt: skip
+                headers = dict(scope.get("headers", ()))
+                content_type = headers.get(b"content-type", b"").decode("latin-1")
+                binary = b"inference-header-content-length" in headers
+                if content_type and not binary and not is_json(content_type):
+                    error = {"error": not_json(content_type)}
+                    await JSONResponse(status_code=415, content=error)(scope, receive, send)
+                    return
+            await self.inner(scope, receive, send)
+
+    app.add_middleware(V2ContentType)
     app.add_exception_handler(RefusedRequest, refused)
     for verb in ("predict", "explain"):  # routes added before KServe's, so matched first
         app.add_route(f"/v1/models/{{model_name}}:{verb}", post_only,
@@ -221,6 +242,8 @@ def serve(
     _body_limit_app(app, max_body_bytes)
     _plain_validation_errors(app)
     _plain_refusals(app)
+    # KServe 0.21 answers with FastAPI's deprecated ORJSONResponse: a warning no user can act on
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
 
     async def status() -> dict[str, Any]:
         return model.status()
