@@ -22,10 +22,11 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from kfpkit import demo_data, images
+from kfpkit import demo_data, images, scoring
 
 PIPELINE = "continuous_training"
 WINDOWS = ("2015", "2016", "2017", "2018")
+LABEL_COLUMN = "employed"  # the demo data's label
 DEMO_PROJECT = "kfpkit-demo"
 # Steps of a window's run: always, and only when it retrains (and when blessed).
 DECISION_STEPS = ("split", "validate-data", "load-state", "compare-windows",
@@ -146,24 +147,6 @@ _TASK_DISPLAY = {
 }  # fmt: skip
 
 
-_SCORE = r"""
-import json, sys
-import numpy as np, pyarrow.parquet as pq
-from kfpkit import tabular
-from kfpkit.components.evaluate.metrics import binary_metrics
-jobs = json.loads(sys.argv[1]); out = {}
-models = {}
-for key, model_dir, data in jobs:
-    if model_dir not in models:
-        models[model_dir] = tabular.ServingModel(model_dir, key)
-    table = pq.read_table(data)
-    p = models[model_dir].predict_table(table)
-    m = binary_metrics(table["employed"].to_numpy(), p)
-    out[key] = {"accuracy": round(m["accuracy"], 4), "auc": round(m["auc"], 4), "rows": m["count"]}
-print("KFPKIT_SCORES " + json.dumps(out))
-"""
-
-
 def score(jobs: list[tuple[str, Path, Path]], mount: Path) -> dict[str, dict[str, float]]:
     """Scores (key, serving version folder, Parquet) jobs in the train image, as a server
     calls the model (its ``serving_default`` signature on raw features)."""
@@ -178,11 +161,12 @@ def score(jobs: list[tuple[str, Path, Path]], mount: Path) -> dict[str, dict[str
             args.append([key, str(single), str(data)])
         cmd = ["docker", "run", "--rm", "--network", "none", "--user",
                f"{os.getuid()}:{os.getgid()}", "-v", f"{mount}:{mount}", "-e", "HOME=/tmp",
-               images.image("train"), "python3", "-c", _SCORE, json.dumps(args)]  # fmt: skip
+               images.image("train"), "python3", "-m", "kfpkit.scoring", json.dumps(args),
+               LABEL_COLUMN]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"scoring failed ({done.returncode}): {done.stderr[-2000:]}")
-    line = [x for x in done.stdout.splitlines() if x.startswith("KFPKIT_SCORES ")][-1]
+    line = [x for x in done.stdout.splitlines() if x.startswith(scoring.PREFIX)][-1]
     return json.loads(line.split(" ", 1)[1])  # type: ignore[no-any-return]
 
 
