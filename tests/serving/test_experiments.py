@@ -350,3 +350,33 @@ def test_refused_starts_exit_2_naming_the_problem(models, tmp_path, args, words)
     assert done.returncode == 2, done.stderr[-3000:]
     for w in words:
         assert w.format(**paths) in done.stderr, done.stderr[-3000:]
+
+
+def test_a_log_folder_with_files_of_two_schemas_refuses_the_start(models, tmp_path):
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+
+    from kfpkit.serving.served_logs import REQUEST_COLUMNS
+    from kfpkit.testing.served_logs import write_requests
+
+    def table(agep_type):
+        now = datetime.now(UTC)
+        values = {"prediction": 0.5, "model_name": NAME, "model_version": "1", "variant": "a",
+                  "protocol": "v1", "request_id": f"r-{agep_type}", "row": 0, "timestamp": now,
+                  "latency_ms": 1.0, "status": 200, "out_of_domain": ""}  # fmt: skip
+        columns = {"AGEP": pa.array([30.0 if agep_type == "double" else "30"]),
+                   "SEX": pa.array(["1"])}  # fmt: skip
+        columns |= {k: pa.array([values[k]], t) for k, t in REQUEST_COLUMNS.items()}
+        return pa.table(columns)
+
+    folder = tmp_path / "logs" / NAME
+    first = write_requests(folder, table("double"))
+    second = write_requests(folder, table("string"))
+    done = subprocess.run(
+        [sys.executable, "-m", SERVER_MODULE, "--name", NAME, "--port", "0", "--log-dir",
+         str(tmp_path / "logs"), *variant_args(models, {"a": 1})],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert first.name in done.stderr and second.name in done.stderr, done.stderr[-2000:]
