@@ -41,10 +41,10 @@ import tensorflow_data_validation as tfdv  # noqa: E402
 
 IMPORT_S = time.perf_counter() - t0
 
-from kfpkit.components.tfdv_schema.schema import infer_schema  # noqa: E402
-from kfpkit.components.tfdv_statistics.statistics import compute_statistics  # noqa: E402
 from kfpkit.testing import tfdv as tfdv_testing  # noqa: E402
 from kfpkit.tfdv.data_files import find_data_files  # noqa: E402
+from kfpkit.tfdv.schema import infer_schema  # noqa: E402
+from kfpkit.tfdv.statistics import compute_statistics  # noqa: E402
 from kfpkit.tfdv.validation import (  # noqa: E402
     Thresholds,
     measurements,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
-from kfpkit.components.tfdv_statistics.statistics import compute_statistics
 from kfpkit.runtime.executor import Executor, main, write_text_artifact
 from kfpkit.tfdv import artifacts, data_files, report
+from kfpkit.tfdv.statistics import compute_statistics
 
 
 def run(executor: Executor) -> None:

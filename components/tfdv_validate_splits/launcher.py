@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 
-from kfpkit.components.tfdv_schema.launcher import schema_from, write_schema
-from kfpkit.components.tfdv_statistics.statistics import compute_split_statistics
 from kfpkit.runtime.executor import Executor, main, write_text_artifact
 from kfpkit.tfdv import artifacts, data_files, report
+from kfpkit.tfdv.schema import schema_from, write_schema
+from kfpkit.tfdv.statistics import compute_split_statistics
 from kfpkit.tfdv.validation import (
     Thresholds,
     anomaly_lines,

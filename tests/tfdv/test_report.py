@@ -9,9 +9,9 @@ import subprocess
 import pyarrow as pa
 import pytest
 
-from kfpkit.components.tfdv_schema.schema import infer_schema
 from kfpkit.testing import tfdv as tfdv_testing
 from kfpkit.tfdv import report
+from kfpkit.tfdv.schema import infer_schema
 from kfpkit.tfdv.validation import Thresholds, measurements, validate
 
 # Every host resolves to nothing and every proxy is a dead port: no fetch can succeed.

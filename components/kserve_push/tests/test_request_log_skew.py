@@ -4,7 +4,7 @@ check of deliberately skewed served traffic against the training data names the 
 The server runs here (train environment); the skew check runs in the tfdv environment
 (TFDV 1.16 needs TensorFlow 2.16 / protobuf 4: another dependency island), on the very
 files the server wrote, through the TFDV components' own runtime (``kfpkit.tfdv.data_files``,
-``tfdv_statistics.statistics``, ``kfpkit.tfdv.validation``).
+``kfpkit.tfdv.statistics``, ``kfpkit.tfdv.validation``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ SKEW_CHECK = """
 import json, sys
 import tensorflow_data_validation as tfdv
 from kfpkit.tfdv.data_files import find_data_files
-from kfpkit.components.tfdv_statistics.statistics import compute_statistics
+from kfpkit.tfdv.statistics import compute_statistics
 from kfpkit.tfdv import validation
 
 train_dir, log_dir, out = sys.argv[1:4]

@@ -10,10 +10,10 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from kfpkit import testing
 from kfpkit.components.tfdv_schema import launcher
-from kfpkit.components.tfdv_schema.schema import infer_schema, summary_markdown
 from kfpkit.runtime import executor
 from kfpkit.testing import tfdv as tfdv_testing
 from kfpkit.tfdv import artifacts
+from kfpkit.tfdv.schema import infer_schema, summary_markdown
 
 OUTPUTS = {"schema": "system.Artifact", "summary": "system.Markdown"}
 

@@ -17,11 +17,11 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from kfpkit import testing
 from kfpkit.components.tfdv_statistics import launcher
-from kfpkit.components.tfdv_statistics.statistics import compute_statistics, runs_remotely
 from kfpkit.runtime import executor
 from kfpkit.testing import tfdv as tfdv_testing
 from kfpkit.tfdv import artifacts
 from kfpkit.tfdv.data_files import find_data_files
+from kfpkit.tfdv.statistics import compute_statistics, runs_remotely
 
 OUTPUTS = {"statistics": "system.Artifact", "report": "system.HTML"}
 

@@ -11,11 +11,11 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from kfpkit import testing
-from kfpkit.components.tfdv_schema.schema import infer_schema
 from kfpkit.components.tfdv_validate import launcher
 from kfpkit.runtime import executor
 from kfpkit.testing import tfdv as tfdv_testing
 from kfpkit.tfdv import artifacts
+from kfpkit.tfdv.schema import infer_schema
 from kfpkit.tfdv.validation import (
     Thresholds,
     anomaly_lines,
@@ -202,7 +202,7 @@ def test_fail_on_anomalies_lists_every_anomaly_and_writes_nothing(data, tmp_path
 
 
 def test_serving_data_without_the_label_passes_in_the_serving_environment(data):
-    from kfpkit.components.tfdv_schema.schema import exclude_from_serving
+    from kfpkit.tfdv.schema import exclude_from_serving
 
     schema = infer_schema(data["train_stats"])
     exclude_from_serving(schema, ["employed"])

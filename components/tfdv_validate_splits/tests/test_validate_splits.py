@@ -12,11 +12,11 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from kfpkit import testing
-from kfpkit.components.tfdv_schema.schema import infer_schema
 from kfpkit.components.tfdv_validate_splits import launcher
 from kfpkit.runtime import executor
 from kfpkit.testing import tfdv as tfdv_testing
 from kfpkit.tfdv import artifacts
+from kfpkit.tfdv.schema import infer_schema
 
 OUTPUTS = {
     "train_statistics": "system.Artifact",

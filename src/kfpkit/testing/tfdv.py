@@ -34,7 +34,7 @@ def write_parquet(table: pa.Table, directory: Path, parts: int = 1) -> Path:
 def statistics_of(
     table: pa.Table, directory: Path, **kwargs: object
 ) -> statistics_pb2.DatasetFeatureStatisticsList:
-    from kfpkit.components.tfdv_statistics.statistics import compute_statistics
+    from kfpkit.tfdv.statistics import compute_statistics
 
     data = write_parquet(table, directory / "data")
     return compute_statistics(find_data_files(str(data)), str(directory / "stats.pb"), **kwargs)  # type: ignore[arg-type]
