@@ -12,12 +12,12 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 from google.cloud import bigquery
 
+from kfpkit import processes
 from kfpkit.bigquery import make_client
 
 DEFAULT_VENV = Path(".venvs/emu")
@@ -104,33 +104,31 @@ class Emulator:
 
     def _wait_ready(self, timeout: float) -> None:
         assert self._proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(
-                    f"BigQuery emulator exited with code {self._proc.returncode}"
-                    + (f"; see {self.log_path}" if self.log_path else "")
-                )
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError(f"BigQuery emulator not ready on {self.endpoint} after {timeout:.0f}s")
+        log = f"; see {self.log_path}" if self.log_path else ""
+        processes.wait_ready(
+            [self._proc],
+            self._answers_ready,
+            timeout,
+            exited=lambda p: RuntimeError(
+                f"BigQuery emulator exited with code {p.returncode}{log}"
+            ),
+            not_ready=lambda: RuntimeError(
+                f"BigQuery emulator not ready on {self.endpoint} after {timeout:.0f}s"
+            ),
+            interval=0.3,
+        )
+
+    def _answers_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.endpoint}/readyz", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            except BaseException:  # interrupted while waiting: do not leave it running
-                proc.kill()
-                raise
+        if proc:
+            processes.stop(proc, timeout=15)
 
     def client(self) -> bigquery.Client:
         return make_client(self.project, location="", endpoint=self.endpoint)

@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from kfpkit import processes
+
 SERVER_MODULE = "kfpkit.serving.server"
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -211,23 +213,32 @@ class ServerProcess:
         )  # fmt: skip
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        deadline = self.started_at + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self._reader.join(5)
-                if self.refused is not None:  # e.g. a broken model: the server said what
-                    raise ValueError(self.refused.get("error") or "the server refused to start")
-                raise RuntimeError(
-                    f"the model server exited with code {self.process.returncode} before it was "
-                    f"ready:\n{self.output()[-4000:]}"
-                )
-            if self.listening is not None and self._ready():
-                self.ready_seconds = time.monotonic() - self.started_at
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the model server was not ready within {timeout:.0f}s:\n"
-                           f"{self.output()[-4000:]}")  # fmt: skip
+
+        def exited(process: subprocess.Popen) -> Exception:
+            assert self._reader is not None
+            self._reader.join(5)
+            if self.refused is not None:  # e.g. a broken model: the server said what
+                return ValueError(self.refused.get("error") or "the server refused to start")
+            return RuntimeError(
+                f"the model server exited with code {process.returncode} before it was "
+                f"ready:\n{self.output()[-4000:]}"
+            )
+
+        def not_ready() -> Exception:
+            self.stop()
+            return RuntimeError(f"the model server was not ready within {timeout:.0f}s:\n"
+                                f"{self.output()[-4000:]}")  # fmt: skip
+
+        processes.wait_ready(
+            [self.process],
+            lambda: self.listening is not None and self._ready(),
+            timeout,
+            exited,
+            not_ready,
+            interval=0.1,
+        )
+        self.ready_seconds = time.monotonic() - self.started_at
+        return self
 
     def _ready(self) -> bool:
         client = self.client(timeout=5)
@@ -243,13 +254,7 @@ class ServerProcess:
         """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        processes.stop(self.process, timeout)
         if self._reader is not None:
             self._reader.join(10)
         return self.process.returncode
@@ -283,4 +288,3 @@ def _stop_with_parent() -> Callable[[], None] | None:
             os.kill(os.getpid(), signal.SIGTERM)
 
     return set_parent_death_signal
-

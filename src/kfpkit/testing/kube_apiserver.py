@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kfpkit import processes
+
 ENV_BINARY = "KFPKIT_KUBE_APISERVER"  # overrides the built binary's path
 _REPO = Path(__file__).resolve().parents[3]  # src/kfpkit/testing/ -> the repository
 BUILT_BINARY = _REPO / ".cache" / "kube-apiserver" / "current" / "kube-apiserver"
@@ -153,41 +155,39 @@ class KubeTestServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.start_timeout
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # the serving cert is made at start-up
         request = urllib.request.Request(
             f"{self.host}/readyz", headers={"Authorization": f"Bearer {self.token}"}
         )
-        last = ""
-        while time.monotonic() < deadline:
-            for proc in self._procs:
-                if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"{proc.args!r} exited with {proc.returncode}:\n"
-                        f"{self.log_tail('etcd')}\n{self.log_tail()}"
-                    )
+        last = [""]
+
+        def answers_ready() -> bool:
             try:
                 with urllib.request.urlopen(request, timeout=2, context=context) as response:
-                    if response.status == 200 and os.path.exists(self.ca_file):
-                        return
+                    return response.status == 200 and os.path.exists(self.ca_file)
             except OSError as e:
-                last = str(e)
-            time.sleep(0.25)
-        raise RuntimeError(
-            f"kube-apiserver not ready after {self.start_timeout} s ({last}):\n{self.log_tail()}"
+                last[0] = str(e)
+                return False
+
+        processes.wait_ready(
+            self._procs,
+            answers_ready,
+            self.start_timeout,
+            exited=lambda proc: RuntimeError(
+                f"{proc.args!r} exited with {proc.returncode}:\n"
+                f"{self.log_tail('etcd')}\n{self.log_tail()}"
+            ),
+            not_ready=lambda: RuntimeError(
+                f"kube-apiserver not ready after {self.start_timeout} s ({last[0]}):\n"
+                f"{self.log_tail()}"
+            ),
         )
 
     def stop(self) -> None:
         for proc in reversed(self._procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            processes.stop(proc, timeout=10)
         self._procs.clear()
         for log in self._logs:
             log.close()
