@@ -280,7 +280,8 @@ class Experiment:
             _rejected_metric().labels(e.reason).inc()
             return e.status, {"error": str(e), "reason": e.reason}
         for item, served, reward in accepted:
-            if reward is not None:
+            # a request of a former run's variant (its policy.json moved away) is logged only
+            if reward is not None and served.variant in self.router.arms:
                 self.router.reward(served.variant, reward)
             if self.feedback_log is not None:
                 self.feedback_log.record((item, now))
