@@ -121,6 +121,7 @@ bench: setup images
 	$(PY) benchmarks/bench_pipeline.py
 	$(PY) benchmarks/bench_continuous.py
 	$(PY) benchmarks/bench_online.py
+	$(PY) benchmarks/bench_online_replay.py
 	.venvs/tfdv/bin/python benchmarks/bench_monitor.py
 
 # kfpkit beside TFX 1.16's LocalDagRunner, same rows and model (TFX in its own environment,

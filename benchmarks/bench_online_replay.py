@@ -358,8 +358,15 @@ def serve_experiment(work: Path, name: str, spec: dict, rows: list[dict], years:
         "latency_ms_p50": round(float(np.percentile(latencies, 50)), 2),
         "latency_ms_p99": round(float(np.percentile(latencies, 99)), 2),
         "served": served, "checkpoints": checkpoints, "years": year_windows,
-        "policy": policy, "status": status_doc, "log": str(logs / model),
+        "policy": policy, "status": server_counts(status_doc), "log": str(logs / model),
     }  # fmt: skip
+
+
+def server_counts(status: dict[str, Any]) -> dict[str, Any]:
+    """What the server's status counted (model calls, log and feedback rows), no paths."""
+    log = {k: v for k, v in (status.get("request_log") or {}).items() if k != "directory"}
+    return {"model_calls": status.get("model_calls"), "request_log": log,
+            "feedback": status.get("feedback")}  # fmt: skip
 
 
 def _now() -> str:

@@ -51,6 +51,18 @@ def _check_continuous(executed: Any, tmp: Path) -> None:
     assert "continuous" in printed and "frozen" in printed  # both models' scores per year
 
 
+def _check_online(executed: Any, tmp: Path) -> None:
+    shown = "".join(
+        o.get("text", "") + "".join(o.get("data", {}).values())
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    # the decision table, the bandit's regret and the drift per year came out of the JSON
+    assert "rollback" in shown and "bandit regret" in shown and "<svg" in shown
+    assert "| 2018 |" in shown
+
+
 def _check_submit(executed: Any, tmp: Path) -> None:
     printed = "".join(
         o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs
@@ -69,6 +81,8 @@ NOTEBOOKS = [
     ),
     # reads the committed replay results (benchmarks/results_continuous.json): no Docker
     Notebook("continuous_training.ipynb", check=_check_continuous),
+    # reads the committed online replay (benchmarks/results_online_replay.json): no server
+    Notebook("online_experiments.ipynb", check=_check_online),
     Notebook(
         "quickstart.ipynb",
         env=lambda f, tmp: {
