@@ -483,6 +483,21 @@ def bandit_regret(run: dict, scored: pa.Table, treatment: str) -> dict[str, Any]
     }  # fmt: skip
 
 
+def replayed_accuracy(scored: pa.Table) -> dict[str, Any]:
+    """Each variant's accuracy on all the replayed rows (what the split's halves estimate),
+    per year and whole, and B - A, W - A on the same rows (paired)."""
+    labels = scored[LABEL].to_numpy() == 1
+    correct = {n: (scored[f"p_{n}"].to_numpy() >= 0.5) == labels for n in ("A", "B", "W")}
+    years = scored["year"].to_numpy()
+    out: dict[str, Any] = {"rows": scored.num_rows}
+    for year in YEARS:
+        out[str(year)] = {n: round(float(c[years == year].mean()), 4) for n, c in correct.items()}
+    out["all"] = {n: round(float(c.mean()), 4) for n, c in correct.items()}
+    for n in ("B", "W"):
+        out[f"{n}_minus_A"] = round(float(correct[n].mean() - correct["A"].mean()), 4)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("stage", nargs="?", default="all", choices=("all", "train", "monitor"))
@@ -552,7 +567,8 @@ def main() -> int:
                     "python": platform.python_version(), "load_average": os.getloadavg()},
         "per_year": args.requests_per_year or args.per_year, "hyperparameters": HYPERPARAMETERS,
         "feedback_batch": FEEDBACK_BATCH, "threshold": THRESHOLD, "timings": timings,
-        "training": trained, "experiments": experiments,
+        "training": trained, "replayed_rows_accuracy": replayed_accuracy(scored),
+        "experiments": experiments,
         "monitoring": json.loads((work / "monitor.json").read_text())
         if (work / "monitor.json").exists() else previous.get("monitoring"),
     }  # fmt: skip
