@@ -34,7 +34,7 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise SystemExit(f"--param expects name=value, got {item!r}")
+            raise ValueError(f"--param expects name=value, got {item!r}")
         try:
             params[name] = json.loads(value)  # lists, dicts, numbers
         except json.JSONDecodeError:
@@ -73,7 +73,7 @@ def _run_window(args: argparse.Namespace, params: dict[str, Any], root: Path) ->
     from kfpkit.emulator import Emulator
 
     if args.pipeline != continuous.PIPELINE or not args.emulator:
-        raise SystemExit("--window runs continuous_training on the demo data: add --emulator")
+        raise ValueError("--window runs continuous_training on the demo data: add --emulator")
     root.mkdir(parents=True, exist_ok=True)
     port = DEMO_EMULATOR_PORT if args.cache and _port_free(DEMO_EMULATOR_PORT) else 0
     log = str(root.absolute() / "bqemulator.log")
@@ -124,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if not args.local:
-        raise SystemExit(
+        raise ValueError(
             "Only --local runs are supported so far (submit comes with `kfpkit submit`)"
         )
     from kfpkit.local_run import pin_images_by_content, run_local, summary

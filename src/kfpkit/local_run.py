@@ -166,6 +166,27 @@ def _read_steps(
     return sorted(steps, key=lambda s: s.task)
 
 
+# kfpkit run drives kfp.local and patches two of its private functions (the two below): it
+# supports the kfp versions they were written and tested against (tests/test_local_kfp.py);
+# compile and submit work across the project's whole range (kfp >= 2.7, `make compat`).
+KFP_LOCAL_SUPPORTED = ("2.17",)  # major.minor; the dev group pins 2.17.0
+
+
+def check_kfp_local(version: str | None = None) -> None:
+    """RuntimeError naming the installed kfp when ``kfpkit run`` does not support it: older
+    kfp.local runs neither conditions nor exit handlers, a newer one may have moved the
+    private functions patched here."""
+    import kfp
+
+    found = version or kfp.__version__
+    if ".".join(found.split(".")[:2]) not in KFP_LOCAL_SUPPORTED:
+        raise RuntimeError(
+            f"kfpkit run supports kfp {', '.join(v + '.x' for v in KFP_LOCAL_SUPPORTED)} "
+            f"(kfp.local), this environment has kfp {found}: install kfp==2.17.0 "
+            "(compile and submit work with any kfp >= 2.7)"
+        )
+
+
 def _resolve_task_output_conditions() -> None:
     """Lets kfp.local evaluate ``dsl.If(task.outputs["name"] == ...)`` on a named output.
 
@@ -363,6 +384,7 @@ def run_local(
     """
     from kfp import local
 
+    check_kfp_local()
     cache_args: dict[str, Any] = {}
     if enable_caching:
         if "enable_caching" not in inspect.signature(local.init).parameters:
