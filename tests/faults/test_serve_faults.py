@@ -162,6 +162,25 @@ def test_sigkill_of_the_cli_leaves_no_server_behind(candidate, tmp_path):
     assert _logged_rows(logs / "primary") == 2
 
 
+def test_sigterm_while_the_server_starts_exits_130_and_leaves_nothing(candidate, tmp_path):
+    model = tmp_path / "primary"
+    shutil.copytree(candidate, model)
+    cli = ServeCli(tmp_path, str(model), "--runner", "python", "--python", str(TRAIN_PYTHON),
+                   "--port", "0")  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(_processes_mentioning(str(model))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the CLI and the server it started (loading TensorFlow)
+        assert "ready in" not in cli.output()
+        assert cli.stop(signal.SIGTERM) == 130, cli.output()
+        assert _wait_until_gone(str(model), 5) == {}, "the starting server outlived the CLI"
+    finally:
+        if cli.proc.poll() is None:
+            cli.proc.kill()
+        _kill_leftovers(str(model))
+    assert "[kfpkit serve] stopped by SIGTERM before it was done" in cli.output()
+
+
 @pytest.mark.docker
 def test_sigterm_stops_and_removes_the_container(candidate, tmp_path):
     from kfpkit import images
