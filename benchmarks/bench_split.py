@@ -348,9 +348,10 @@ def c_floor(lib: Any, keys: Any) -> Any:
     return out
 
 
-# Peak memory of a whole split: a child process, so that ru_maxrss is the split's alone.
+# Peak memory of a whole split: a child process's VmHWM (reset by exec; ru_maxrss is not, and
+# would report the parent's size at the fork).
 _ENGINE_PROBE = """
-import json, resource, sys, time
+import json, sys, time
 from kfpkit.components.bigquery_split.embedded import split_files
 source, out = sys.argv[1], sys.argv[2]
 ratios = {"train": 0.8, "validation": 0.1, "test": 0.1}
@@ -363,7 +364,8 @@ t = time.perf_counter()
 results = split_files(source, ["id"], ratios, {n: f"{out}/{n}" for n in ratios})
 seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "rows": {r.name: r.row_count for r in results},
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mib": next(int(line.split()[1]) for line in open("/proc/self/status")
+                                       if line.startswith("VmHWM:")) / 1024}))
 """
 
 # The DuckDB alternative, in the emulator's environment (which has DuckDB): DuckDB reads the
@@ -753,6 +755,13 @@ def embedded_only(sizes: list[int], duckdb: bool) -> None:
             results["embedded"].append(bench_embedded(rows, Path(tmp), floor_lib, duckdb))
             log(json.dumps(results["embedded"][-1]))
     results["finished_utc"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if out.exists():  # sizes measured in an earlier round stay, each with its machine and date
+        earlier = json.loads(out.read_text())
+        rounds = earlier.get("earlier_rounds", [])
+        kept = [e for e in earlier["embedded"] if e["rows"] not in sizes]
+        if kept:
+            rounds.append({k: earlier[k] for k in ("machine", "finished_utc")} | {"embedded": kept})
+        results["earlier_rounds"] = rounds
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(embedded_markdown(results["embedded"]))
     print(f"\nwrote {out}")
