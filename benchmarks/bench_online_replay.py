@@ -205,7 +205,7 @@ def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
 # --- stage monitor (tfdv family) ------------------------------------------------------------
 
 
-def stage_monitor(work: Path, log: str, windows_json: str) -> None:
+def stage_monitor(work: Path, log: str, windows_json: str, output: str) -> None:
     from kfpkit.components.monitor_serving import monitor
     from kfpkit.serving.served_logs import read_served
     from kfpkit.tfdv.in_process import statistics_of_table
@@ -250,7 +250,7 @@ def stage_monitor(work: Path, log: str, windows_json: str) -> None:
     floor, _ = monitor.monitor(second, None, first, settings)
     out["noise_floor_2015_vs_2015"] = {"rows": n, "drift": _top(floor.to_dict()["drift"]),
                                        "moved_features": floor.moved_features}  # fmt: skip
-    (work / "monitor.json").write_text(json.dumps(out, indent=2) + "\n")
+    (work / output).write_text(json.dumps(out, indent=2) + "\n")
 
 
 def _top(measured: list[dict[str, Any]], k: int = 4) -> list[dict[str, Any]]:
@@ -297,9 +297,9 @@ def serve_experiment(work: Path, name: str, spec: dict, rows: list[dict], years:
     shutil.rmtree(logs, ignore_errors=True)
     port = free_port()
     model = "employment"
+    served_variants = ["A", *([spec["treatment"]] if "treatment" in spec else [])]
     cmd = [str(ROOT / ".venv" / "bin" / "kfpkit"), "serve", "--name", model,
-           "--variant", f"A={work / 'models' / 'A'}",
-           "--variant", f"{spec['treatment']}={work / 'models' / spec['treatment']}",
+           *[a for v in served_variants for a in ("--variant", f"{v}={work / 'models' / v}")],
            *spec["routing"], "--log-dir", str(logs), "--port", str(port),
            "--runner", "python", "--python", str(TRAIN_PYTHON)]  # fmt: skip
     with open(work / f"serve_{name}.log", "w") as server_log:
@@ -498,6 +498,32 @@ def replayed_accuracy(scored: pa.Table) -> dict[str, Any]:
     return out
 
 
+def monitoring_windows(work: Path, per_year: int) -> dict[str, Any]:
+    """Larger windows for monitor_serving: A alone serves ``per_year`` held-out rows of each
+    year (seeded sample; labels as feedback), then the monitor stage reads each year."""
+    held = pq.read_table(work / "held_out.parquet")
+    rng = np.random.default_rng(SEED + 1)
+    parts = []
+    for year in YEARS:
+        index = np.flatnonzero(held["year"].to_numpy() == year)
+        parts.append(held.take(rng.permutation(index)[:per_year]))
+    sample = pa.concat_tables(parts)
+    rows = sample.select([*_features(), LABEL]).to_pylist()
+    print(f"[bench_online_replay] monitoring windows: {len(rows)} requests to A", flush=True)
+    run = serve_experiment(work, "d_monitor_A", {"routing": []}, rows,
+                           sample["year"].to_pylist())  # fmt: skip
+    started = time.perf_counter()
+    subprocess.run([str(TFDV_PYTHON), __file__, "monitor", "--work", str(work), "--log",
+                    run["log"], "--windows", json.dumps(run["years"]),
+                    "--output", "monitor_large.json"], check=True)  # fmt: skip
+    doc = json.loads((work / "monitor_large.json").read_text())
+    return {"started": _now(), "per_year": per_year,
+            "rows": {str(y): int(t.num_rows) for y, t in zip(YEARS, parts, strict=True)},
+            "requests_per_s": run["requests_per_s"], "serve_seconds": run["seconds"],
+            "monitor_s": round(time.perf_counter() - started, 1),
+            "command": run["command"], "years": doc}  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("stage", nargs="?", default="all", choices=("all", "train", "monitor"))
@@ -507,6 +533,10 @@ def main() -> int:
     parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument("--work", default=str(WORK))
     parser.add_argument("--log", default="")
+    parser.add_argument("--output", default="monitor.json")
+    parser.add_argument("--monitor-rows", type=int, default=12_000,
+                        help="rows a year A alone serves for monitor_serving's larger windows "
+                        "(0: none)")  # fmt: skip
     parser.add_argument("--windows", default="")
     parser.add_argument("--experiments", default=",".join(EXPERIMENTS))
     parser.add_argument("--retrain", action="store_true", help="train even if models exist")
@@ -516,7 +546,7 @@ def main() -> int:
         stage_train(work, args.per_year)
         return 0
     if args.stage == "monitor":
-        stage_monitor(work, args.log, args.windows)
+        stage_monitor(work, args.log, args.windows, args.output)
         return 0
 
     started = datetime.now(UTC)
@@ -538,7 +568,7 @@ def main() -> int:
     results: dict[str, Any] = {}
     results_path = Path(args.results)
     previous = json.loads(results_path.read_text()) if results_path.exists() else {}
-    for name in args.experiments.split(","):
+    for name in filter(None, args.experiments.split(",")):
         spec = EXPERIMENTS[name]
         # ab routing takes the unit from the instance's id (and drops it: no model input);
         # the other policies need no unit, and the server refuses fields no variant takes
@@ -559,6 +589,9 @@ def main() -> int:
                             "--log", run["log"], "--windows", json.dumps(run["years"])],
                            check=True)  # fmt: skip
             timings["monitor_s"] = round(time.perf_counter() - t, 1)
+    large = previous.get("monitoring_large")
+    if args.monitor_rows:
+        large = monitoring_windows(work, args.monitor_rows)
     experiments = {**previous.get("experiments", {}), **results}
     doc = {
         "started": started.isoformat(timespec="seconds"),
@@ -571,7 +604,11 @@ def main() -> int:
         "experiments": experiments,
         "monitoring": json.loads((work / "monitor.json").read_text())
         if (work / "monitor.json").exists() else previous.get("monitoring"),
+        "monitoring_large": large,
     }  # fmt: skip
+    if not results and previous:  # only the monitoring windows ran: the experiments' run stays
+        for key in ("started", "finished", "machine", "per_year", "timings"):
+            doc[key] = previous[key]
     results_path.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"[bench_online_replay] wrote {results_path}")
     return 0
