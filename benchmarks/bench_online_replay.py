@@ -17,8 +17,9 @@ year's served traffic. Three interpreters, one file: each stage runs where its s
   them (skew) and the previous year's served window (drift; 2016: the 2015 statistics).
 - the driver (``.venv/bin/python benchmarks/bench_online_replay.py``): runs both stages,
   serves each experiment (a: A vs B ``--routing ab --unit-field id``; b: A vs W the same;
-  c: A vs W ``--routing bandit``, Thompson), analyses, writes
-  ``benchmarks/results_online_replay.json``.
+  c: A vs W ``--routing bandit``, Thompson), analyses, then has A alone serve larger
+  windows (``--monitor-rows`` a year) for the monitor stage, and writes
+  ``benchmarks/results_online_replay.json``. About 22 minutes on 2 busy cores.
 
 Work files live under ``.cache/online_replay/`` (models and splits are reused when present).
 """
