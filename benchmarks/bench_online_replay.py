@@ -499,6 +499,49 @@ def replayed_accuracy(scored: pa.Table) -> dict[str, Any]:
     return out
 
 
+def resplits(work: Path, name: str, treatment: str, salts: int) -> dict[str, Any]:
+    """The served A/B experiment is one draw of the sticky split. Other draws of the same
+    rows, offline: the logged requests (same order, times, labels and feedback times) with
+    the variant re-hashed under another salt (``kfpkit.serving.routing.assign_variants``, the
+    server's hash) and each row's prediction taken from that variant's counterfactual score.
+    First checks that the server's own salt reproduces the logged variants."""
+    from kfpkit.components.online_experiment import analysis
+    from kfpkit.serving.routing import assign_variants
+    from kfpkit.serving.served_logs import read_served
+
+    table = read_served(str(work / "logs" / name / "employment"))
+    table = table.take(pc.sort_indices(table, [("timestamp", "ascending")]))
+    replay = pq.read_table(work / "replay_scored.parquet")
+    if table.num_rows != replay.num_rows:
+        raise RuntimeError(f"{name}: {table.num_rows} logged rows, {replay.num_rows} replayed")
+    if table["label"].to_pylist() != [float(v) for v in replay[LABEL].to_pylist()]:
+        raise RuntimeError(f"{name}: the log's labels are not the replayed rows' in order")
+    ids = replay["id"].to_pylist()
+    variants = ["A", treatment]
+    reproduced = assign_variants(ids, variants, [1.0, 1.0], "employment")
+    scores = {v: replay[f"p_{v}"].to_numpy() for v in variants}
+    needed, decisions = [], {analysis.PROMOTE: 0, analysis.ROLLBACK: 0, analysis.CONTINUE: 0}
+    for salt in range(salts):
+        chosen = np.array(assign_variants(ids, variants, [1.0, 1.0], f"resplit-{salt}"))
+        prediction = np.where(chosen == "A", scores["A"], scores[treatment])
+        draw = table.set_column(table.schema.get_field_index("variant"), "variant",
+                                pa.array(chosen.tolist()))  # fmt: skip
+        draw = draw.set_column(draw.schema.get_field_index("prediction"), "prediction",
+                               pa.array(prediction))  # fmt: skip
+        result = analysis.analyse(draw, analysis.Settings(control="A", treatments=(treatment,)))
+        decisions[result.decision] += 1
+        crossed = result.comparisons[0].test.crossed
+        if crossed is not None:
+            needed.append(crossed.labelled_rows)
+    return {
+        "salts": salts,
+        "server_assignment_reproduced": reproduced == table["variant"].to_pylist(),
+        "decisions": decisions,
+        "outcomes_to_decision": sorted(needed),
+        "quartiles": np.percentile(needed, [25, 50, 75]).tolist() if needed else None,
+    }
+
+
 def monitoring_windows(work: Path, per_year: int) -> dict[str, Any]:
     """Larger windows for monitor_serving: A alone serves ``per_year`` held-out rows of each
     year (seeded sample; labels as feedback), then the monitor stage reads each year."""
@@ -535,6 +578,8 @@ def main() -> int:
     parser.add_argument("--work", default=str(WORK))
     parser.add_argument("--log", default="")
     parser.add_argument("--output", default="monitor.json")
+    parser.add_argument("--resplits", type=int, default=20,
+                        help="other sticky splits of the A/B logs, analysed offline")  # fmt: skip
     parser.add_argument("--monitor-rows", type=int, default=12_000,
                         help="rows a year A alone serves for monitor_serving's larger windows "
                         "(0: none)")  # fmt: skip
@@ -594,6 +639,11 @@ def main() -> int:
     if args.monitor_rows:
         large = monitoring_windows(work, args.monitor_rows)
     experiments = {**previous.get("experiments", {}), **results}
+    for name, experiment in experiments.items():
+        if args.resplits and "ab" in EXPERIMENTS[name]["routing"]:
+            treatment = EXPERIMENTS[name]["treatment"]
+            experiment["resplits"] = resplits(work, name, treatment, args.resplits)
+            print(f"[bench_online_replay] {name} resplit: {experiment['resplits']}", flush=True)
     doc = {
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
