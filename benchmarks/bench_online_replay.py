@@ -499,7 +499,8 @@ def replayed_accuracy(scored: pa.Table) -> dict[str, Any]:
     return out
 
 
-def resplits(work: Path, name: str, treatment: str, salts: int) -> dict[str, Any]:
+def resplits(work: Path, name: str, treatment: str, salts: int, replay: pa.Table,
+             ) -> dict[str, Any]:  # fmt: skip
     """The served A/B experiment is one draw of the sticky split. Other draws of the same
     rows, offline: the logged requests (same order, times, labels and feedback times) with
     the variant re-hashed under another salt (``kfpkit.serving.routing.assign_variants``, the
@@ -511,7 +512,6 @@ def resplits(work: Path, name: str, treatment: str, salts: int) -> dict[str, Any
 
     table = read_served(str(work / "logs" / name / "employment"))
     table = table.take(pc.sort_indices(table, [("timestamp", "ascending")]))
-    replay = pq.read_table(work / "replay_scored.parquet")
     if table.num_rows != replay.num_rows:
         raise RuntimeError(f"{name}: {table.num_rows} logged rows, {replay.num_rows} replayed")
     if table["label"].to_pylist() != [float(v) for v in replay[LABEL].to_pylist()]:
@@ -642,7 +642,7 @@ def main() -> int:
     for name, experiment in experiments.items():
         if args.resplits and "ab" in EXPERIMENTS[name]["routing"]:
             treatment = EXPERIMENTS[name]["treatment"]
-            experiment["resplits"] = resplits(work, name, treatment, args.resplits)
+            experiment["resplits"] = resplits(work, name, treatment, args.resplits, scored)
             print(f"[bench_online_replay] {name} resplit: {experiment['resplits']}", flush=True)
     doc = {
         "started": started.isoformat(timespec="seconds"),
