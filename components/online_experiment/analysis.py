@@ -1,7 +1,7 @@
 """The experiment's statistics and decision: pure (a pyarrow table in, plain data out).
 
 Per variant: traffic, accuracy / AUC / log loss on labelled rows, mean reward, latency p50 /
-p99 and error rate, each with a confidence interval (statsmodels and scipy). Per treatment
+p99 and error rate, each with a confidence interval (scipy). Per treatment
 against the control: guardrails, then a mixture sequential probability ratio test (mSPRT)
 on the chosen metric, valid however often it is looked at. See README.md for the choices.
 """
@@ -18,8 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
-from statsmodels.stats.proportion import proportion_confint
-from statsmodels.stats.weightstats import DescrStatsW
 
 PROMOTE, ROLLBACK, CONTINUE = "promote", "rollback", "continue"
 # metric -> whether higher is better
@@ -169,8 +167,8 @@ class Analysis:
 def wilson(successes: int, n: int, confidence: float) -> Estimate:
     if n == 0:
         return Estimate()
-    low, high = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
-    return Estimate(successes / n, float(low), float(high), n)
+    interval = stats.binomtest(successes, n).proportion_ci(confidence, method="wilson")
+    return Estimate(successes / n, float(interval.low), float(interval.high), n)
 
 
 def mean_interval(values: np.ndarray, confidence: float) -> Estimate:
@@ -182,8 +180,11 @@ def mean_interval(values: np.ndarray, confidence: float) -> Estimate:
         return Estimate(float(values[0]), None, None, 1)
     if np.all((values == 0) | (values == 1)):
         return wilson(int(values.sum()), n, confidence)
-    low, high = DescrStatsW(values).tconfint_mean(alpha=1 - confidence)
-    return Estimate(float(values.mean()), float(low), float(high), n)
+    mean, sem = float(values.mean()), float(stats.sem(values))
+    if sem == 0:  # every value equal: the interval is the value (scipy refuses a zero scale)
+        return Estimate(mean, mean, mean, n)
+    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=sem)
+    return Estimate(mean, float(low), float(high), n)
 
 
 def quantile_interval(values: np.ndarray, p: float, confidence: float) -> Estimate:
