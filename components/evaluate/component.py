@@ -13,14 +13,21 @@ def evaluate(
     classification_metrics: dsl.Output[dsl.ClassificationMetrics],
     report: dsl.Output[dsl.Markdown],
     blessed: dsl.OutputPath(bool),  # type: ignore[valid-type]  # kfp's own idiom
+    label_column: str,
     baseline_model: dsl.Input[dsl.Model] = None,
     baseline_model_dir: str = "",
-    label_column: str = "employed",
     slice_columns: list = [],  # noqa: B006 - KFP needs a literal default
     metric: str = "auc",
     absolute_threshold: float = 0.5,
     max_regression: float = 0.0,
     min_improvement: float = 0.0,
+    bootstrap_resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    min_lower_bound: float = 0.0,
+    require_noninferiority: bool = False,
+    noninferiority_margin: float = 0.0,
+    slice_thresholds: dict = {},  # noqa: B006 - KFP needs a literal default
 ):
     """Evaluates a SavedModel on a test split, overall and per slice, and decides whether
     it is good enough to deploy ("blessed"), against a baseline model when there is one.
@@ -45,7 +52,7 @@ def evaluate(
             ``destination``): its newest version is the baseline. While it holds no version
             (the first run of a continuous-training pipeline) there is no baseline, and the
             report says so. Not together with ``baseline_model``.
-        label_column: Binary 0/1 label column; no nulls.
+        label_column: Binary 0/1 label column; no nulls. Required (set by the pipeline).
         slice_columns: Columns whose values each get their metrics (the 50 most frequent
             values per column), e.g. ``["SEX", "year"]``.
         metric: Blessing metric: ``auc``, ``accuracy``, ``precision`` or ``recall``.
@@ -53,21 +60,39 @@ def evaluate(
         max_regression: How much worse than the baseline ``metric`` may be, in [0, 1].
         min_improvement: How much better than the baseline ``metric`` must be, in [0, 1];
             set this or ``max_regression``, not both.
+        bootstrap_resamples: Bootstrap resamples of the test rows (> 0) for the confidence
+            interval of every metric, overall and per slice; candidate and baseline are
+            resampled on the same rows (paired), which gives the interval of their difference.
+            A slice of fewer than 30 rows or one class gets no interval (reported, no error).
+        seed: Seed of the resampling: the same seed, data and models give the same intervals.
+        confidence: Level of the percentile intervals, in [0.5, 1).
+        min_lower_bound: The lower bound of ``metric``'s interval must reach this (0: no check).
+        require_noninferiority: Bless only if the candidate is not worse than the baseline at
+            ``confidence``: the lower bound of the paired difference >= -noninferiority_margin.
+        noninferiority_margin: How much worse than the baseline the interval may reach.
+        slice_thresholds: ``{"column=value": floor}``: that slice's ``metric`` must reach its
+            floor (e.g. ``{"SEX=2": 0.8}``); the column must be in ``slice_columns``.
 
     Returns:
         metrics: count, positives, accuracy, precision, recall, auc, log_loss; the same
             prefixed ``baseline_``; per slice ``<column>=<value>/count|accuracy|auc``;
-            ``blessed``.
+            ``blessed``; interval bounds ``<metric>_low|_high`` (also ``baseline_``,
+            ``difference_`` and ``<column>=<value>/auc_low|_high``); per slice column
+            ``<column>/demographic_parity_difference``, ``true_positive_rate_gap``,
+            ``false_positive_rate_gap``, ``equalized_odds_difference``;
+            ``expected_calibration_error``.
         classification_metrics: Confusion matrix (rows: actual class, columns: predicted)
             and ROC curve at thresholds 0.00 to 1.00 in KFP's layout.
-        report: Markdown: the decision with every check and its outcome, metrics against
-            the baseline, and a table per slice column.
+        report: Markdown: the decision with every check and its outcome, what the data can
+            and cannot tell apart, metrics and intervals against the baseline, a table per
+            slice column with its fairness gaps, and the calibration curve (inline SVG).
         blessed: Whether the candidate passed (an output parameter for ``dsl.If``).
 
     Raises (the step fails with exit code 2 and writes no outputs):
         A model folder with no SavedModel version; test data lacking a model input, the
         label or a slice column, empty, or with a label that is not binary; an unknown
-        metric or thresholds outside [0, 1].
+        metric or thresholds outside [0, 1]; bootstrap_resamples <= 0; a slice threshold
+        on a slice that was not evaluated (named, with the slices present).
     """
     return dsl.ContainerSpec(
         image=images.component_image(__name__),

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from kfpkit import tabular
+from kfpkit.components.evaluate import diagnostics, intervals
 from kfpkit.components.evaluate import metrics as m
 
 _log = logging.getLogger("kfpkit")
@@ -23,10 +24,12 @@ _log = logging.getLogger("kfpkit")
 class EvaluateRequest:
     model_path: str
     test_path: str
+    label_column: str
     baseline_path: str | None = None
-    label_column: str = "employed"
     slice_columns: tuple[str, ...] = ()
     rule: m.BlessingRule = m.BlessingRule()
+    # None: no intervals (point estimates only, as before).
+    bootstrap: intervals.BootstrapSettings | None = None
 
 
 @dataclass
@@ -38,6 +41,10 @@ class EvaluationResult:
     roc_curve: list[dict[str, float]]
     decision: m.Decision
     report: str
+    intervals: intervals.Intervals | None = None
+    slice_intervals: dict[str, dict[str, intervals.Intervals]] | None = None
+    fairness: dict[str, dict[str, Any]] | None = None
+    calibration: dict[str, Any] | None = None
 
 
 def _probabilities(model: tabular.ServingModel, table: Any, name: str) -> np.ndarray:
@@ -66,15 +73,37 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
     labels = tabular.binary_labels(table, request.label_column, "test_data")
     scores = _probabilities(model, table, "model")
     candidate = m.binary_metrics(labels, scores)
+    baseline_scores = (
+        _probabilities(baseline, table, "baseline_model") if baseline is not None else None
+    )
     baseline_metrics = (
-        m.binary_metrics(labels, _probabilities(baseline, table, "baseline_model"))
-        if baseline is not None
-        else None
+        m.binary_metrics(labels, baseline_scores) if baseline_scores is not None else None
     )
-    slices = m.slice_metrics(
-        labels, scores, {c: table[c].to_numpy(zero_copy_only=False) for c in request.slice_columns}
-    )
-    decision = m.decide(request.rule, candidate, baseline_metrics)
+    columns = {c: table[c].to_numpy(zero_copy_only=False) for c in request.slice_columns}
+    slices = m.slice_metrics(labels, scores, columns)
+    m.check_slice_thresholds(request.rule, slices)
+    settings = request.bootstrap
+    overall_ci = slice_ci = None
+    if settings is not None:
+        named = {"model": scores}
+        if baseline_scores is not None:
+            named["baseline"] = baseline_scores
+        overall_ci = intervals.bootstrap(
+            labels, named, settings, paired=("model", "baseline") if len(named) == 2 else None
+        )
+        slice_ci = {}
+        for i, (column, values) in enumerate(columns.items()):
+            text = np.asarray(values).astype(str)
+            slice_ci[column] = {
+                value: intervals.bootstrap(
+                    labels[text == value], {"model": scores[text == value]}, settings, (i + 1, j)
+                )
+                for j, value in enumerate(slices[column])
+            }
+    confidence = settings.confidence if settings else 0.95
+    fairness = diagnostics.fairness(labels, scores, columns)
+    calibration = diagnostics.calibration(labels, scores)
+    decision = m.decide(request.rule, candidate, baseline_metrics, overall_ci, slices, confidence)
     _log.info("Evaluation: blessed=%s; %s", decision.blessed, "; ".join(decision.reasons))
     return EvaluationResult(
         candidate=candidate,
@@ -83,5 +112,20 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
         confusion_matrix=m.confusion_matrix(labels, scores),
         roc_curve=m.roc_curve(labels, scores),
         decision=decision,
-        report=m.report_markdown(request.rule, decision, candidate, baseline_metrics, slices),
+        report=m.report_markdown(
+            request.rule,
+            decision,
+            candidate,
+            baseline_metrics,
+            slices,
+            bootstrap=overall_ci,
+            slice_intervals=slice_ci,
+            fairness=fairness,
+            calibration_svg=diagnostics.calibration_svg(calibration),
+            confidence=confidence,
+        ),
+        intervals=overall_ci,
+        slice_intervals=slice_ci,
+        fairness=fairness,
+        calibration=calibration,
     )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 
+from kfpkit.components.evaluate import intervals
 from kfpkit.components.evaluate import metrics as m
-from kfpkit.components.evaluate.evaluator import EvaluateRequest, evaluate
+from kfpkit.components.evaluate.evaluator import EvaluateRequest, EvaluationResult, evaluate
 from kfpkit.runtime.executor import (
     Executor,
     main,
@@ -47,15 +48,41 @@ def request_from(executor: Executor) -> EvaluateRequest:
         absolute_threshold=executor.number_param("absolute_threshold", 0.5),
         max_regression=executor.number_param("max_regression", 0.0),
         min_improvement=executor.number_param("min_improvement", 0.0),
+        min_lower_bound=executor.number_param("min_lower_bound", 0.0),
+        require_noninferiority=_flag(executor, "require_noninferiority"),
+        noninferiority_margin=executor.number_param("noninferiority_margin", 0.0),
+        slice_thresholds=executor.json_param("slice_thresholds", {}) or {},
+    )
+    settings = intervals.BootstrapSettings(
+        resamples=_integer(executor, "bootstrap_resamples", 1000),
+        seed=_integer(executor, "seed", 0),
+        confidence=executor.number_param("confidence", 0.95),
     )
     return EvaluateRequest(
         model_path=model.path,
         test_path=test_data.path,
         baseline_path=baseline_path(executor),
-        label_column=executor.param("label_column", "employed"),
+        label_column=executor.required_param("label_column"),
         slice_columns=slice_columns,
         rule=rule,
+        bootstrap=settings,
     )
+
+
+def _integer(executor: Executor, name: str, default: int) -> int:
+    value = executor.number_param(name, default)
+    if value != int(value):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    return int(value)
+
+
+def _flag(executor: Executor, name: str) -> bool:
+    value = executor.param(name, False)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, not {value!r}")
+    return value
 
 
 def run(executor: Executor) -> None:
@@ -75,12 +102,37 @@ def run(executor: Executor) -> None:
             for name in ("count", "accuracy", "auc"):
                 if sliced[name] is not None:
                     overall.metadata[f"{column}={value}/{name}"] = sliced[name]
+    _record_uncertainty(overall.metadata, result)
     classification = executor.output("classification_metrics")
     classification.metadata.update(
         {"confusionMatrix": result.confusion_matrix, "confidenceMetrics": result.roc_curve}
     )
     write_text_artifact(executor.output("report").path, result.report)
     executor.set_output_param("blessed", result.decision.blessed)
+
+
+def _record_uncertainty(metadata: dict, result: EvaluationResult) -> None:
+    """Intervals as flat ``<metric>_low``/``_high`` scalars (KFP's UI shows a table), the
+    paired difference as ``difference_<metric>_low/high``, fairness gaps and the ECE."""
+
+    def put(prefix: str, bands: dict) -> None:
+        for name, band in bands.items():
+            if band is not None:
+                metadata[f"{prefix}{name}_low"], metadata[f"{prefix}{name}_high"] = band
+
+    if result.intervals is not None:
+        put("", result.intervals.models.get("model", {}))
+        put("baseline_", result.intervals.models.get("baseline", {}))
+        put("difference_", result.intervals.difference)
+    for column, values in (result.slice_intervals or {}).items():
+        for value, found in values.items():
+            put(f"{column}={value}/", {"auc": found.models.get("model", {}).get("auc")})
+    for column, gaps in (result.fairness or {}).items():
+        for name, gap in gaps.items():
+            if name != "rates" and gap is not None:
+                metadata[f"{column}/{name}"] = gap
+    if result.calibration is not None:
+        metadata["expected_calibration_error"] = result.calibration["expected_calibration_error"]
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import numpy as np
 
 # The metrics themselves are shared with monitor_serving; re-exported for this module's users.
 from kfpkit.classification import DECISION_THRESHOLD, binary_metrics, roc_auc  # noqa: F401
+from kfpkit.components.evaluate import intervals
 
 # Metrics a model can be blessed on; all are "higher is better" and lie in [0, 1].
 BLESSING_METRICS = ("auc", "accuracy", "precision", "recall")
@@ -75,6 +76,24 @@ def slice_metrics(
     return out
 
 
+def _check_fraction(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not (
+        isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1
+    ):
+        raise ValueError(f"{name} must be a number in [0, 1], not {value!r}")
+
+
+def check_slice_thresholds(rule: BlessingRule, slices: Mapping[str, Mapping[str, Any]]) -> None:
+    """Every thresholded slice must exist: else a ValueError naming it and the slices there."""
+    present = [f"{column}={value}" for column, values in slices.items() for value in values]
+    unknown = [key for key in rule.slice_thresholds if key not in present]
+    if unknown:
+        raise ValueError(
+            f"slice_thresholds name slice(s) {unknown} not in the evaluated slices "
+            f"(slice_columns and their values): {present}"
+        )
+
+
 @dataclass(frozen=True)
 class BlessingRule:
     """When a candidate is good enough to deploy.
@@ -88,16 +107,34 @@ class BlessingRule:
     absolute_threshold: float = 0.5
     max_regression: float = 0.0
     min_improvement: float = 0.0
+    # With intervals: the lower bound of ``metric``'s interval must reach this (0: no check).
+    min_lower_bound: float = 0.0
+    # With a baseline: the lower bound of (candidate - baseline) must be >= -margin.
+    require_noninferiority: bool = False
+    noninferiority_margin: float = 0.0
+    # ``{"column=value": floor}``: that slice's ``metric`` must reach its floor.
+    slice_thresholds: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.metric not in BLESSING_METRICS:
             raise ValueError(f"metric {self.metric!r} is not one of {list(BLESSING_METRICS)}")
-        for name in ("absolute_threshold", "max_regression", "min_improvement"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not (
-                isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1
-            ):
-                raise ValueError(f"{name} must be a number in [0, 1], not {value!r}")
+        if not isinstance(self.slice_thresholds, Mapping):
+            raise ValueError(
+                f"slice_thresholds must be a dict of 'column=value' to a number, "
+                f"not {self.slice_thresholds!r}"
+            )
+        for key, floor in self.slice_thresholds.items():
+            if not isinstance(key, str) or "=" not in key:
+                raise ValueError(f"slice_thresholds key {key!r} is not 'column=value'")
+            _check_fraction(f"slice_thresholds[{key!r}]", floor)
+        for name in (
+            "absolute_threshold",
+            "max_regression",
+            "min_improvement",
+            "min_lower_bound",
+            "noninferiority_margin",
+        ):
+            _check_fraction(name, getattr(self, name))
         if self.max_regression > 0 and self.min_improvement > 0:
             raise ValueError(
                 f"set max_regression ({self.max_regression}) or min_improvement "
@@ -113,8 +150,67 @@ class Decision:
     reasons: list[str] = field(default_factory=list)
 
 
-def decide(rule: BlessingRule, candidate: Mapping[str, Any], baseline: Mapping | None) -> Decision:
-    """Applies ``rule`` to overall metrics; every reason states a check and its outcome."""
+def decide(
+    rule: BlessingRule,
+    candidate: Mapping[str, Any],
+    baseline: Mapping | None,
+    bootstrap: intervals.Intervals | None = None,
+    slices: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    confidence: float = 0.95,
+) -> Decision:
+    """Applies ``rule`` to overall metrics, their ``bootstrap`` intervals (model names
+    ``model`` and ``baseline``) and ``slices``; every reason states a check and its outcome."""
+    decision = _decide_points(rule, candidate, baseline)
+    if decision.candidate is None:
+        return decision
+
+    def check(passed: bool, text: str) -> None:
+        decision.reasons.append(f"{'PASS' if passed else 'FAIL'}: {text}")
+        decision.blessed = decision.blessed and passed
+
+    pct = f"{confidence * 100:g} %"
+    if rule.min_lower_bound > 0:
+        band = bootstrap.models.get("model", {}).get(rule.metric) if bootstrap else None
+        if band is None:
+            check(False, f"no {pct} interval of {rule.metric} for min_lower_bound")
+        else:
+            check(
+                band[0] >= rule.min_lower_bound,
+                f"{rule.metric} {pct} lower bound {band[0]:.4f} >= min_lower_bound "
+                f"{rule.min_lower_bound:.4f}",
+            )
+    difference = bootstrap.difference.get(rule.metric) if bootstrap else None
+    if rule.require_noninferiority and decision.baseline is not None:
+        if difference is None:
+            check(False, f"no {pct} interval of the {rule.metric} difference to the baseline")
+        else:
+            check(
+                difference[0] >= -rule.noninferiority_margin,
+                f"not worse than the baseline at {pct}: lower bound of {rule.metric} "
+                f"difference {difference[0]:+.4f} >= -noninferiority_margin "
+                f"{-rule.noninferiority_margin:.4f}",
+            )
+    elif rule.require_noninferiority:
+        decision.reasons.append("No baseline: the noninferiority check does not apply.")
+    if decision.baseline is not None and bootstrap is not None:
+        decision.reasons.append(
+            intervals.describe_difference(
+                rule.metric, decision.candidate - decision.baseline, difference, confidence
+            )
+        )
+    for key, floor in rule.slice_thresholds.items():
+        column, value = key.split("=", 1)
+        sliced = (slices or {}).get(column, {}).get(value, {}).get(rule.metric)
+        check(
+            sliced is not None and sliced >= floor,
+            f"slice {key}: {rule.metric} {_cell(sliced)} >= its threshold {floor:.4f}",
+        )
+    return decision
+
+
+def _decide_points(
+    rule: BlessingRule, candidate: Mapping[str, Any], baseline: Mapping | None
+) -> Decision:
     value = candidate.get(rule.metric)
     base = baseline.get(rule.metric) if baseline is not None else None
     decision = Decision(blessed=True, candidate=value, baseline=base)
@@ -159,6 +255,10 @@ def _cell(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def _band(band: Any) -> str:
+    return "" if band is None else f"[{band[0]:.4f}, {band[1]:.4f}]"
+
+
 def report_markdown(
     rule: BlessingRule,
     decision: Decision,
@@ -166,27 +266,76 @@ def report_markdown(
     baseline: Mapping[str, Any] | None,
     slices: Mapping[str, Mapping[str, Mapping[str, Any]]],
     shown_metrics: Sequence[str] = ("count", "accuracy", "auc", "precision", "recall", "log_loss"),
+    bootstrap: intervals.Intervals | None = None,
+    slice_intervals: Mapping[str, Mapping[str, intervals.Intervals]] | None = None,
+    fairness: Mapping[str, Mapping[str, Any]] | None = None,
+    calibration_svg: str = "",
+    confidence: float = 0.95,
 ) -> str:
     verdict = "BLESSED" if decision.blessed else "NOT BLESSED"
+    pct = f"{confidence * 100:g} %"
     lines = [f"# Model evaluation: {verdict}", ""]
     lines.append(f"Blessing metric: `{rule.metric}`.")
     lines += ["", "## Decision", ""] + [f"- {r}" for r in decision.reasons]
     lines += ["", "## Overall", ""]
+    models = bootstrap.models if bootstrap else {}
+    ci = f" | candidate {pct} CI" if bootstrap else ""
     if baseline is None:
-        lines += ["| metric | candidate |", "|---|---|"]
-        lines += [f"| {name} | {_cell(candidate.get(name))} |" for name in shown_metrics]
+        lines += [f"| metric | candidate{ci} |", "|---|---|" + ("---|" if ci else "")]
+        for name in shown_metrics:
+            band = f" | {_band(models.get('model', {}).get(name))}" if ci else ""
+            lines.append(f"| {name} | {_cell(candidate.get(name))}{band} |")
     else:
-        lines += ["| metric | candidate | baseline | change |", "|---|---|---|---|"]
+        extra = f" | baseline {pct} CI | change {pct} CI (paired) | tell apart?" if ci else ""
+        lines += [
+            f"| metric | candidate{ci} | baseline{extra} | change |",
+            "|---|---|---|---|" + ("---|---|---|---|" if ci else ""),
+        ]
         for name in shown_metrics:
             c, b = candidate.get(name), baseline.get(name)
             change = f"{c - b:+.4f}" if isinstance(c, float) and isinstance(b, float) else ""
-            lines.append(f"| {name} | {_cell(c)} | {_cell(b)} | {change} |")
+            if ci:
+                diff = bootstrap.difference.get(name) if bootstrap else None
+                told = intervals.distinguishable(diff)
+                apart = "" if told is None else ("yes" if told else "no")
+                lines.append(
+                    f"| {name} | {_cell(c)} | {_band(models.get('model', {}).get(name))} "
+                    f"| {_cell(b)} | {_band(models.get('baseline', {}).get(name))} "
+                    f"| {_band(diff)} | {apart} | {change} |"
+                )
+            else:
+                lines.append(f"| {name} | {_cell(c)} | {_cell(b)} | {change} |")
+    if bootstrap is not None and bootstrap.reason:
+        lines += ["", f"No intervals: {bootstrap.reason}."]
     for column, values in slices.items():
         lines += ["", f"## Slices by `{column}`", ""]
-        lines += ["| value | count | accuracy | auc | log_loss |", "|---|---|---|---|---|"]
+        per = (slice_intervals or {}).get(column, {})
+        head = f" | auc {pct} CI" if slice_intervals else ""
+        lines += [
+            f"| value | count | accuracy | auc | log_loss{head} |",
+            "|---|---|---|---|---|" + ("---|" if head else ""),
+        ]
         for value, sliced in values.items():
+            band = ""
+            if head:
+                found = per.get(value)
+                band = (
+                    f" | {found.reason or _band(found.models['model']['auc'])}" if found else " |"
+                )
             lines.append(
                 f"| {value} | {sliced['count']} | {_cell(sliced['accuracy'])} "
-                f"| {_cell(sliced['auc'])} | {_cell(sliced['log_loss'])} |"
+                f"| {_cell(sliced['auc'])} | {_cell(sliced['log_loss'])}{band} |"
             )
+        gaps = (fairness or {}).get(column)
+        if gaps:
+            lines += [
+                "",
+                f"Fairness by `{column}` (largest minus smallest over its values): "
+                f"demographic parity difference {_cell(gaps['demographic_parity_difference'])}, "
+                f"true positive rate gap {_cell(gaps['true_positive_rate_gap'])}, "
+                f"false positive rate gap {_cell(gaps['false_positive_rate_gap'])}, "
+                f"equalized odds difference {_cell(gaps['equalized_odds_difference'])}.",
+            ]
+    if calibration_svg:
+        lines += ["", "## Calibration", "", calibration_svg]
     return "\n".join(lines) + "\n"
