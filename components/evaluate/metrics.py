@@ -90,7 +90,7 @@ def check_slice_thresholds(rule: BlessingRule, slices: Mapping[str, Mapping[str,
     if unknown:
         raise ValueError(
             f"slice_thresholds name slice(s) {unknown} not in the evaluated slices "
-            f"(slice_columns and their values): {present}"
+            f"(slice_columns and their values): {sorted(present)}"
         )
 
 
@@ -286,25 +286,28 @@ def report_markdown(
             band = f" | {_band(models.get('model', {}).get(name))}" if ci else ""
             lines.append(f"| {name} | {_cell(candidate.get(name))}{band} |")
     else:
-        extra = f" | baseline {pct} CI | change {pct} CI (paired) | tell apart?" if ci else ""
+        extra = (
+            f" | candidate {pct} CI | baseline {pct} CI | change {pct} CI (paired) | tell apart?"
+            if ci
+            else ""
+        )
         lines += [
-            f"| metric | candidate{ci} | baseline{extra} | change |",
+            f"| metric | candidate | baseline | change{extra} |",
             "|---|---|---|---|" + ("---|---|---|---|" if ci else ""),
         ]
         for name in shown_metrics:
             c, b = candidate.get(name), baseline.get(name)
             change = f"{c - b:+.4f}" if isinstance(c, float) and isinstance(b, float) else ""
+            row = f"| {name} | {_cell(c)} | {_cell(b)} | {change} |"
             if ci:
                 diff = bootstrap.difference.get(name) if bootstrap else None
                 told = intervals.distinguishable(diff)
                 apart = "" if told is None else ("yes" if told else "no")
-                lines.append(
-                    f"| {name} | {_cell(c)} | {_band(models.get('model', {}).get(name))} "
-                    f"| {_cell(b)} | {_band(models.get('baseline', {}).get(name))} "
-                    f"| {_band(diff)} | {apart} | {change} |"
+                row += (
+                    f" {_band(models.get('model', {}).get(name))} "
+                    f"| {_band(models.get('baseline', {}).get(name))} | {_band(diff)} | {apart} |"
                 )
-            else:
-                lines.append(f"| {name} | {_cell(c)} | {_cell(b)} | {change} |")
+            lines.append(row)
     if bootstrap is not None and bootstrap.reason:
         lines += ["", f"No intervals: {bootstrap.reason}."]
     for column, values in slices.items():

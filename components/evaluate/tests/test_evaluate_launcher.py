@@ -19,6 +19,7 @@ OUTPUTS = {
 def executor_input(out: Path, inputs: dict[str, Path], params: dict) -> dict:
     kinds = {"test_data": "system.Dataset"}
     typed = {n: (kinds.get(n, "system.Model"), str(p)) for n, p in inputs.items()}
+    params = {"label_column": "employed", **params}  # the pipelines set it; no default
     return testing.executor_input(out, params, OUTPUTS, typed, output_params=["blessed"])
 
 
@@ -121,3 +122,78 @@ def test_baseline_artifact_and_directory_together_are_refused(strong_model, data
     inputs = {"model": strong_model, "test_data": data["test"], "baseline_model": strong_model}
     doc = executor_input(tmp_path, inputs, {"baseline_model_dir": str(tmp_path / "serving")})
     assert launch(launcher.run, ["--executor_input", json.dumps(doc)]) == EXIT_USER_ERROR
+
+
+def test_intervals_in_the_metrics_and_the_report_and_reproducible(
+    strong_model, weak_model, data, tmp_path
+):
+    inputs = {"model": strong_model, "test_data": data["test"], "baseline_model": weak_model}
+    params = {"slice_columns": ["SEX", "year"], "bootstrap_resamples": 200, "seed": 3}
+    got = evaluate(tmp_path / "a", inputs, **params)
+    metrics = got["metrics"]
+    for name in ("auc", "accuracy", "log_loss"):
+        assert metrics[f"{name}_low"] <= metrics[name] <= metrics[f"{name}_high"]
+        low, high = metrics[f"baseline_{name}_low"], metrics[f"baseline_{name}_high"]
+        assert low <= metrics[f"baseline_{name}"] <= high
+    # the strong model is really better than the SEX-only one on these 1,000 rows
+    assert metrics["difference_auc_low"] > 0
+    assert "the candidate is better" in got["report_text"]
+    assert metrics["SEX=1/auc_low"] <= metrics["SEX=1/auc"] <= metrics["SEX=1/auc_high"]
+    assert 0 <= metrics["SEX/demographic_parity_difference"] <= 1
+    assert 0 <= metrics["expected_calibration_error"] < 0.2
+    assert "## Calibration" in got["report_text"] and "<svg" in got["report_text"]
+    again = evaluate(tmp_path / "b", inputs, **params)
+    assert again["metrics"] == metrics
+
+
+def test_a_model_against_itself_differs_by_exactly_zero(strong_model, data, tmp_path):
+    inputs = {"model": strong_model, "test_data": data["test"], "baseline_model": strong_model}
+    got = evaluate(tmp_path, inputs, bootstrap_resamples=100, require_noninferiority=True)
+    assert got["metrics"]["difference_auc_low"] == got["metrics"]["difference_auc_high"] == 0
+    assert got["blessed"] is True
+    assert "[+0.0000, +0.0000]: not distinguishable" in got["report_text"]
+
+
+def test_a_slice_below_its_threshold_blocks_the_blessing(strong_model, data, tmp_path):
+    inputs = {"model": strong_model, "test_data": data["test"]}
+    got = evaluate(
+        tmp_path,
+        inputs,
+        slice_columns=["SEX"],
+        bootstrap_resamples=50,
+        slice_thresholds={"SEX=1": 0.5, "SEX=2": 0.999},
+    )
+    assert got["blessed"] is False
+    assert "PASS: slice SEX=1: auc" in got["report_text"]
+    assert "FAIL: slice SEX=2: auc" in got["report_text"]
+
+
+def test_a_slice_too_small_for_an_interval_is_reported(strong_model, data, tmp_path):
+    inputs = {"model": strong_model, "test_data": data["test"]}
+    got = evaluate(tmp_path, inputs, slice_columns=["AGEP"], bootstrap_resamples=50)
+    assert "too few rows for an interval" in got["report_text"] and got["blessed"] is True
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"bootstrap_resamples": 0}, "bootstrap_resamples must be > 0, not 0"),
+        ({"bootstrap_resamples": -3}, "bootstrap_resamples must be > 0"),
+        (
+            {"slice_columns": ["SEX"], "slice_thresholds": {"SEX=9": 0.5}},
+            r"\['SEX=9'\] not in the evaluated slices .*'SEX=1', 'SEX=2'",
+        ),
+        (
+            {"slice_columns": ["SEX"], "slice_thresholds": {"NOPE=1": 0.5}},
+            r"\['NOPE=1'\] not in the evaluated slices",
+        ),
+        ({"confidence": 1.0}, r"confidence must be in \[0.5, 1\)"),
+    ],
+)
+def test_bad_interval_and_slice_inputs_exit_2(
+    strong_model, data, tmp_path, caplog, params, message
+):
+    doc = executor_input(tmp_path, {"model": strong_model, "test_data": data["test"]}, params)
+    assert launch(launcher.run, ["--executor_input", json.dumps(doc)]) == EXIT_USER_ERROR
+    assert any(__import__("re").search(message, r.message) for r in caplog.records)
+    assert not (tmp_path / "executor_output.json").exists()
