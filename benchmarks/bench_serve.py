@@ -98,7 +98,8 @@ def train_model(root: Path) -> Path:
         start += rows
     trainer.train(trainer.TrainRequest(
         train_path=str(root / "train"), validation_path=str(root / "validation"),
-        model_dir=str(root / "model"), hyperparameters=trainer.Hyperparameters(epochs=2),
+        model_dir=str(root / "model"), label_column="employed", exclude_columns=("id",),
+        hyperparameters=trainer.Hyperparameters(epochs=2),
     ))  # fmt: skip
     return root / "model"
 

@@ -55,7 +55,9 @@ def write_splits(source: Path, rows: int, root: Path) -> trial.TrialData:
     for name, part in (("train", table.slice(0, cut)), ("validation", table.slice(cut))):
         (root / name).mkdir(parents=True)
         pq.write_table(part, root / name / "data-000000000000.parquet")
-    return trial.TrialData(str(root / "train"), str(root / "validation"))
+    return trial.TrialData(
+        str(root / "train"), str(root / "validation"), "employed", exclude_columns=("id",)
+    )
 
 
 # The model-based samplers' random start-up trials: Optuna's TPE default (10) and skopt's

@@ -164,7 +164,7 @@ def tune_train_evaluate_push(
     """Tune, train, evaluate against the model under ``serving_model_uri``; when blessed,
     publish and push. ``after`` is the data-validation task (nothing trains before it);
     ``when_pushed(publish, push)`` adds steps inside the blessed branch, after the push;
-    ``exclude_columns`` (None: the components' default, ``id``) are never features.
+    ``exclude_columns`` (None: the components' default, none) are never features.
     ``registry`` (register_model's backend settings, and optionally ``statistics``: the
     training statistics for lineage) registers every evaluated model: a blessed one, once
     published and before it is pushed, as ``champion``; one that was not, as ``challenger``.

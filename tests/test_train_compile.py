@@ -27,14 +27,18 @@ def compile_with(tmp_path: Path, configure) -> tuple[dict, dict]:
             train_data=data.output,
             validation_data=data.output,
             schema=schema.output,
+            label_column="employed",
             hyperparameters=hyperparameters,
         )
         configure(trained)
         judged = evaluate(
-            model=trained.outputs["model"], test_data=data.output, slice_columns=["SEX"]
+            model=trained.outputs["model"],
+            test_data=data.output,
+            label_column="employed",
+            slice_columns=["SEX"],
         )
         with dsl.If(judged.outputs["blessed"] == True):  # noqa: E712 - a KFP condition
-            evaluate(model=trained.outputs["model"], test_data=data.output)
+            evaluate(model=trained.outputs["model"], test_data=data.output, label_column="employed")
 
     path = tmp_path / "pipeline.yaml"
     compiler.Compiler().compile(pipeline, str(path))

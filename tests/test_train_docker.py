@@ -48,7 +48,11 @@ def test_train_then_evaluate_in_the_image(image, tmp_path):
     out = tmp_path / "train_out"
     train_doc = {
         "inputs": {
-            "parameterValues": {"hyperparameters": {"epochs": 3, "batch_size": 128}},
+            "parameterValues": {
+                "hyperparameters": {"epochs": 3, "batch_size": 128},
+                "label_column": "employed",
+                "exclude_columns": ["id"],
+            },
             "artifacts": {
                 "train_data": artifact("train_data", "system.Dataset", tmp_path / "train"),
                 "validation_data": artifact(
@@ -76,7 +80,7 @@ def test_train_then_evaluate_in_the_image(image, tmp_path):
     judged = tmp_path / "evaluate_out"
     evaluate_doc = {
         "inputs": {
-            "parameterValues": {"slice_columns": ["SEX"]},
+            "parameterValues": {"slice_columns": ["SEX"], "label_column": "employed"},
             "artifacts": {
                 "model": artifact("model", "system.Model", out / "model"),
                 "test_data": artifact("test_data", "system.Dataset", tmp_path / "test"),

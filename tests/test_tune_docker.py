@@ -68,6 +68,8 @@ def test_local_tuning_in_the_image(splits):
                 "max_failed_trial_count": 1,
                 "fixed_hyperparameters": FIXED,
                 "backend": "local",
+                "label_column": "employed",
+                "exclude_columns": ["id"],
             },
             "artifacts": {
                 "train_data": artifact("train_data", "system.Dataset", splits / "train"),

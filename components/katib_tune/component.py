@@ -15,6 +15,7 @@ def katib_tune(
     best_hyperparameters: dsl.OutputPath(dict),  # type: ignore[valid-type]  # kfp's own idiom
     metrics: dsl.Output[dsl.Metrics],
     report: dsl.Output[dsl.HTML],
+    label_column: str,
     schema: dsl.Input[dsl.Artifact] = None,
     objective_metric: str = "validation-auc",
     objective_type: str = "maximize",
@@ -28,9 +29,8 @@ def katib_tune(
     parallel_trial_count: int = 1,
     max_failed_trial_count: int = 3,
     fixed_hyperparameters: dict = {},  # noqa: B006
-    label_column: str = "employed",
     feature_columns: list = [],  # noqa: B006
-    exclude_columns: list = ["id"],  # noqa: B006
+    exclude_columns: list = [],  # noqa: B006
     backend: str = "local",
     namespace: str = "kubeflow",
     service_account: str = "",

@@ -80,9 +80,9 @@ def trial_data(executor: Executor, uris: bool) -> TrialData:
         train=where("train_data"),
         validation=where("validation_data"),
         schema=(schema.uri if uris else schema.path) if schema is not None else "",
-        label_column=executor.param("label_column", "employed"),
+        label_column=executor.required_param("label_column"),
         feature_columns=executor.string_list_param("feature_columns"),
-        exclude_columns=executor.string_list_param("exclude_columns", ["id"]),
+        exclude_columns=executor.string_list_param("exclude_columns"),
     )
 
 

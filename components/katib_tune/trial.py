@@ -40,10 +40,10 @@ class TrialData:
 
     train: str
     validation: str
+    label_column: str
     schema: str = ""
-    label_column: str = "employed"
     feature_columns: tuple[str, ...] = ()
-    exclude_columns: tuple[str, ...] = ("id",)
+    exclude_columns: tuple[str, ...] = ()
 
     def args(self) -> list[str]:
         out = [
@@ -198,21 +198,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-data", required=True)
     parser.add_argument("--validation-data", required=True)
     parser.add_argument("--schema", default="")
-    parser.add_argument("--label-column", default="employed")
+    parser.add_argument("--label-column", required=True)
     parser.add_argument("--feature-columns", default="[]")
-    parser.add_argument("--exclude-columns", default='["id"]')
+    parser.add_argument("--exclude-columns", default="[]")
     parser.add_argument("--search-space", required=True, help="JSON list, as katib_tune takes it")
     parser.add_argument("--fixed", default="{}", help="JSON dict of fixed hyperparameters")
     parser.add_argument("--assign", action="append", default=[], help="name=value")
     args = parser.parse_args(argv)
     try:
         data = TrialData(
-            args.train_data,
-            args.validation_data,
-            args.schema,
-            args.label_column,
-            tuple(json.loads(args.feature_columns)),
-            tuple(json.loads(args.exclude_columns)),
+            train=args.train_data,
+            validation=args.validation_data,
+            label_column=args.label_column,
+            schema=args.schema,
+            feature_columns=tuple(json.loads(args.feature_columns)),
+            exclude_columns=tuple(json.loads(args.exclude_columns)),
         )
         hp = hyperparameters_from(
             json.loads(args.search_space), json.loads(args.fixed), args.assign

@@ -12,11 +12,11 @@ def train(
     model: dsl.Output[dsl.Model],
     metrics: dsl.Output[dsl.Metrics],
     training_curve: dsl.Output[dsl.HTML],
+    label_column: str,
     schema: dsl.Input[dsl.Artifact] = None,
-    label_column: str = "employed",
     hyperparameters: dict = {},  # noqa: B006 - KFP needs a literal default
     feature_columns: list = [],  # noqa: B006
-    exclude_columns: list = ["id"],  # noqa: B006
+    exclude_columns: list = [],  # noqa: B006
     model_version: int = 1,
     mixed_precision: bool = False,
 ):
@@ -37,7 +37,8 @@ def train(
             numeric unless ``int_domain.is_categorical``), makes its features the default
             feature set, and makes nulls an error where ``presence.min_fraction`` is 1.
             Without it kinds come from the Parquet types (strings categorical, numbers numeric).
-        label_column: Binary 0/1 label (integer, boolean or float column); no nulls.
+        label_column: Binary 0/1 label (integer, boolean or float column); no nulls. Required:
+            the data's own name, set by the pipeline.
         hyperparameters: JSON dict (or its text) with any of ``learning_rate`` (0, 10],
             ``hidden_units`` (list of layer sizes, or "64,32"), ``dropout`` [0, 1),
             ``batch_size`` (per replica, >= 1), ``epochs`` >= 1,

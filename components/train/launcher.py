@@ -32,13 +32,11 @@ def request_from(executor: Executor) -> trainer.TrainRequest:
         train_path=executor.required_input("train_data").path,
         validation_path=executor.required_input("validation_data").path,
         model_dir=executor.output("model").path,
-        label_column=executor.param("label_column", "employed"),
+        label_column=executor.required_param("label_column"),
         hyperparameters=parse_hyperparameters(executor.json_param("hyperparameters")),
         schema_path=schema.path if schema is not None else None,
         feature_columns=executor.string_list_param("feature_columns"),
-        exclude_columns=executor.string_list_param(
-            "exclude_columns", list(trainer.DEFAULT_EXCLUDE_COLUMNS)
-        ),
+        exclude_columns=executor.string_list_param("exclude_columns"),
         model_version=_whole_number(executor, "model_version", 1),
         mixed_precision=bool(executor.param("mixed_precision", False)),
     )

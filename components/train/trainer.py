@@ -35,7 +35,6 @@ from kfpkit.tabular import NUMERIC, FeatureSpec
 
 _log = logging.getLogger("kfpkit")
 
-DEFAULT_EXCLUDE_COLUMNS = ("id",)
 # Categorical values beyond the most frequent ones share the out-of-vocabulary bucket.
 MAX_VOCABULARY = 10_000
 OUTPUT_NAME = "probability"
@@ -48,11 +47,11 @@ class TrainRequest:
     train_path: str
     validation_path: str
     model_dir: str
-    label_column: str = "employed"
+    label_column: str
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
     schema_path: str | None = None
     feature_columns: tuple[str, ...] = ()
-    exclude_columns: tuple[str, ...] = DEFAULT_EXCLUDE_COLUMNS
+    exclude_columns: tuple[str, ...] = ()
     model_version: int = 1
     mixed_precision: bool = False
 
@@ -435,5 +434,3 @@ def train(request: TrainRequest, callbacks: Sequence[Any] = ()) -> TrainResult:
         strategy=choice,
         replicas=replicas,
     )
-
-

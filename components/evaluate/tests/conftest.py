@@ -19,6 +19,7 @@ def _train(data: dict[str, Path], model_dir: Path, features: tuple[str, ...]) ->
         train_path=str(data["train"]),
         validation_path=str(data["validation"]),
         model_dir=str(model_dir),
+        label_column="employed",
         feature_columns=features,
         hyperparameters=trainer.Hyperparameters(epochs=4, batch_size=128, learning_rate=0.003),
     )

@@ -59,6 +59,8 @@ def step_input(tmp_path: Path, run: str, **params) -> dict:
         "timeout": 60,
         "fixed_hyperparameters": {"epochs": 3},
         "trial_image": "ghcr.io/kfpkit/train:test",
+        "label_column": "employed",
+        "exclude_columns": ["id"],
         **params,
     }
     inputs = {

@@ -13,7 +13,13 @@ from kfpkit.components.katib_tune import experiment as katib
 from kfpkit.components.katib_tune import spec as specs
 from kfpkit.components.katib_tune.trial import TrialData, hyperparameters_from
 
-DATA = TrialData("gs://bucket/run/train", "gs://bucket/run/validation", "gs://bucket/run/schema")
+DATA = TrialData(
+    "gs://bucket/run/train",
+    "gs://bucket/run/validation",
+    label_column="employed",
+    schema="gs://bucket/run/schema",
+    exclude_columns=("id",),
+)
 LR = {"name": "learning_rate", "type": "double", "min": 1e-4, "max": 0.1, "log": True}
 BATCH = {"name": "batch_size", "type": "int", "min": 64, "max": 512, "step": 64}
 UNITS = {"name": "hidden_units", "type": "categorical", "values": ["64,32", "128"]}

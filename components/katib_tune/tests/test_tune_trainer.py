@@ -45,7 +45,9 @@ def splits(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def pool(splits):
-    data = trial.TrialData(str(splits["train"]), str(splits["validation"]))
+    data = trial.TrialData(
+        str(splits["train"]), str(splits["validation"]), "employed", exclude_columns=("id",)
+    )
     with local.WorkerPool(data, size=2) as workers:
         yield workers
 
@@ -87,7 +89,7 @@ def test_a_stopped_real_trial_ends_at_that_epoch(pool):
 
 
 def test_a_trial_error_from_bad_data_is_a_value_error(pool, tmp_path):
-    data = trial.TrialData(str(tmp_path), str(tmp_path))  # no Parquet files there
+    data = trial.TrialData(str(tmp_path), str(tmp_path), "employed")  # no Parquet files there
     with local.WorkerPool(data, size=1) as bad, pytest.raises(ValueError, match="train_data"):
         bad.run(dict(FIXED), never_stop)
 
@@ -100,6 +102,10 @@ def test_katib_trial_reads_splits_from_uris_and_prints_timestamped_metrics(split
             splits["train"].as_uri(),  # file://: pyarrow's fs
             "--validation-data",
             str(splits["validation"]),  # a plain path (PVC)
+            "--label-column",
+            "employed",
+            "--exclude-columns",
+            '["id"]',
             "--search-space",
             search_space,
             "--fixed",
@@ -123,6 +129,8 @@ def test_katib_trial_refuses_a_missing_uri(tmp_path):
             (tmp_path / "none").as_uri(),
             "--validation-data",
             "x",
+            "--label-column",
+            "employed",
             "--search-space",
             json.dumps(SPACE),
             "--assign",
@@ -142,6 +150,8 @@ def step_input(tmp_path: Path, splits, **params) -> dict:
         "max_failed_trial_count": 1,
         "fixed_hyperparameters": FIXED,
         "early_stopping": "medianstop",
+        "label_column": "employed",
+        "exclude_columns": ["id"],
         **params,
     }
     inputs = {
@@ -224,6 +234,14 @@ def test_bad_input_leaves_no_outputs(tmp_path, splits):
     assert launch(launcher.run, ["--executor_input", json.dumps(raw)]) == 2
     assert not (tmp_path / "executor_output.json").exists()
     assert not (tmp_path / "report").exists() and not (tmp_path / "best_hyperparameters").exists()
+
+
+def test_no_label_column_exits_2_naming_the_parameter(tmp_path, splits, caplog):
+    raw = step_input(tmp_path, splits)
+    del raw["inputs"]["parameterValues"]["label_column"]  # no default: the pipeline sets it
+    assert launch(launcher.run, ["--executor_input", json.dumps(raw)]) == 2
+    assert "parameter 'label_column' is missing" in caplog.text
+    assert not (tmp_path / "executor_output.json").exists()
 
 
 def test_sigterm_stops_the_local_trials(tmp_path, splits):

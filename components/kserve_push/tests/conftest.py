@@ -36,6 +36,8 @@ def model_dir(splits, tmp_path_factory) -> Path:
             train_path=str(splits["train"]),
             validation_path=str(splits["validation"]),
             model_dir=str(model),
+            label_column="employed",
+            exclude_columns=("id",),
             hyperparameters=trainer.Hyperparameters(epochs=2, batch_size=256),
         )
     )

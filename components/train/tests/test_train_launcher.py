@@ -21,6 +21,8 @@ FAST = {"epochs": 8, "batch_size": 128, "hidden_units": [32, 16], "learning_rate
 def executor_input(out: Path, inputs: dict[str, Path], params: dict) -> dict:
     kinds = {"schema": "system.Artifact"}
     typed = {n: (kinds.get(n, "system.Dataset"), str(p)) for n, p in inputs.items()}
+    # the demo data's names: the pipelines set them, the component has no default
+    params = {"label_column": "employed", "exclude_columns": ["id"], **params}
     return testing.executor_input(out, params, OUTPUTS, typed)
 
 
@@ -114,6 +116,15 @@ def test_bad_input_exits_2_and_clears_outputs(splits, tmp_path, caplog):
     assert "hyperparameters['dropout'] = 1.5 is out of range" in caplog.text
     assert not (tmp_path / "model").exists()
     assert not (tmp_path / "executor_output.json").exists()
+
+
+def test_no_label_column_exits_2_naming_the_parameter(splits, tmp_path, caplog):
+    # the demo's label is the pipelines' business: the component has no default for it
+    doc = executor_input(tmp_path, split_inputs(splits), {"hyperparameters": {"epochs": 1}})
+    del doc["inputs"]["parameterValues"]["label_column"]
+    assert launch(launcher.run, ["--executor_input", json.dumps(doc)]) == EXIT_USER_ERROR
+    assert "parameter 'label_column' is missing" in caplog.text
+    assert not (tmp_path / "model").exists()
 
 
 def test_malformed_schema_exits_2_naming_the_file(splits, tmp_path, caplog):

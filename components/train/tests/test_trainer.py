@@ -46,7 +46,7 @@ def _request(splits, **kwargs) -> trainer.TrainRequest:
         train_path=str(kwargs.pop("train", splits["train"])),
         validation_path=str(kwargs.pop("validation", splits["validation"])),
         model_dir="/nonexistent/model",
-        **kwargs,
+        **{"label_column": "employed", "exclude_columns": ("id",), **kwargs},
     )
 
 

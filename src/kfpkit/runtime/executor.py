@@ -127,6 +127,14 @@ class Executor:
     def param(self, name: str, default: Any = None) -> Any:
         return self._params.get(name, default)
 
+    def required_param(self, name: str) -> Any:
+        """A parameter with no default (data-specific names such as a label column): the
+        pipeline sets it; ValueError naming it when absent or empty."""
+        value = self._params.get(name)
+        if value is None or value == "":
+            raise ValueError(f"parameter {name!r} is missing (it has no default)")
+        return value
+
     def json_param(self, name: str, default: Any = None) -> Any:
         """A list/dict parameter; JSON text is accepted too (e.g. from a pipeline parameter)."""
         value = self._params.get(name, default)
