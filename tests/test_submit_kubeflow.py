@@ -125,7 +125,7 @@ def test_a_changed_pipeline_gets_a_new_version_of_the_same_pipeline(
     [
         ({"cli_params": [*REQUIRED, "tuning_trails=1"]}, ValueError, "tuning_trails"),
         ({"cli_params": [*REQUIRED, "tuning_trials=x"]}, ValueError, "NUMBER_INTEGER; 'x'"),
-        ({"cli_params": REQUIRED[1:]}, ValueError, "needs a value for 'project'"),
+        ({"cli_params": REQUIRED[:1]}, ValueError, "needs a value for 'serving_model_uri'"),
         ({"cli_params": REQUIRED, "cron": "61 * * * *"}, ValueError, "'61'"),
         ({"cli_params": REQUIRED, "cron": "TZ=Europe/Paris 0 6 * * *"}, ValueError, "UTC"),
         ({"cli_params": REQUIRED, "max_concurrency": 0}, ValueError, "max_concurrency"),

@@ -74,8 +74,8 @@ def test_bad_parameters_are_named(cli: list[str], message: str) -> None:
 
 def test_missing_required_and_ill_typed_file_values() -> None:
     pipeline = spec.load(TRAINING)
-    with pytest.raises(ValueError, match="needs a value for 'destination_dataset', 'project'"):
-        spec.parameter_values(pipeline, {"source_table": "t", "serving_model_uri": "u"})
+    with pytest.raises(ValueError, match="needs a value for 'serving_model_uri', 'source_table'"):
+        spec.parameter_values(pipeline, {"project": "p"})
     with pytest.raises(ValueError, match="'project' is STRING; 42"):
         spec.parameter_values(pipeline, {**REQUIRED, "project": 42})
     with pytest.raises(ValueError, match="'tuning_trials' is NUMBER_INTEGER; True"):
