@@ -55,8 +55,18 @@ class Intervals:
     reason: str = ""
 
 
+def _score_groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows in score order and where each group of equal scores starts (once per model)."""
+    order = np.argsort(scores, kind="mergesort")
+    _, starts = np.unique(scores[order], return_index=True)
+    return order, starts
+
+
 def _weighted_metrics(
-    weights: np.ndarray, labels: np.ndarray, scores: np.ndarray
+    weights: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    groups: tuple[np.ndarray, np.ndarray],
 ) -> dict[str, np.ndarray]:
     """Each metric per resample (row of ``weights``); NaN where undefined in a resample."""
     actual = labels == 1
@@ -77,8 +87,7 @@ def _weighted_metrics(
         }
         # AUC with ties counted half: per group of equal scores, the weighted positives times
         # the weighted negatives scored lower plus half the tied ones.
-        order = np.argsort(scores, kind="mergesort")
-        _, starts = np.unique(scores[order], return_index=True)
+        order, starts = groups
         ordered = weights[:, order]
         pos_w = np.add.reduceat(ordered * actual[order], starts, axis=1)
         neg_w = np.add.reduceat(ordered * ~actual[order], starts, axis=1)
@@ -121,15 +130,17 @@ def bootstrap(
     n = len(labels)
     rng = np.random.default_rng([settings.seed, *seed_key])
     draws: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in scores}
+    groups = {name: _score_groups(model_scores) for name, model_scores in scores.items()}
     block = max(1, _CELLS_PER_BLOCK // n)
     done = 0
     while done < settings.resamples:
         size = min(block, settings.resamples - done)
-        rows = rng.integers(0, n, size=(size, n))
-        flat = (np.arange(size)[:, None] * n + rows).ravel()
-        weights = np.bincount(flat, minlength=size * n).reshape(size, n).astype(float)
+        weights = np.empty((size, n))
+        for i in range(size):  # row by row: int32 draws and bincount are ~5x faster here
+            weights[i] = np.bincount(rng.integers(0, n, size=n, dtype=np.int32), minlength=n)
         for name, model_scores in scores.items():
-            for metric, values in _weighted_metrics(weights, labels, model_scores).items():
+            found = _weighted_metrics(weights, labels, model_scores, groups[name])
+            for metric, values in found.items():
                 draws[name].setdefault(metric, []).append(values)
         done += size
     joined = {
