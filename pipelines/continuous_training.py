@@ -31,7 +31,7 @@ from kfpkit.pipelines.model_chain import (
     split_and_validate,
     tune_train_evaluate_push,
 )
-from kfpkit.pipelines.training import TUNING_SEARCH_SPACE
+from kfpkit.pipelines.training import LABEL_COLUMN, TUNING_SEARCH_SPACE, TUNING_TRIALS
 
 PIPELINE_NAME = "kfpkit-continuous-training"
 # id and year differ between windows by construction: never compared, never a reason.
@@ -70,9 +70,9 @@ def continuous_training(
     serving_logs: str = "",
     serving_start: str = "",
     serving_end: str = "",
-    label_column: str = "employed",
+    label_column: str = LABEL_COLUMN,
     hyperparameters: dict = {},  # noqa: B006
-    tuning_trials: int = 3,
+    tuning_trials: int = TUNING_TRIALS,
     tuning_parallel_trials: int = 1,
     tuning_algorithm: str = "tpe",
     tuning_search_space: list = TUNING_SEARCH_SPACE,  # noqa: B006

@@ -15,6 +15,10 @@ from kfpkit.pipelines.model_chain import (
 )
 
 PIPELINE_NAME = "kfpkit-training"
+# The demo data's label and the tune step's trial budget: set here once, read by every
+# pipeline (the components have no label default; their own defaults are their own).
+LABEL_COLUMN = "employed"
+TUNING_TRIALS = 3
 # What the tune step searches by default: the learning rate and the network's width.
 TUNING_SEARCH_SPACE = [
     {"name": "learning_rate", "type": "double", "min": 3e-4, "max": 1e-2, "log": True},
@@ -45,10 +49,10 @@ def training(
     numeric_drift_threshold: float = 0.1,
     drift_thresholds: dict = {},  # noqa: B006
     fail_on_anomalies: bool = False,
-    label_column: str = "employed",
+    label_column: str = LABEL_COLUMN,
     exclude_columns: list = ["id"],  # noqa: B006
     hyperparameters: dict = {},  # noqa: B006
-    tuning_trials: int = 3,
+    tuning_trials: int = TUNING_TRIALS,
     tuning_parallel_trials: int = 1,
     tuning_algorithm: str = "tpe",
     tuning_search_space: list = TUNING_SEARCH_SPACE,  # noqa: B006

@@ -6,6 +6,9 @@ from kfp import dsl
 
 from kfpkit import images
 
+# the defaults are the runtime's own (one place), not restated here
+from kfpkit.components.katib_tune.spec import TuneSpec
+
 
 @dsl.container_component
 def katib_tune(
@@ -17,17 +20,17 @@ def katib_tune(
     report: dsl.Output[dsl.HTML],
     label_column: str,
     schema: dsl.Input[dsl.Artifact] = None,
-    objective_metric: str = "validation-auc",
-    objective_type: str = "maximize",
+    objective_metric: str = TuneSpec.objective_metric,
+    objective_type: str = TuneSpec.objective_type,
     objective_goal: Optional[float] = None,  # noqa: UP045 - KFP reads Optional, not "| None"
     additional_metrics: list = [],  # noqa: B006 - KFP needs a literal default
-    algorithm: str = "tpe",
+    algorithm: str = TuneSpec.algorithm,
     algorithm_settings: dict = {},  # noqa: B006
     early_stopping: str = "",
     early_stopping_settings: dict = {},  # noqa: B006
-    max_trial_count: int = 12,
-    parallel_trial_count: int = 1,
-    max_failed_trial_count: int = 3,
+    max_trial_count: int = TuneSpec.max_trial_count,
+    parallel_trial_count: int = TuneSpec.parallel_trial_count,
+    max_failed_trial_count: int = TuneSpec.max_failed_trial_count,
     fixed_hyperparameters: dict = {},  # noqa: B006
     feature_columns: list = [],  # noqa: B006
     exclude_columns: list = [],  # noqa: B006

@@ -38,17 +38,19 @@ def spec_from(executor: Executor, known: Any = None) -> TuneSpec:
         raise ValueError(f"fixed_hyperparameters: {e}") from None
     return parse_spec(
         search_space=executor.json_param("search_space", []),
-        objective_metric=executor.param("objective_metric", "validation-auc"),
-        objective_type=executor.param("objective_type", "maximize"),
+        objective_metric=executor.param("objective_metric", TuneSpec.objective_metric),
+        objective_type=executor.param("objective_type", TuneSpec.objective_type),
         objective_goal=executor.param("objective_goal"),
         additional_metrics=executor.string_list_param("additional_metrics"),
-        algorithm=executor.param("algorithm", "tpe"),
+        algorithm=executor.param("algorithm", TuneSpec.algorithm),
         algorithm_settings=executor.json_param("algorithm_settings", {}),
         early_stopping=executor.param("early_stopping", ""),
         early_stopping_settings=executor.json_param("early_stopping_settings", {}),
-        max_trial_count=executor.param("max_trial_count", 12),
-        parallel_trial_count=executor.param("parallel_trial_count", 1),
-        max_failed_trial_count=executor.param("max_failed_trial_count", 3),
+        max_trial_count=executor.param("max_trial_count", TuneSpec.max_trial_count),
+        parallel_trial_count=executor.param("parallel_trial_count", TuneSpec.parallel_trial_count),
+        max_failed_trial_count=executor.param(
+            "max_failed_trial_count", TuneSpec.max_failed_trial_count
+        ),
         fixed_hyperparameters=fixed,
         known_hyperparameters=known,
     )

@@ -281,17 +281,17 @@ def _check_algorithm_settings(algorithm: str, settings: Mapping[str, str]) -> No
 
 def parse_spec(
     search_space: Any,
-    objective_metric: str = "validation-auc",
-    objective_type: str = "maximize",
+    objective_metric: str = TuneSpec.objective_metric,
+    objective_type: str = TuneSpec.objective_type,
     objective_goal: Any = None,
     additional_metrics: Sequence[str] = (),
-    algorithm: str = "tpe",
+    algorithm: str = TuneSpec.algorithm,
     algorithm_settings: Any = None,
     early_stopping: str = "",
     early_stopping_settings: Any = None,
-    max_trial_count: Any = 12,
-    parallel_trial_count: Any = 1,
-    max_failed_trial_count: Any = 3,
+    max_trial_count: Any = TuneSpec.max_trial_count,
+    parallel_trial_count: Any = TuneSpec.parallel_trial_count,
+    max_failed_trial_count: Any = TuneSpec.max_failed_trial_count,
     fixed_hyperparameters: Mapping[str, Any] | None = None,
     known_hyperparameters: Collection[str] | None = None,
 ) -> TuneSpec:
