@@ -23,6 +23,7 @@ from kfpkit.classification import DECISION_THRESHOLD
 
 # Metrics given an interval; all are the ones kfpkit.classification.binary_metrics defines.
 INTERVAL_METRICS = ("accuracy", "precision", "recall", "auc", "log_loss")
+LOWER_IS_BETTER = ("log_loss",)
 MIN_ROWS = 30
 _EPS = 1e-7  # the clip of kfpkit.classification's log loss
 _CELLS_PER_BLOCK = 4_000_000  # resamples x rows weighed at once (32 MB of float64)
@@ -178,7 +179,8 @@ def describe_difference(
     low, high = difference
     pct = f"{confidence * 100:g} %"
     if distinguishable(difference):
-        side = "better" if low > 0 else "worse"
+        higher = low > 0
+        side = "better" if higher != (metric in LOWER_IS_BETTER) else "worse"
         verdict = f"the candidate is {side}"
     else:
         verdict = "not distinguishable"

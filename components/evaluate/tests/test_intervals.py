@@ -153,3 +153,12 @@ def test_slice_thresholds_block_and_unknown_slices_are_named():
         m.BlessingRule(slice_thresholds={"SEX": 0.5})
     with pytest.raises(ValueError, match=r"slice_thresholds\['SEX=1'\] must be a number"):
         m.BlessingRule(slice_thresholds={"SEX=1": 2})
+
+
+def test_a_lower_log_loss_is_better():
+    assert intervals.describe_difference("log_loss", -0.01, (-0.02, -0.005), 0.95).endswith(
+        "the candidate is better"
+    )
+    assert intervals.describe_difference("auc", -0.01, (-0.02, -0.005), 0.95).endswith(
+        "the candidate is worse"
+    )
