@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from kfpkit.classification import DECISION_THRESHOLD
+from kfpkit.components.evaluate.intervals import MIN_ROWS
 from kfpkit.runtime import html_report
 
 CALIBRATION_BINS = 10
@@ -40,19 +41,29 @@ def _gap(values: list[float | None]) -> float | None:
 
 
 def fairness(
-    labels: np.ndarray, probabilities: np.ndarray, columns: Mapping[str, np.ndarray]
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    columns: Mapping[str, np.ndarray],
+    min_rows: int = MIN_ROWS,
 ) -> dict[str, dict[str, Any]]:
-    """Per slice column: the rates of each value and the gaps between its values."""
+    """Per slice column: the rates of each value and the gaps between the values of at
+    least ``min_rows`` rows (a value of a handful of rows would make any gap; those are
+    listed under ``excluded``)."""
     out: dict[str, dict[str, Any]] = {}
     for column, values in columns.items():
         text = np.asarray(values).astype(str)
+        uniques, counts = np.unique(text, return_counts=True)
+        every = {
+            v: group_rates(labels[text == v], probabilities[text == v]) for v in uniques.tolist()
+        }
         rates = {
-            v: group_rates(labels[text == v], probabilities[text == v]) for v in np.unique(text)
+            v: every[v] for v, c in zip(uniques.tolist(), counts, strict=True) if c >= min_rows
         }
         tpr = _gap([r["true_positive_rate"] for r in rates.values()])
         fpr = _gap([r["false_positive_rate"] for r in rates.values()])
         out[column] = {
-            "rates": rates,
+            "rates": every,
+            "excluded": sorted(set(every) - set(rates)),
             "demographic_parity_difference": _gap([r["selection_rate"] for r in rates.values()]),
             "true_positive_rate_gap": tpr,
             "false_positive_rate_gap": fpr,

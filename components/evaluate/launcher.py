@@ -129,7 +129,7 @@ def _record_uncertainty(metadata: dict, result: EvaluationResult) -> None:
             put(f"{column}={value}/", {"auc": found.models.get("model", {}).get("auc")})
     for column, gaps in (result.fairness or {}).items():
         for name, gap in gaps.items():
-            if name != "rates" and gap is not None:
+            if name not in ("rates", "excluded") and gap is not None:
                 metadata[f"{column}/{name}"] = gap
     if result.calibration is not None:
         metadata["expected_calibration_error"] = result.calibration["expected_calibration_error"]

@@ -333,7 +333,10 @@ def report_markdown(
         if gaps:
             lines += [
                 "",
-                f"Fairness by `{column}` (largest minus smallest over its values): "
+                f"Fairness by `{column}` (largest minus smallest over its values of at least "
+                f"{intervals.MIN_ROWS} rows"
+                + (f"; left out: {', '.join(gaps['excluded'])}" if gaps.get("excluded") else "")
+                + "): "
                 f"demographic parity difference {_cell(gaps['demographic_parity_difference'])}, "
                 f"true positive rate gap {_cell(gaps['true_positive_rate_gap'])}, "
                 f"false positive rate gap {_cell(gaps['false_positive_rate_gap'])}, "

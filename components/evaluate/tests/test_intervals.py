@@ -128,11 +128,14 @@ def test_fairness_gaps():
     labels = np.array([1, 1, 0, 0, 1, 1, 0, 0], dtype=float)
     scores = np.array([0.9, 0.9, 0.9, 0.1, 0.9, 0.1, 0.1, 0.1])
     group = np.array(["a"] * 4 + ["b"] * 4)
-    got = diagnostics.fairness(labels, scores, {"G": group})["G"]
+    got = diagnostics.fairness(labels, scores, {"G": group}, min_rows=4)["G"]
     assert got["demographic_parity_difference"] == pytest.approx(0.75 - 0.25)
     assert got["true_positive_rate_gap"] == pytest.approx(1.0 - 0.5)
     assert got["false_positive_rate_gap"] == pytest.approx(0.5 - 0.0)
     assert got["equalized_odds_difference"] == pytest.approx(0.5)
+    # groups of fewer rows than the interval minimum make no gap, and are named
+    small = diagnostics.fairness(labels, scores, {"G": group})["G"]
+    assert small["demographic_parity_difference"] is None and small["excluded"] == ["a", "b"]
 
 
 def test_slice_thresholds_block_and_unknown_slices_are_named():
