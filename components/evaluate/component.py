@@ -69,7 +69,8 @@ def evaluate(
         min_lower_bound: The lower bound of ``metric``'s interval must reach this (0: no check).
         require_noninferiority: Bless only if the candidate is not worse than the baseline at
             ``confidence``: the lower bound of the paired difference >= -noninferiority_margin.
-        noninferiority_margin: How much worse than the baseline the interval may reach.
+        noninferiority_margin: How much worse than the baseline the interval may reach; at
+            0 the candidate must be significantly better, so set it (e.g. 0.001 AUC).
         slice_thresholds: ``{"column=value": floor}``: that slice's ``metric`` must reach its
             floor (e.g. ``{"SEX=2": 0.8}``); the column must be in ``slice_columns``.
 
