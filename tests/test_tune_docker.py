@@ -112,6 +112,8 @@ def test_katib_trial_in_the_image(splits):
         (splits / "train").as_uri(),
         "--validation-data",
         str(splits / "validation"),
+        "--label-column",
+        "employed",
         "--search-space",
         json.dumps(SPACE),
         "--fixed",
