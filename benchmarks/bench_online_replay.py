@@ -117,8 +117,8 @@ def split_years(work: Path, per_year: int) -> dict[str, Any]:
 
 
 def _train(work: Path, name: str, train: str, validation: str, features: list[str]) -> dict:
-    from kfpkit.components.train import trainer
     from kfpkit.hyperparameters import parse_hyperparameters
+    from kfpkit.training import trainer
 
     started = time.perf_counter()
     result = trainer.train(trainer.TrainRequest(

@@ -52,7 +52,7 @@ _STEP = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) - INFO - (?:Executing task '([^']+)'
 RUNTIME_IMPORTS = {
     "evaluate": ("tensorflow",),
     "kserve_push": ("kserve", "tensorflow"),
-    "train": ("kfpkit.components.train.trainer",),
+    "train": ("kfpkit.training.trainer",),
 }
 
 

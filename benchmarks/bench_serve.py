@@ -89,7 +89,7 @@ def free_port() -> int:
 def train_model(root: Path) -> Path:
     import pyarrow.parquet as pq
 
-    from kfpkit.components.train import trainer
+    from kfpkit.training import trainer
 
     table, start = pq.read_table(SAMPLE), 0
     for name, rows in (("train", 4000), ("validation", 1000), ("test", 1000)):

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 
 from kfpkit import tabular
-from kfpkit.components.train import trainer
+from kfpkit.training import trainer
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", ".cache", "demo", "employment.parquet")
 

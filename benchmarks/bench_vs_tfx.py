@@ -16,7 +16,7 @@ from round to round), and times each process from spawn to exit:
   ``Executing task`` / ``Task ... finished`` log lines; test accuracy/AUC from the evaluate
   step's metrics.
 
-The model on the TFX side is kfpkit's (``components/train/trainer.py``: build_model and the
+The model on the TFX side is kfpkit's (``src/kfpkit/training/trainer.py``: build_model and the
 Hyperparameters defaults, read from the source here, merged with the pipeline's default
 ``hyperparameters``); features, label, split ratios, slice columns and blessing thresholds
 come from the pipeline's defaults. Step names are not hard-coded on the kfpkit side: whatever
@@ -52,7 +52,7 @@ TFX_REQUIREMENTS = TFX_DIR / "requirements.txt"
 TFX_BUILD_FROM_SOURCE = ("pyfarmhash", "google-apitools", "rouge-score")
 WORK = REPO / "build" / "bench-vs-tfx"
 DEFAULT_JSON = REPO / "benchmarks" / "results_vs_tfx.json"
-TRAINER_SOURCE = REPO / "components" / "train" / "trainer.py"
+TRAINER_SOURCE = REPO / "src" / "kfpkit" / "training" / "trainer.py"
 PIPELINE = "training"
 GROUPS = ("split", "validation", "training", "evaluation", "infra_validation")
 GROUP_TITLES = {

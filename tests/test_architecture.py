@@ -23,9 +23,6 @@ COMPONENTS_DIR = ROOT / "components"
 SRC = ROOT / "src" / "kfpkit"
 # Host modules that enumerate or build pipelines.
 PIPELINE_USERS = {"catalog.py", "compile.py", "targets.py"}
-# The one coupling between components left, on purpose: a Katib trial IS a run of the train
-# component's trainer (same image), so katib_tune imports it rather than a copy of it.
-ALLOWED_COMPONENT_IMPORTS = {("katib_tune", "train")}
 
 
 def imported_modules(path: Path) -> Iterator[str]:
@@ -67,8 +64,7 @@ def test_no_component_imports_another_component():
                 parts = module.split(".")
                 if parts[:2] == ["kfpkit", "components"] and len(parts) > 2 and parts[2] != name:
                     found.add((name, parts[2]))
-    assert found <= ALLOWED_COMPONENT_IMPORTS, sorted(found - ALLOWED_COMPONENT_IMPORTS)
-    assert found == ALLOWED_COMPONENT_IMPORTS, "an allowed coupling is gone: drop it from the list"
+    assert not found, sorted(found)
 
 
 def test_layers_import_no_component_and_only_the_host_imports_pipelines():

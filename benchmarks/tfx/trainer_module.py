@@ -2,7 +2,7 @@
 
 Runs inside the TFX 1.16 environment (``.venvs/tfx-bench``), never in kfpkit's own.
 
-Model shape copied from ``components/train/trainer.py`` (``build_model`` and the
+Model shape copied from ``src/kfpkit/training/trainer.py`` (``build_model`` and the
 ``Hyperparameters`` defaults, passed in by the driver through ``custom_config``): one input per
 feature; numeric features standardized with the train split's mean and variance; categorical
 features looked up in the train split's vocabulary (most frequent first, one out-of-vocabulary

@@ -292,7 +292,7 @@ def _worker(conn: Any, data: TrialData, scratch: str) -> None:
     """A worker process: imports the trainer once, then runs trials sent over ``conn``."""
     started = time.perf_counter()
     from kfpkit.components.katib_tune.trial import run_trial
-    from kfpkit.components.train import trainer  # noqa: F401 - TensorFlow, before "ready"
+    from kfpkit.training import trainer  # noqa: F401 - TensorFlow, before "ready"
 
     conn.send(("ready", time.perf_counter() - started))
     while True:

@@ -17,7 +17,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kfpkit.components.train.objective_metrics import OBJECTIVE_METRICS
+from kfpkit.training.objective_metrics import OBJECTIVE_METRICS
 
 DOUBLE, INT, CATEGORICAL, DISCRETE = "double", "int", "categorical", "discrete"
 PARAMETER_TYPES = (DOUBLE, INT, CATEGORICAL, DISCRETE)

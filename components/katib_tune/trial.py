@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kfpkit.components.katib_tune import spec as specs
-from kfpkit.components.train.objective_metrics import EPOCH_LOG_KEYS, OBJECTIVE_METRICS
 from kfpkit.hyperparameters import parse_hyperparameters
+from kfpkit.training.objective_metrics import EPOCH_LOG_KEYS, OBJECTIVE_METRICS
 
 _log = logging.getLogger("kfpkit")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -128,7 +128,7 @@ def run_trial(
 ) -> TrialOutcome:
     """Trains once with ``hyperparameters`` (the dict ``train`` takes); the model goes to a
     scratch folder that is removed (a trial's product is its metrics)."""
-    from kfpkit.components.train import trainer
+    from kfpkit.training import trainer
 
     hp = parse_hyperparameters(dict(hyperparameters))
     work = tempfile.mkdtemp(prefix="kfpkit-trial-", dir=scratch or None)

@@ -12,11 +12,11 @@ import sys
 import keras
 import tensorflow as tf
 
-from kfpkit.components.train import trainer
 from kfpkit.components.train.curve import training_curve_html
-from kfpkit.components.train.objective_metrics import metric_lines
 from kfpkit.hyperparameters import hyperparameters_dict, parse_hyperparameters
 from kfpkit.runtime.executor import Executor, main
+from kfpkit.training import trainer
+from kfpkit.training.objective_metrics import metric_lines
 
 
 def _whole_number(executor: Executor, name: str, default: int) -> int:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from kfpkit.components.train import trainer
 from kfpkit.testing.splits import sample_splits
+from kfpkit.training import trainer
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ def splits(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def model_dir(splits, tmp_path_factory) -> Path:
-    from kfpkit.components.train import trainer
+    from kfpkit.training import trainer
 
     model = tmp_path_factory.mktemp("model") / "employment"
     trainer.train(

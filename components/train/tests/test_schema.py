@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from kfpkit.components.train.schema import load_schema_features, parse_schema, schema_features
 from kfpkit.tabular import CATEGORICAL, NUMERIC, FeatureSpec
+from kfpkit.training.schema import load_schema_features, parse_schema, schema_features
 
 DATA = Path(__file__).parent / "data"
 

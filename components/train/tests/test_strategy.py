@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kfpkit.components.train import strategy as s
+from kfpkit.training import strategy as s
 
 
 @pytest.mark.parametrize(

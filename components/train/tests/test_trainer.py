@@ -8,10 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kfpkit.components.train import trainer
 from kfpkit.components.train.curve import training_curve_html
-from kfpkit.components.train.schema import load_schema_features
 from kfpkit.tabular import CATEGORICAL, NUMERIC, FeatureSpec
+from kfpkit.training import trainer
+from kfpkit.training.schema import load_schema_features
 
 SCHEMA = Path(__file__).parent / "data" / "schema.pbtxt"
 

@@ -26,12 +26,12 @@ import pyarrow as pa
 import tensorflow as tf
 
 from kfpkit import tabular
-from kfpkit.components.train import strategy as strategies
-from kfpkit.components.train.schema import SchemaFeature, load_schema_features
 
 # the hyperparameters and their rules are pure code, shared with katib_tune (no TensorFlow)
 from kfpkit.hyperparameters import Hyperparameters
 from kfpkit.tabular import NUMERIC, FeatureSpec
+from kfpkit.training import strategy as strategies
+from kfpkit.training.schema import SchemaFeature, load_schema_features
 
 _log = logging.getLogger("kfpkit")
 
