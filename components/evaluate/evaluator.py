@@ -16,6 +16,7 @@ import numpy as np
 from kfpkit import tabular
 from kfpkit.components.evaluate import diagnostics, intervals
 from kfpkit.components.evaluate import metrics as m
+from kfpkit.components.evaluate.intervals import Intervals
 
 _log = logging.getLogger("kfpkit")
 
@@ -41,8 +42,8 @@ class EvaluationResult:
     roc_curve: list[dict[str, float]]
     decision: m.Decision
     report: str
-    intervals: intervals.Intervals | None = None
-    slice_intervals: dict[str, dict[str, intervals.Intervals]] | None = None
+    intervals: Intervals | None = None  # the field shadows the module inside the class
+    slice_intervals: dict[str, dict[str, Intervals]] | None = None
     fairness: dict[str, dict[str, Any]] | None = None
     calibration: dict[str, Any] | None = None
 

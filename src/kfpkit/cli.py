@@ -374,7 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     from kfpkit.serving.logger_sink import add_arguments, run_from_args
 
     add_arguments(p)
-    p.set_defaults(func=lambda args: run_from_args(args) or 0)
+    def run_sink(args: argparse.Namespace) -> int:
+        run_from_args(args)
+        return 0
+
+    p.set_defaults(func=run_sink)
 
     from kfpkit.submit.cli import add_commands
 

@@ -5,6 +5,7 @@ completes. The client library raises ``requests.exceptions.ConnectionError`` for
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -56,10 +57,8 @@ class DroppingProxy:
 
     def _drop(self, sock: socket.socket) -> None:
         self.dropped += 1
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         sock.close()
 
     def _pipe(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
@@ -80,10 +79,8 @@ class DroppingProxy:
             for sock in (source, sink):
                 with self._lock:
                     self._open.discard(sock)
-                try:
+                with contextlib.suppress(OSError):
                     sock.close()
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self.listener.close()

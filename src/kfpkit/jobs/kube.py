@@ -274,7 +274,7 @@ class CustomObjects:
             what=what,
             poll_interval=poll_interval,
             timeout=timeout,
-            cancel=cancel or (lambda: self.delete(namespace, name) and None),
+            cancel=cancel or (lambda: None if self.delete(namespace, name) else None),
             cancel_on_timeout=cancel_on_timeout,
         )
 

@@ -119,7 +119,7 @@ class KubeflowRegistry(RegistryBase):
             number = str(max(taken, default=0) + 1)
             try:
                 self._call(
-                    lambda n=number: self._client.register_model(
+                    lambda n=number: self._client.register_model(  # type: ignore[misc]
                         name,
                         uri,
                         model_format_name=MODEL_FORMAT[0],

@@ -28,7 +28,9 @@ def registry_from(executor: Executor) -> Registry:
 
 def write_version(artifact: Artifact, version: ModelVersion | None, **extra: object) -> None:
     """The version (or ``found: false``) in the artifact's metadata and as JSON in it."""
-    doc = {"found": False} if version is None else {"found": True, **version.to_metadata()}
+    doc: dict[str, object] = {"found": False}
+    if version is not None:
+        doc = {"found": True, **version.to_metadata()}
     doc.update(extra)
     artifact.metadata.update(doc)
     os.makedirs(artifact.path, exist_ok=True)
