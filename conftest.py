@@ -25,7 +25,7 @@ PROJECT = "kfpkit-test"
 ROOT = Path(__file__).resolve().parent
 TEST_FAMILY = os.environ.get("KFPKIT_TEST_FAMILY", "core")
 # Tests of a shared layer under tests/<layer>/ that run in another family than core.
-LAYER_TEST_FAMILIES = {"tfdv": "tfdv", "serving": "train"}
+LAYER_TEST_FAMILIES = {"tfdv": "tfdv", "serving": "train", "explain": "train"}
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

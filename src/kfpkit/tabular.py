@@ -6,13 +6,14 @@ bigquery_split writes it, or any ``*.parquet``) or one Parquet file; a feature i
 is a Keras-exported SavedModel in a numbered version folder (KServe's TensorFlow layout) whose
 ``serving_default`` signature takes one named raw tensor per feature.
 
-Limit: a split is read whole into memory (Arrow, then one numpy array per column); about
-``rows x columns x 8`` bytes plus the strings, e.g. 1M rows x 20 columns is a few hundred MB.
+Memory: :func:`iter_split` reads a split batch by batch (train and evaluate stream their
+splits through it); :func:`read_split` reads one whole, for small splits only (about
+``rows x columns x 8`` bytes plus the strings).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,31 @@ def read_split(path: str, name: str, columns: Sequence[str] | None = None) -> pa
     return table
 
 
+def iter_split(
+    path: str, name: str, columns: Sequence[str], batch_rows: int = 65_536
+) -> Iterator[pa.Table]:
+    """Reads a split's ``columns`` as tables of at most ``batch_rows`` rows, file by file
+    (memory bounded by a batch); the same ValueErrors as :func:`read_split`, the column
+    check before any row is read."""
+    files = parquet_files(path, name)
+    try:
+        readers = [pq.ParquetFile(f) for f in files]
+        for f, reader in zip(files, readers, strict=True):
+            missing = [c for c in columns if c not in reader.schema_arrow.names]
+            if missing:
+                raise ValueError(f"{name}: column(s) {missing} not in the data at {f!r}")
+        rows = 0
+        for reader in readers:
+            for batch in reader.iter_batches(batch_size=batch_rows, columns=list(columns)):
+                rows += batch.num_rows
+                if batch.num_rows:
+                    yield pa.Table.from_batches([batch])
+    except pa.ArrowInvalid as e:
+        raise ValueError(f"{name}: cannot read Parquet at {path!r}: {e}") from e
+    if rows == 0:
+        raise ValueError(f"{name}: the split at {path!r} has 0 rows")
+
+
 def kind_of_arrow_type(arrow_type: pa.DataType) -> str | None:
     """Feature kind inferred from a column type: numbers and booleans are numeric, strings
     categorical; None for types a flat feature cannot hold (lists, structs, timestamps...)."""
@@ -98,14 +124,19 @@ def feature_array(table: pa.Table, spec: FeatureSpec) -> np.ndarray:
     """One column as the model input dtype: float32 (null -> NaN) or str (null -> "")."""
     column = table[spec.name]
     if spec.kind == CATEGORICAL:
-        if kind_of_arrow_type(column.type) not in (NUMERIC, CATEGORICAL):
-            raise ValueError(f"column {spec.name!r} of type {column.type} cannot be categorical")
-        text = pc.cast(column, pa.string()).fill_null("")
-        return text.to_numpy(zero_copy_only=False).astype(object)
+        return categorical_text(table, spec).to_numpy(zero_copy_only=False).astype(object)
     if kind_of_arrow_type(column.type) != NUMERIC:
         raise ValueError(f"column {spec.name!r} of type {column.type} is not numeric")
     numbers = pc.cast(column, pa.float64()).fill_null(float("nan"))
     return numbers.to_numpy(zero_copy_only=False).astype(np.float32)
+
+
+def categorical_text(table: pa.Table, spec: FeatureSpec) -> pa.ChunkedArray:
+    """A categorical column as Arrow strings (null -> ""), what :func:`feature_array` gives."""
+    column = table[spec.name]
+    if kind_of_arrow_type(column.type) not in (NUMERIC, CATEGORICAL):
+        raise ValueError(f"column {spec.name!r} of type {column.type} cannot be categorical")
+    return pc.cast(column, pa.string()).fill_null("")
 
 
 def feature_arrays(table: pa.Table, specs: Sequence[FeatureSpec]) -> dict[str, np.ndarray]:
@@ -170,6 +201,33 @@ class ServingModel:
             out = self._signature(**batch)[self.output_name]
             parts.append(out.numpy().reshape(-1))
         return np.concatenate(parts).astype(np.float64)
+
+    def gradients(
+        self, features: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Probabilities and their gradients with respect to every numeric input (float64, one
+        per row); categorical inputs (strings) have none. Rows are independent, so the
+        gradient of the batch's sum is each row's own."""
+        tf = self._tf
+        rows = len(next(iter(features.values())))
+        numeric = [s.name for s in self.feature_specs if s.kind == NUMERIC]
+        outputs: list[np.ndarray] = []
+        grads: dict[str, list[np.ndarray]] = {name: [] for name in numeric}
+        for start in range(0, rows, PREDICT_BATCH_ROWS):
+            batch = {
+                spec.name: tf.constant(features[spec.name][start : start + PREDICT_BATCH_ROWS])
+                for spec in self.feature_specs
+            }
+            with tf.GradientTape() as tape:
+                tape.watch([batch[name] for name in numeric])
+                out = self._signature(**batch)[self.output_name]
+            found = tape.gradient(out, [batch[name] for name in numeric])
+            outputs.append(out.numpy().reshape(-1))
+            for name, grad in zip(numeric, found, strict=True):
+                grads[name].append(np.zeros(len(batch[name])) if grad is None else grad.numpy())
+        return np.concatenate(outputs).astype(np.float64), {
+            name: np.concatenate(parts).astype(np.float64) for name, parts in grads.items()
+        }
 
     def predict_table(self, table: pa.Table) -> np.ndarray:
         missing = [s.name for s in self.feature_specs if s.name not in table.column_names]
