@@ -84,3 +84,26 @@ def test_only_tests_import_the_testing_package(top):
             continue
         for module in imported_modules(path):
             assert not module.startswith("kfpkit.testing"), f"{path}: imports {module}"
+
+
+# Host-only code that may use google-cloud-aiplatform (the `vertex` extra): `kfpkit submit`.
+AIPLATFORM_USERS = {SRC / "submit" / "vertex.py"}
+
+
+@pytest.mark.parametrize("top", ["src/kfpkit", "components", "pipelines"])
+def test_no_code_an_image_runs_imports_aiplatform(top):
+    """kfpkit's own code in the images never needs google-cloud-aiplatform: the Vertex-facing
+    steps speak Vertex AI's REST API (kfpkit.vertex_api)."""
+    for path in (ROOT / top).rglob("*.py"):
+        if is_test_code(path) or (SRC / "testing") in path.parents or path in AIPLATFORM_USERS:
+            continue
+        for module in imported_modules(path):
+            assert not module.startswith(("google.cloud.aiplatform", "vertexai")), (
+                f"{path}: imports {module}"
+            )
+
+
+def test_the_core_image_ships_no_aiplatform():
+    """182 MB that no core step imports (the tfdv image has it through apache-beam[gcp],
+    which TFDV requires)."""
+    assert "google-cloud-aiplatform==" not in (ROOT / "images/core/requirements.lock").read_text()

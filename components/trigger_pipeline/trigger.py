@@ -125,29 +125,10 @@ def _kubeflow(pipeline, target: Target, name: str, values: dict[str, Any],
 
 def _vertex(pipeline, target: Target, job_id: str,
             values: dict[str, Any]) -> tuple[str, bool]:  # type: ignore[no-untyped-def]  # fmt: skip
-    from google.api_core import exceptions
+    from kfpkit.submit.vertex_rest import VertexJobs, job_body
+    from kfpkit.vertex_api import VertexApi
 
-    from kfpkit.submit import vertex
-
-    where = vertex.Vertex(
-        project=target.project, location=target.location, api_endpoint=target.api_endpoint
-    )
-    module = where.init()
-    resource = f"projects/{target.project}/locations/{target.location}/pipelineJobs/{job_id}"
-    try:
-        return module.PipelineJob.get(resource).resource_name, False
-    except exceptions.NotFound:
-        pass
-    try:
-        submitted = vertex.submit(
-            pipeline.path,
-            where,
-            pipeline_root=target.pipeline_root,
-            params=values,
-            display_name=job_id,
-            job_id=job_id,
-            service_account=target.service_account,
-        )
-    except exceptions.AlreadyExists:  # another attempt submitted it meanwhile
-        return module.PipelineJob.get(resource).resource_name, False
-    return submitted.job_name, True
+    api = VertexApi(target.project, target.location, target.api_endpoint)
+    body = job_body(pipeline, values, target.pipeline_root, job_id, target.service_account)
+    job = VertexJobs(api).start(job_id, body)
+    return job.name, job.created

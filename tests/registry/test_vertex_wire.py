@@ -1,8 +1,12 @@
-"""What aiplatform's REST transport really sends to Vertex AI, received on 127.0.0.1."""
+"""What kfpkit's Vertex AI registry sends (v1 REST, kfpkit.vertex_api), received on 127.0.0.1:
+the requests google-cloud-aiplatform's Model.upload sends (compared below), without the SDK."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -156,3 +160,61 @@ def test_identifiers_are_checked_before_any_request(server, settings, message):
     with pytest.raises(ValueError, match=message):
         open_registry("vertex", **{**args, **settings}).register(name, uri, {}, {})
     assert server.calls("POST", "upload") == []
+
+
+def test_the_upload_is_the_request_google_cloud_aiplatform_sends(server):
+    """The SDK (in the host's environment) uploading the same version is the reference."""
+    aiplatform = pytest.importorskip("google.cloud.aiplatform")
+    from google.auth.credentials import AnonymousCredentials
+
+    registry = vertex(server)
+    registry.register("employment", "gs://b/m/1", LINEAGE, {"auc": 0.9}, [CHAMPION])
+    registry.register("employment", "gs://b/m/2", LINEAGE | {"pipeline_run_id": "r2"}, {},
+                      [CHALLENGER])  # fmt: skip
+    registry.set_alias("employment", CHAMPION, "2")
+    ours = [(r.path, r.body) for r in server.requests if r.method == "POST"]
+
+    saved = dict(vars(aiplatform.initializer.global_config))  # aiplatform.init is process-wide
+    try:
+        with VertexModelServer() as reference:
+            aiplatform.init(project="kfpkit-test", location="us-central1",
+                            api_endpoint=reference.url, api_transport="rest",
+                            credentials=AnonymousCredentials())  # fmt: skip
+            for (_, body), first in zip(ours[:2], (True, False), strict=True):
+                model = body["model"]
+                aliases = [a for a in model["versionAliases"] if a != "default"]
+                aiplatform.Model.upload(
+                    display_name=model["displayName"],
+                    model_id="employment" if first else None,
+                    parent_model=None if first else body["parentModel"],
+                    is_default_version="default" in model["versionAliases"],
+                    version_aliases=aliases,
+                    version_description=model["versionDescription"],
+                    artifact_uri=model["artifactUri"],
+                    serving_container_image_uri=model["containerSpec"]["imageUri"],
+                    labels=model["labels"],
+                    sync=True,
+                )
+            aiplatform.models.ModelRegistry("employment").add_version_aliases([CHAMPION], "2")
+            theirs = [(r.path, r.body) for r in reference.requests if r.method == "POST"]
+    finally:
+        vars(aiplatform.initializer.global_config).clear()
+        vars(aiplatform.initializer.global_config).update(saved)
+    assert ours == theirs
+
+
+def test_the_registry_needs_no_aiplatform(server):
+    """The images ship no google-cloud-aiplatform: register and resolve with it unimportable."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["google.cloud.aiplatform"] = None  # import fails, as in the images
+        sys.modules["vertexai"] = None
+        from kfpkit.registry import CHAMPION, open_registry
+        registry = open_registry("vertex", project="kfpkit-test", location="us-central1",
+                                 api_endpoint="{server.url}")
+        registry.register("employment", "gs://b/m/1", {{}}, {{"auc": 0.9}}, [CHAMPION])
+        print(registry.get_by_alias("employment", CHAMPION).uri)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "gs://b/m/1"

@@ -182,19 +182,9 @@ class Vertex(VertexTestServer):
 
 
 @pytest.fixture()
-def vertex_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[VertexTestServer]:
-    aiplatform = pytest.importorskip("google.cloud.aiplatform")
-    from google.auth.credentials import AnonymousCredentials
-
-    saved = dict(vars(aiplatform.initializer.global_config))
-    with Vertex() as s:
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", s.url)
-        # the step's Application Default Credentials, here anonymous ones
-        monkeypatch.setattr("google.auth.default",
-                            lambda *a, **k: (AnonymousCredentials(), "proj"))  # fmt: skip
+def vertex_server() -> Iterator[VertexTestServer]:
+    with Vertex() as s:  # an http:// endpoint: anonymous credentials
         yield s
-    vars(aiplatform.initializer.global_config).clear()
-    vars(aiplatform.initializer.global_config).update(saved)
 
 
 def test_vertex_job_with_a_deterministic_id_then_found_again_on_restart(vertex_server, tmp_path):
@@ -218,3 +208,46 @@ def test_vertex_job_with_a_deterministic_id_then_found_again_on_restart(vertex_s
     assert len(vertex_server.calls("POST", "/pipelineJobs")) == 1
     assert again["parameterValues"]["run_id"] == resource
     assert again["artifacts"]["triggered_run"]["artifacts"][0]["metadata"]["created"] is False
+
+
+def test_the_vertex_job_is_the_one_kfpkit_submit_sends_through_the_sdk(vertex_server, tmp_path):
+    """The step speaks Vertex AI's REST API itself (its image has no google-cloud-aiplatform);
+    the request ``kfpkit submit`` sends through the SDK for the same file is the reference."""
+    aiplatform = pytest.importorskip("google.cloud.aiplatform")
+    from google.auth.credentials import AnonymousCredentials
+
+    from kfpkit.submit import vertex as sdk
+
+    compiled = ROOT / "compiled" / "vertex" / "training.yaml"
+    account = "runner@proj.iam.gserviceaccount.com"
+    code, output = start(tmp_path, pipeline_spec_uri=str(compiled), target="vertex",
+                         project="proj", location="europe-west4", api_endpoint=vertex_server.url,
+                         pipeline_root="gs://bucket/root", parameters=PARAMS,
+                         service_account=account)  # fmt: skip
+    assert code == 0
+    (ours,) = vertex_server.calls("POST", "/pipelineJobs")
+    job_id = ours.query["pipelineJobId"]
+
+    saved = dict(vars(aiplatform.initializer.global_config))  # aiplatform.init is process-wide
+    try:
+        with Vertex() as reference:
+            where = sdk.Vertex(project="proj", location="europe-west4", api_endpoint=reference.url,
+                               credentials=AnonymousCredentials())  # fmt: skip
+            sdk.submit(compiled, where, pipeline_root="gs://bucket/root", params=PARAMS,
+                       display_name=job_id, job_id=job_id, service_account=account)  # fmt: skip
+            (theirs,) = reference.calls("POST", "/pipelineJobs")
+    finally:
+        vars(aiplatform.initializer.global_config).clear()
+        vars(aiplatform.initializer.global_config).update(saved)
+    assert (ours.path, ours.query["pipelineJobId"]) == (theirs.path, theirs.query["pipelineJobId"])
+    assert ours.json() == theirs.json()  # numbers compare by value: the SDK sends 0 as 0.0
+    assert ours.json()["serviceAccount"] == account
+
+
+def test_a_file_compiled_for_kubeflow_is_refused_for_vertex(vertex_server, tmp_path):
+    kubeflow = ROOT / "compiled" / "kubeflow" / "training.yaml"
+    code, _ = start(tmp_path, pipeline_spec_uri=str(kubeflow), target="vertex",
+                    project="proj", api_endpoint=vertex_server.url,
+                    pipeline_root="gs://bucket/root", parameters=PARAMS)  # fmt: skip
+    assert code == EXIT_USER_ERROR
+    assert vertex_server.calls("POST", "/pipelineJobs") == []

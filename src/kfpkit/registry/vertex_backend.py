@@ -1,4 +1,4 @@
-"""Vertex AI Model Registry through google-cloud-aiplatform.
+"""Vertex AI Model Registry through its v1 REST API (kfpkit.vertex_api; no SDK in the images).
 
 A model is one Vertex ``Model`` whose ID is the model name; each registration uploads a new
 version of it (``parent_model``) pointing at the SavedModel folder (``artifact_uri``; Vertex
@@ -31,10 +31,10 @@ from kfpkit.registry.base import (
     sorted_versions,
 )
 from kfpkit.runtime.retry import is_connection_error
+from kfpkit.vertex_api import REQUEST_TIMEOUT, VertexApi, check_endpoint
 
 # Vertex's prebuilt TensorFlow serving image (the newest TF 2 CPU one the SDK lists).
 DEFAULT_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
-REQUEST_TIMEOUT = 120.0  # seconds per request; the upload's operation waits up to 900 s (SDK)
 # Labels kept on every version: label key -> lineage key.
 LABELS = {
     "kfpkit-run": PIPELINE_RUN,
@@ -47,7 +47,6 @@ LABELS = {
 _MODEL_ID = re.compile(r"[a-z][a-z0-9_-]{0,62}\Z")
 _PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]\Z")
 _LOCATION = re.compile(r"[a-z]+-[a-z]+[0-9]+\Z")
-_ENDPOINT = re.compile(r"(https?://)?[A-Za-z0-9.-]+(:[0-9]{1,5})?/?\Z")
 _IMAGE = re.compile(r"[a-z0-9][a-z0-9.:_/-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
                     r"(@sha256:[0-9a-f]{64})?\Z")  # fmt: skip
 
@@ -64,10 +63,12 @@ def labels_for(lineage: dict[str, str]) -> dict[str, str]:
 
 
 def _timestamp(value: Any) -> datetime:
-    if isinstance(value, datetime):  # proto-plus gives a subclass with nanoseconds
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return datetime.fromtimestamp(aware.timestamp(), UTC)
-    return datetime.fromtimestamp(0, UTC)
+    """An RFC 3339 time of the API (``2026-12-01T20:32:13.815564123Z``) in UTC."""
+    try:
+        parsed = datetime.fromisoformat(str(value))  # digits past microseconds are cut
+    except ValueError:
+        return datetime.fromtimestamp(0, UTC)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class VertexRegistry(RegistryBase):
@@ -85,23 +86,15 @@ class VertexRegistry(RegistryBase):
             raise ValueError(f"project {project!r} is not a Google Cloud project id")
         if not isinstance(location, str) or not _LOCATION.match(location):
             raise ValueError(f"location {location!r} is not a Vertex AI region (us-central1)")
-        if api_endpoint and not _ENDPOINT.match(api_endpoint):
-            raise ValueError(f"api_endpoint {api_endpoint!r} is not host[:port] or a URL")
+        if api_endpoint:
+            check_endpoint(api_endpoint)
         if not isinstance(serving_image, str) or not _IMAGE.match(serving_image):
             raise ValueError(f"serving_image {serving_image!r} is not an image reference")
         from google.api_core import exceptions
-        from google.cloud import aiplatform
 
-        self._aiplatform = aiplatform
         self._errors = exceptions
         self.project, self.location, self.serving_image = project, location, serving_image
-        endpoint = {"api_endpoint": api_endpoint, "api_transport": "rest"} if api_endpoint else {}
-        if credentials is None and api_endpoint.startswith("http://"):
-            # plain HTTP is a local test server or emulator, never Google's (https) endpoints
-            from google.auth.credentials import AnonymousCredentials
-
-            credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
-        aiplatform.init(project=project, location=location, credentials=credentials, **endpoint)
+        self._api = VertexApi(project, location, api_endpoint, credentials, REQUEST_TIMEOUT)
 
     def check_name(self, name: str) -> str:
         if not isinstance(name, str) or not _MODEL_ID.match(name):
@@ -128,48 +121,42 @@ class VertexRegistry(RegistryBase):
     def _system_error(self, what: str, error: Exception) -> RuntimeError:
         return RuntimeError(f"Vertex AI: {what} failed: {error}")
 
-    def _to_version(self, model: Any) -> ModelVersion:
-        """From the API's Model resource (one version of it)."""
+    def _to_version(self, model: dict[str, Any]) -> ModelVersion:
+        """From the API's Model resource (one version of it, as JSON)."""
         try:
-            doc = json.loads(model.version_description or "{}").get("kfpkit", {})
+            doc = json.loads(model.get("versionDescription") or "{}").get("kfpkit", {})
         except (ValueError, AttributeError):
             doc = {}  # a version described by someone else
-        name = model.name.rsplit("/", 1)[-1].split("@", 1)[0]
+        resource = str(model["name"]).split("@", 1)[0]
+        version_id = str(model.get("versionId", ""))
         return ModelVersion(
-            name=name,
-            version=str(model.version_id),
-            uri=model.artifact_uri,
-            aliases=tuple(a for a in model.version_aliases if a != "default"),
-            created_at=_timestamp(model.version_create_time),
+            name=resource.rsplit("/", 1)[-1],
+            version=version_id,
+            uri=model.get("artifactUri", ""),
+            aliases=tuple(a for a in model.get("versionAliases") or () if a != "default"),
+            created_at=_timestamp(model.get("versionCreateTime")),
             lineage=dict(doc.get("lineage") or {}),
             metrics={k: float(v) for k, v in (doc.get("metrics") or {}).items()},
             backend=self.backend,
-            resource_name=f"{model.name.split('@', 1)[0]}@{model.version_id}",
+            resource_name=f"{resource}@{version_id}",
         )
 
-    def _get(self, name: str, version: str) -> Any | None:
+    def _get(self, name: str, version: str) -> dict[str, Any] | None:
         """The Model resource of ``name@version`` (a version id or an alias); None if absent."""
+        path = f"{self._model_name(name)}@{version}"
         try:
-            return self._call(
-                lambda: self._aiplatform.Model(model_name=name, version=version).gca_resource,
-                f"get {name}@{version}",
-            )
+            return self._call(lambda: self._api.call("GET", path), f"get {name}@{version}")
         except self._errors.NotFound:
             return None
         except self._errors.GoogleAPICallError as e:
             raise self._system_error(f"reading {name}@{version}", e) from e
 
-    def _versions(self, name: str, filter: str = "") -> list[Any]:
-        registry = self._aiplatform.models.ModelRegistry(self._model_name(name))
+    def _versions(self, name: str, filter: str = "") -> list[dict[str, Any]]:
+        path = f"{self._model_name(name)}:listVersions"
+        query = {"filter": filter} if filter else {}
         try:
             return self._call(
-                lambda: list(
-                    registry.client.list_model_versions(
-                        request={"name": self._model_name(name), "filter": filter},
-                        timeout=REQUEST_TIMEOUT,
-                    )
-                ),
-                f"list versions of {name}",
+                lambda: self._api.pages(path, "models", query), f"list versions of {name}"
             )
         except self._errors.NotFound:
             return []
@@ -184,32 +171,40 @@ class VertexRegistry(RegistryBase):
         description = json.dumps({"kfpkit": {"lineage": lineage, "metrics": metrics}},
                                   sort_keys=True)  # fmt: skip
 
-        def upload(first: bool) -> Any:
-            return self._aiplatform.Model.upload(
-                display_name=name,
-                model_id=name if first else None,
-                parent_model=None if first else self._model_name(name),
-                is_default_version=CHAMPION in aliases,
-                version_aliases=list(aliases) or None,  # (the SDK appends "default" to it)
-                version_description=description,
-                artifact_uri=uri,
-                serving_container_image_uri=self.serving_image,
-                labels=labels_for(lineage),
-                upload_request_timeout=REQUEST_TIMEOUT,
-                sync=True,
-            )
+        # what aiplatform's Model.upload sent (tests/registry/test_vertex_wire.py compares)
+        model = {
+            "displayName": name,
+            "containerSpec": {"imageUri": self.serving_image},
+            "labels": labels_for(lineage),
+            "artifactUri": uri,
+            # a blessed version is also the default one (what a deployment without a version gets)
+            "versionAliases": [*aliases, "default"] if CHAMPION in aliases else list(aliases),
+            "versionDescription": description,
+        }
+
+        def upload(first: bool) -> dict[str, Any]:  # the long-running operation
+            body: dict[str, Any] = {"model": {k: v for k, v in model.items() if v}}
+            if first:
+                body["modelId"] = name
+            else:
+                body["parentModel"] = self._model_name(name)
+            return dict(self._api.call("POST", f"{self._api.parent}/models:upload", body=body))
 
         first = self._get(name, "default") is None
+        what = f"upload a version of {name}"
         try:
-            model = self._call(lambda: upload(first), f"upload a version of {name}")
-        except self._errors.AlreadyExists:
-            # another registration created the model meanwhile: become a version of it
-            model = self._call(lambda: upload(False), f"upload a version of {name}")
+            try:
+                operation = self._call(lambda: upload(first), what)
+            except self._errors.AlreadyExists:
+                # another registration created the model meanwhile: become a version of it
+                operation = self._call(lambda: upload(False), what)
+            # each poll is retried on its own: retrying the upload would duplicate the version
+            done = self._call(lambda: self._api.wait(operation), f"wait for the {what}")
         except self._errors.BadRequest as e:  # InvalidArgument, FailedPrecondition, ...
             raise ValueError(f"Vertex AI refused the upload of {uri!r} as {name!r}: {e}") from e
         except self._errors.GoogleAPICallError as e:
             raise self._system_error(f"uploading {uri!r} as {name!r}", e) from e
-        return self._to_version(model.gca_resource)
+        return self.get_version(name, str(done["modelVersionId"]))
 
     def get_version(self, name: str, version: str) -> ModelVersion:
         model = self._get(name, version)
@@ -219,9 +214,10 @@ class VertexRegistry(RegistryBase):
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         check_alias(alias)
-        registry = self._aiplatform.models.ModelRegistry(self._model_name(name))
+        path = f"{self._model_name(name)}@{version}:mergeVersionAliases"
+        body = {"versionAliases": [alias]}
         try:
-            self._call(lambda: registry.add_version_aliases([alias], version), "set alias")
+            self._call(lambda: self._api.call("POST", path, body=body), "set alias")
         except self._errors.GoogleAPICallError as e:
             raise self._system_error(f"moving alias {alias} to {name}@{version}", e) from e
 
