@@ -1,20 +1,31 @@
 """Which differences between the demo's models are real: evaluate with bootstrap intervals.
 
-The online replay's models (``.cache/online_replay/models``, made by bench_online_replay.py):
-A trained on 2015 (the frozen model), B retrained on 2016, W trained on 2015 without its
-strongest feature. Each pair is evaluated with ``kfpkit.components.evaluate.evaluator`` on
-every row of 2017 and of 2018 (no model saw them), 1,000 paired bootstrap resamples, seed 0,
-sliced by SEX, RAC1P and age band. Prints a Markdown summary and writes
-``benchmarks/results_evaluate_intervals.json``. Run in the train venv:
+Two sources of models:
+
+- default: the online replay's models (``.cache/online_replay/models``, made by
+  bench_online_replay.py): A trained on 2015 (the frozen model), B retrained on 2016, W
+  trained on 2015 without its strongest feature; evaluated on every row of 2017 and 2018.
+- ``--train DIR``: models trained here, by the train component's runtime, on one whole year
+  each (90 % train, 10 % validation, seeded), 2015 (the frozen model), 2016 and 2017; each
+  retrained model against the frozen one on every later year (2017: 2016 vs 2015; 2018: 2016
+  vs 2015 and 2017 vs 2015). notebooks/evaluation.ipynb runs this (about 1.5 min on 2 cores).
+
+Each pair is evaluated with ``kfpkit.components.evaluate.evaluator`` (the evaluate
+component's runtime) with paired bootstrap intervals (1,000 resamples, seed 0), sliced by SEX,
+RAC1P and age band, noninferiority at 95 % with a 0.001 margin. Prints a Markdown summary and
+writes the results as JSON (default ``benchmarks/results_evaluate_intervals.json``) and each
+pair's evaluate report (``--reports DIR``). Run in the train venv:
 ``.venvs/train/bin/python benchmarks/evaluate_intervals_demo.py`` (about 5 min on 2 cores).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,89 +39,173 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / ".cache/online_replay/models"
 DATA = ROOT / ".cache/demo/employment.parquet"
 RESULTS_JSON = ROOT / "benchmarks/results_evaluate_intervals.json"
-PAIRS = (("B", "A"), ("W", "A"))  # (candidate, baseline)
+LABEL = "employed"
+PAIRS = {2017: (("B", "A"), ("W", "A")), 2018: (("B", "A"), ("W", "A"))}  # (candidate, baseline)
+# --train: a model per year named by it; each retrained model against the frozen 2015 one
+TRAIN_YEARS = (2015, 2016, 2017)
+TRAIN_PAIRS = {2017: (("2016", "2015"),), 2018: (("2016", "2015"), ("2017", "2015"))}
+TRAIN_HYPERPARAMETERS = {"epochs": 4, "early_stopping_patience": 1, "seed": 42}
+SLICE_COLUMNS = ("SEX", "RAC1P", "age_band")
 AGE_BANDS = (0, 25, 45, 65, 200)
+NONINFERIORITY_MARGIN = 0.001
 
 
-def _year(table: pa.Table, year: int, folder: Path) -> Path:
-    rows = table.filter(pc.equal(table["year"], year))
-    age = rows["AGEP"].to_numpy()
-    band = np.digitize(age, AGE_BANDS[1:-1])
-    names = np.array(
-        [f"{lo}-{hi - 1}" for lo, hi in zip(AGE_BANDS[:-1], AGE_BANDS[1:], strict=True)]
-    )
-    rows = rows.append_column("age_band", pa.array(names[band]))
+def _write(rows: pa.Table, folder: Path) -> Path:
     folder.mkdir(parents=True)
     pq.write_table(rows, folder / "data-000000000000.parquet")
     return folder
 
 
+def _year(table: pa.Table, year: int, folder: Path, rows: int = 0) -> Path:
+    """The year's rows (a seeded sample of ``rows`` when > 0) with an ``age_band`` column."""
+    found = table.filter(pc.equal(table["year"], year))
+    if 0 < rows < found.num_rows:
+        pick = np.random.default_rng(year).choice(found.num_rows, rows, replace=False)
+        found = found.take(np.sort(pick))
+    band = np.digitize(found["AGEP"].to_numpy(), AGE_BANDS[1:-1])
+    names = np.array(
+        [f"{lo}-{hi - 1}" for lo, hi in zip(AGE_BANDS[:-1], AGE_BANDS[1:], strict=True)]
+    )
+    return _write(found.append_column("age_band", pa.array(names[band])), folder)
+
+
+def train_models(table: pa.Table, work: Path) -> dict[str, dict[str, Any]]:
+    """A model per year of TRAIN_YEARS on that year's rows (90 % train, 10 % validation);
+    name -> {path, rows, seconds, validation metrics}."""
+    from kfpkit.hyperparameters import parse_hyperparameters
+    from kfpkit.training import trainer
+
+    models = {}
+    for year in TRAIN_YEARS:
+        rows = table.filter(pc.equal(table["year"], year))
+        order = np.random.default_rng(year).permutation(rows.num_rows)
+        cut = int(0.9 * rows.num_rows)
+        train = _write(rows.take(np.sort(order[:cut])), work / f"train_{year}")
+        validation = _write(rows.take(np.sort(order[cut:])), work / f"validation_{year}")
+        started = time.perf_counter()
+        result = trainer.train(
+            trainer.TrainRequest(
+                train_path=str(train),
+                validation_path=str(validation),
+                model_dir=str(work / "models" / str(year)),
+                label_column=LABEL,
+                hyperparameters=parse_hyperparameters(TRAIN_HYPERPARAMETERS),
+                exclude_columns=("id", "year"),
+            )
+        )
+        models[str(year)] = {
+            "path": str(work / "models" / str(year)),
+            "train_rows": cut,
+            "seconds": round(time.perf_counter() - started, 1),
+            "validation": {
+                k: round(float(v), 4)
+                for k, v in result.metrics.items()
+                if k in ("accuracy", "auc") and isinstance(v, int | float)
+            },
+        }
+        print(f"trained {year} on {cut:,} rows in {models[str(year)]['seconds']} s", flush=True)
+    return models
+
+
+def evaluate_pair(
+    test: Path, candidate: str, baseline: str, settings: intervals.BootstrapSettings
+) -> tuple[dict[str, Any], str]:
+    """One candidate against its baseline on one test split: the JSON row and the report."""
+    start = time.perf_counter()
+    got = evaluator.evaluate(
+        evaluator.EvaluateRequest(
+            model_path=candidate,
+            test_path=str(test),
+            baseline_path=baseline,
+            label_column=LABEL,
+            slice_columns=SLICE_COLUMNS,
+            rule=m.BlessingRule(
+                require_noninferiority=True, noninferiority_margin=NONINFERIORITY_MARGIN
+            ),
+            bootstrap=settings,
+        )
+    )
+    ci = got.intervals
+    assert ci is not None and got.baseline is not None and got.slice_intervals is not None
+    row: dict[str, Any] = {
+        "rows": got.candidate["count"],
+        "seconds": round(time.perf_counter() - start, 1),
+        "blessed_noninferior": got.decision.blessed,
+        "metrics": {},
+        "fairness": {
+            c: {k: v for k, v in g.items() if k not in ("rates", "excluded")}
+            | {"excluded": g.get("excluded", [])}
+            for c, g in (got.fairness or {}).items()
+        },
+        "ece": (got.calibration or {}).get("expected_calibration_error"),
+        "slice_auc": {
+            c: {
+                v: [
+                    got.slices[c][v]["count"],
+                    got.slices[c][v]["auc"],
+                    intervals.as_json(f.models.get("model", {}).get("auc")),
+                    f.reason,
+                ]
+                for v, f in vals.items()
+            }
+            for c, vals in got.slice_intervals.items()
+        },
+    }
+    for name in ("auc", "accuracy", "log_loss"):
+        point = got.candidate[name] - got.baseline[name]
+        row["metrics"][name] = {
+            "candidate": got.candidate[name],
+            "baseline": got.baseline[name],
+            "candidate_ci": intervals.as_json(ci.models["model"][name]),
+            "baseline_ci": intervals.as_json(ci.models["baseline"][name]),
+            "difference": point,
+            "difference_ci": intervals.as_json(ci.difference[name]),
+            "real": intervals.distinguishable(ci.difference[name]),
+            "statement": intervals.describe_difference(
+                name, point, ci.difference[name], settings.confidence
+            ),
+        }
+    return row, got.report
+
+
 def main() -> None:
-    table = pq.read_table(DATA)
-    results = []
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--train", type=Path, help="train the models here (see the docstring)")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--test-rows", type=int, default=0, help="per test year; 0: all")
+    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=RESULTS_JSON)
+    parser.add_argument("--reports", type=Path, help="write each pair's evaluate report here")
+    args = parser.parse_args()
+    settings = intervals.BootstrapSettings(resamples=args.resamples, seed=0)
+    table = pq.read_table(args.data)
+    results: dict[str, Any] = {"resamples": args.resamples, "seed": 0, "pairs": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for year in (2017, 2018):
-            test = _year(table, year, Path(tmp) / str(year))
-            for candidate, baseline in PAIRS:
-                start = time.perf_counter()
-                got = evaluator.evaluate(
-                    evaluator.EvaluateRequest(
-                        model_path=str(MODELS / candidate),
-                        test_path=str(test),
-                        baseline_path=str(MODELS / baseline),
-                        label_column="employed",
-                        slice_columns=("SEX", "RAC1P", "age_band"),
-                        rule=m.BlessingRule(require_noninferiority=True),
-                        bootstrap=intervals.BootstrapSettings(resamples=1000, seed=0),
-                    )
-                )
-                seconds = time.perf_counter() - start
-                ci = got.intervals
-                row = {
-                    "year": year,
-                    "candidate": candidate,
-                    "baseline": baseline,
-                    "rows": got.candidate["count"],
-                    "seconds": round(seconds, 1),
-                    "blessed_noninferior": got.decision.blessed,
-                    "metrics": {},
-                    "fairness": {
-                        c: {k: v for k, v in g.items() if k not in ("rates", "excluded")}
-                        for c, g in got.fairness.items()
-                    },
-                    "ece": got.calibration["expected_calibration_error"],
-                    "slice_auc": {
-                        c: {
-                            v: [
-                                got.slices[c][v]["auc"],
-                                intervals.as_json(f.models.get("model", {}).get("auc")),
-                                f.reason,
-                            ]
-                            for v, f in vals.items()
-                        }
-                        for c, vals in got.slice_intervals.items()
-                    },
-                }
-                for name in ("auc", "accuracy", "log_loss"):
-                    point = got.candidate[name] - got.baseline[name]
-                    row["metrics"][name] = {
-                        "candidate": got.candidate[name],
-                        "baseline": got.baseline[name],
-                        "difference": point,
-                        "difference_ci": intervals.as_json(ci.difference[name]),
-                        "statement": intervals.describe_difference(
-                            name, point, ci.difference[name], 0.95
-                        ),
-                    }
-                results.append(row)
+        if args.train:
+            models = train_models(table, args.train)
+            results["models"] = models
+            paths, pairs = {k: v["path"] for k, v in models.items()}, TRAIN_PAIRS
+        else:
+            paths, pairs = {k: str(MODELS / k) for k in ("A", "B", "W")}, PAIRS
+        for year, year_pairs in pairs.items():
+            test = _year(table, year, Path(tmp) / str(year), args.test_rows)
+            for candidate, baseline in year_pairs:
+                row, report = evaluate_pair(test, paths[candidate], paths[baseline], settings)
+                row = {"year": year, "candidate": candidate, "baseline": baseline, **row}
+                results["pairs"].append(row)
+                if args.reports:
+                    args.reports.mkdir(parents=True, exist_ok=True)
+                    (args.reports / f"{year}-{candidate}-vs-{baseline}.md").write_text(report)
                 print(
-                    f"## {year}: {candidate} vs {baseline} ({row['rows']:,} rows, {seconds:.0f} s)"
+                    f"## {year}: {candidate} vs {baseline} "
+                    f"({row['rows']:,} rows, {row['seconds']:.0f} s)"
                 )
                 for found in row["metrics"].values():
                     print(f"- {found['statement']}")
                 print(f"- ECE {row['ece']:.4f}; fairness {row['fairness']}", flush=True)
-    RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {RESULTS_JSON}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

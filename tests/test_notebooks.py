@@ -71,6 +71,27 @@ def _check_submit(executed: Any, tmp: Path) -> None:
     assert "KFP cron: 0 30 2 * * *" in printed and "TZ=Europe/Paris 0 6 * * 1-5" in printed
 
 
+def _check_evaluation(executed: Any, tmp: Path) -> None:
+    shown = "".join(
+        o.get("text", "") + "".join(o.get("data", {}).values())
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    results = json.loads((tmp / "outputs" / "results.json").read_text())
+    pairs = [(p["year"], p["candidate"], p["baseline"]) for p in results["pairs"]]
+    assert pairs == [(2017, "2016", "2015"), (2018, "2016", "2015"), (2018, "2017", "2015")]
+    for pair in results["pairs"]:
+        assert pair["rows"] == 20_000 and set(pair["slice_auc"]) == {"SEX", "RAC1P", "age_band"}
+        for found in pair["metrics"].values():  # every difference has a paired interval
+            low, high = found["difference_ci"]
+            assert low <= found["difference"] <= high
+    # the verdict table, the slice tables with their gaps, and evaluate's report with its SVG
+    assert "| 2018 | 2017 vs 2015 | 20,000 | auc |" in shown and "real?" in shown
+    assert "Gaps over `RAC1P`" in shown and "too few rows for an interval" in shown
+    assert "# Model evaluation:" in shown and "<svg" in shown
+
+
 DOCKER = (pytest.mark.docker, pytest.mark.emulator)
 NOTEBOOKS = [
     # the SDKs' real requests to kfpkit's local KFP and Vertex AI stand-ins: no Docker
@@ -83,6 +104,13 @@ NOTEBOOKS = [
     Notebook("continuous_training.ipynb", check=_check_continuous),
     # reads the committed online replay (benchmarks/results_online_replay.json): no server
     Notebook("online_experiments.ipynb", check=_check_online),
+    # trains three small models and evaluates them in the train venv (.venvs/train): ~2 min
+    Notebook(
+        "evaluation.ipynb",
+        env=lambda f, tmp: {"KFPKIT_NOTEBOOK_OUTPUTS": str(tmp / "outputs")},
+        marks=(pytest.mark.slow,),
+        check=_check_evaluation,
+    ),
     Notebook(
         "quickstart.ipynb",
         env=lambda f, tmp: {
