@@ -30,6 +30,11 @@ def run(executor: Executor) -> None:
             "reused": done.reused,
         }  # fmt: skip
     )
+    # what the model was trained with travels on (register_model records it as lineage)
+    if isinstance(model.metadata.get("hyperparameters"), dict):
+        executor.output("published_model").metadata["hyperparameters"] = model.metadata[
+            "hyperparameters"
+        ]
     executor.set_output_param("published_uri", uri)
 
 

@@ -3,6 +3,7 @@ the step's input artifacts (pure: no registry calls here)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,13 @@ def registration_from(
     train = optional_inputs.get("train_data")
     if train is not None and train.metadata.get("table_id"):
         lineage[base.TRAIN_DATA_TABLE] = train.metadata["table_id"]
+    if train is not None:  # the data window: what the split read, and how many rows trained
+        lineage[base.TRAIN_DATA_SOURCE] = train.metadata.get("source", "")
+        lineage[base.TRAIN_DATA_ROWS] = train.metadata.get("row_count", "")
+    # train's model carries its hyperparameters; publish_model's carries them on
+    hyperparameters = model.metadata.get("hyperparameters")
+    if isinstance(hyperparameters, dict):
+        lineage[base.HYPERPARAMETERS] = json.dumps(hyperparameters, sort_keys=True)
     if not os.path.lexists(model.path):
         raise ValueError(f"model artifact {model.uri!r} does not exist")
     return Registration(

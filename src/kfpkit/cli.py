@@ -8,6 +8,7 @@ kfpkit serve MODEL_DIR|--variant NAME=DIR[:W]... [--routing fixed|ab|bandit] [--
     [--log-dir DIR] [--port N] [--smoke-test N]
 kfpkit serve-sink --log-dir DIR [--port N]   (KServe's inference logger -> the log layout)
 kfpkit submit|schedule COMPILED.yaml --target kubeflow|vertex [--cron CRON] ...; kfpkit runs
+kfpkit runs compare RUN_ID...; kfpkit models lineage NAME[:VERSION]
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.data:
         return _run_data(args, params, root)
     if not args.emulator:
-        print(summary(run_local(args.pipeline, params, root, enable_caching=args.cache)))
+        print(summary(run_local(args.pipeline, params, root, enable_caching=args.cache,
+                                experiment=args.experiment)))
         return 0
 
     from kfpkit import demo_data
@@ -171,7 +173,8 @@ def _run(args: argparse.Namespace) -> int:
             "serving_model_uri": str(root.absolute() / "serving" / "employment"),
             **params,
         }
-        result = run_local(args.pipeline, arguments, root, enable_caching=args.cache)
+        result = run_local(args.pipeline, arguments, root, enable_caching=args.cache,
+                           experiment=args.experiment)
         print(summary(result))
         print("[kfpkit] BigQuery tables live only as long as the emulator; the Parquet files stay.")
     return 0
@@ -192,7 +195,7 @@ def _run_data(args: argparse.Namespace, params: dict[str, Any], root: Path) -> i
           f"{arguments['label_column']!r}; the split step splits it as BigQuery would",
           flush=True)  # fmt: skip
     result = run_local(args.pipeline, arguments, root, own_data.docker_args(source),
-                       enable_caching=args.cache)  # fmt: skip
+                       enable_caching=args.cache, experiment=args.experiment)  # fmt: skip
     print(summary(result))
     return 0
 
@@ -308,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="continuous_training with --emulator: the demo year (2015-2018) this run takes",
     )
+    p.add_argument("--experiment", default="", help="the MLflow experiment the run is recorded "
+                   "in (in the registry's store; default: the pipeline's name)")  # fmt: skip
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -383,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     from kfpkit.submit.cli import add_commands
 
     add_commands(sub)  # submit, schedule, runs
+    from kfpkit.tracking.cli import add_commands as add_model_commands
+
+    add_model_commands(sub)  # models lineage
 
     args = parser.parse_args(argv)
     from kfpkit.runtime.executor import EXIT_CANCELLED, Cancelled

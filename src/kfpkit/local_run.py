@@ -371,6 +371,7 @@ def run_local(
     pipeline_root: Path,
     docker_args: dict[str, Any] | None = None,
     enable_caching: bool = False,
+    experiment: str = "",
 ) -> LocalRun:
     """Runs ``pipeline`` with ``kfp.local.DockerRunner``; raises RuntimeError if a step fails.
 
@@ -381,6 +382,11 @@ def run_local(
     is answered from kfp.local's cache under ``<pipeline_root>/.kfp_cache`` (kfp >= 2.17);
     steps with caching turned off in the pipeline (those that read or change state outside
     their inputs) always run. Pin the images first (:func:`pin_images_by_content`).
+
+    The run is recorded in MLflow tracking, in the registry's store (``registry_uri``, or
+    ``<pipeline_root>/registry/mlflow.db``), in the experiment ``experiment`` (default: the
+    pipeline's name): its parameters, every step's metrics and artifact URIs, and its state
+    (FINISHED, FAILED, or KILLED when cancelled).
     """
     from kfp import local
 
@@ -427,10 +433,13 @@ def run_local(
     # kfp.local checks the cache outside its own INFO logging context: let hits through
     root_logger.setLevel(min(root_level or logging.WARNING, logging.INFO))
     start = time.monotonic()
+    started = time.time()
     try:
         load_pipeline(pipeline)(**arguments)
     except Exception as e:  # kfp.local raises RuntimeError naming the failed task
         outcome = _recorded_outcome(set(_run_dirs(pipeline_root)) - before)
+        for run_dir in set(_run_dirs(pipeline_root)) - before:
+            _track(pipeline, arguments, run_dir, None, "FAILED", started, experiment)
         raise RuntimeError(f"pipeline {pipeline!r} failed: {e}{outcome}") from e
     except (Cancelled, KeyboardInterrupt) as e:
         _RUNNING.cancel()  # a KeyboardInterrupt without stop_on_signals: stop the steps too
@@ -439,6 +448,7 @@ def run_local(
         for run_dir in set(_run_dirs(pipeline_root)) - before:
             record_cancelled(run_dir, pipeline, reason)
             outcome = _recorded_outcome({run_dir})
+            _track(pipeline, arguments, run_dir, None, "KILLED", started, experiment)
         raise Cancelled(f"pipeline {pipeline!r} cancelled ({reason}){outcome}") from e
     finally:
         root_logger.removeFilter(hits)
@@ -451,7 +461,29 @@ def run_local(
     run_dir = new[-1]
     cache_root = pipeline_root / CACHE_DIR if enable_caching else None
     steps = _read_steps(run_dir, cache_root, frozenset(hits.tasks))
+    _track(pipeline, arguments, run_dir, steps, "FINISHED", started, experiment, seconds)
     return LocalRun(pipeline, run_dir, seconds, steps)
+
+
+def _track(pipeline: str, arguments: dict[str, Any], run_dir: Path,
+           steps: list[StepOutputs] | None, status: str, started: float, experiment: str,
+           seconds: float | None = None) -> None:  # fmt: skip
+    """Records the run in MLflow tracking beside its registry (kfpkit.tracking.local)."""
+    from kfpkit.tracking.local import record_local_run, run_record
+
+    spec = load_pipeline(pipeline).component_spec
+    if not run_dir.name.startswith(f"{spec.name}-"):  # e.g. registry/ or serving/, made by a step
+        return
+    inputs = spec.inputs or {}
+    params = {name: arguments.get(name, given.default) for name, given in inputs.items()
+              if name in arguments or given.default is not None}  # fmt: skip
+    outputs = None if steps is None else [(s.task, s.parameters, s.artifacts) for s in steps]
+    record = run_record(spec.name, run_dir, params, outputs, status, seconds, experiment)
+    uri = arguments.get("registry_uri") or str(run_dir.parent / "registry" / "mlflow.db")
+    recorded = record_local_run(uri, record, started, time.time(), run_dir)
+    if recorded is not None:
+        print(f"[kfpkit] recorded run {recorded.name} ({recorded.run_id}, {status}) in "
+              f"experiment {recorded.experiment!r} of {uri}", flush=True)  # fmt: skip
 
 
 def _run_dirs(pipeline_root: Path) -> list[Path]:

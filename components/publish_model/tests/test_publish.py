@@ -59,11 +59,12 @@ def test_bad_inputs_are_named(tmp_path, setup, message):
         publish("m", str(tmp_path / "model"), str(tmp_path / "serving"))
 
 
-def run(tmp_path, destination):
+def run(tmp_path, destination, model_metadata=None):
     doc = testing.executor_input(
         tmp_path / "out", {"destination": destination}, {"published_model": "system.Model"},
         inputs={"model": ("system.Model", str(tmp_path / "model"))},
         output_params=["published_uri"],
+        input_metadata={"model": model_metadata or {}},
     )  # fmt: skip
     return executor.launch(launcher.run, ["--executor_input", json.dumps(doc)])
 
@@ -75,6 +76,16 @@ def test_launcher_outputs_the_published_uri(tmp_path):
     assert out["parameterValues"]["published_uri"] == str(tmp_path / "serving" / "1")
     meta = out["artifacts"]["published_model"]["artifacts"][0]["metadata"]
     assert meta["version"] == 1 and meta["reused"] is False
+    assert "hyperparameters" not in meta
+
+
+def test_the_models_hyperparameters_travel_on_for_the_registrys_lineage(tmp_path):
+    make_model(tmp_path / "model", 2)
+    hyperparameters = {"learning_rate": 0.002, "hidden_units": [128, 64]}
+    assert run(tmp_path, str(tmp_path / "serving"), {"hyperparameters": hyperparameters}) == 0
+    out = json.loads((tmp_path / "out" / "executor_output.json").read_text())
+    meta = out["artifacts"]["published_model"]["artifacts"][0]["metadata"]
+    assert meta["hyperparameters"] == hyperparameters
 
 
 def test_launcher_refuses_an_empty_destination(tmp_path):

@@ -42,7 +42,8 @@ def run(tmp_path, run_id="run-1", blessed=True, model_meta=None, extra=None, out
         },
         output_params=["registered_version"],
         input_metadata={"metrics": METRICS, "model": model_meta or {},
-                        "train_data": {"table_id": "demo.splits.employment_train"}},
+                        "train_data": {"table_id": "demo.splits.employment_train",
+                                       "source": "p.demo.employment_2016", "row_count": 221973}},
     )  # fmt: skip
     code = executor.launch(launcher.run, ["--executor_input", json.dumps(doc)])
     output = tmp_path / out / run_id / "executor_output.json"
@@ -66,7 +67,18 @@ def test_a_blessed_model_is_the_champion_with_its_lineage(tmp_path):
     assert lineage["train_data_table"] == "demo.splits.employment_train"
     assert lineage["statistics_uri"].endswith("validate/train_statistics")
     assert lineage["metrics_uri"].endswith("evaluate/metrics") and lineage["blessed"] == "true"
+    # the data window the split read and its training rows
+    assert lineage["train_data_source"] == "p.demo.employment_2016"
+    assert lineage["train_data_rows"] == "221973"
+    assert "hyperparameters" not in lineage  # the model carried none
     assert out["parameterValues"]["registered_version"] == "1"
+
+
+def test_the_models_hyperparameters_are_lineage(tmp_path):
+    hyperparameters = {"learning_rate": 0.002, "hidden_units": [128, 64]}
+    code, out = run(tmp_path, model_meta={"hyperparameters": hyperparameters})
+    assert code == 0
+    assert json.loads(registered(out)["lineage"]["hyperparameters"]) == hyperparameters
     file = tmp_path / "out" / "run-1" / "registered_model" / "model_version.json"
     assert json.loads(file.read_text())["version"] == "1"
 

@@ -40,6 +40,9 @@ STATISTICS_URI = "statistics_uri"  # training statistics (FeatureStats.pb)
 SCHEMA_URI = "schema_uri"
 METRICS_URI = "metrics_uri"  # the evaluation's Metrics artifact
 BLESSED = "blessed"  # "true" / "false"
+HYPERPARAMETERS = "hyperparameters"  # JSON: what the model was trained with
+TRAIN_DATA_SOURCE = "train_data_source"  # the data the split read (a window's table or file)
+TRAIN_DATA_ROWS = "train_data_rows"
 REGISTRATION_KEY = "registration_key"  # what makes a re-registration find its version
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")

@@ -3,6 +3,7 @@
 kfpkit submit COMPILED.yaml --target kubeflow|vertex [--param name=value ...] [--params FILE]
 kfpkit schedule COMPILED.yaml --target kubeflow|vertex --cron "[TZ=Area/City ]m h dom mon dow"
 kfpkit runs --target kubeflow|vertex
+kfpkit runs compare RUN_ID... [--target local|kubeflow|vertex] [--tracking-uri DB]
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 from typing import Any
+
+LOCAL_TRACKING = "local_outputs/registry/mlflow.db"  # kfpkit run's default pipeline root
 
 
 def _labels(items: list[str]) -> dict[str, str]:
@@ -108,6 +111,11 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    if args.target not in ("kubeflow", "vertex"):
+        raise ValueError(
+            "kfpkit runs lists a cluster's runs: give --target kubeflow or vertex "
+            "(local runs: `kfpkit runs compare RUN_ID...`, or `mlflow ui`)"
+        )
     if args.target == "kubeflow":
         from kfpkit.submit import kubeflow
 
@@ -124,10 +132,26 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _target_options(p: argparse.ArgumentParser) -> None:
+def cmd_runs_compare(args: argparse.Namespace) -> int:
+    from kfpkit.tracking import format_comparison, open_tracker
+
+    target = args.target or "local"
+    if target == "local":
+        tracker = open_tracker("mlflow", tracking_uri=args.tracking_uri)
+    elif target == "kubeflow":
+        tracker = open_tracker("kubeflow", target=_kubeflow_target(args))
+    else:
+        tracker = open_tracker("vertex", target=_vertex_target(args))
+    print(format_comparison([tracker.get(run) for run in args.run_ids]))
+    return 0
+
+
+def _target_options(p: argparse.ArgumentParser, required: bool = True,
+                    local: bool = False) -> None:  # fmt: skip
     from kfpkit.submit import DEFAULT_TIMEOUT
 
-    p.add_argument("--target", choices=("kubeflow", "vertex"), required=True)
+    targets = ("local", "kubeflow", "vertex") if local else ("kubeflow", "vertex")
+    p.add_argument("--target", choices=targets, required=required)
     p.add_argument(
         "--timeout",
         type=float,
@@ -197,7 +221,31 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--run-now", action="store_true", help="also start one run now")
     p.set_defaults(func=cmd_schedule)
 
-    p = sub.add_parser("runs", help="list a target's runs with their state")
-    _target_options(p)
+    p = sub.add_parser(
+        "runs",
+        help="list a target's runs with their state; compare runs side by side",
+        description="kfpkit runs --target kubeflow|vertex lists the newest runs; kfpkit runs "
+        "compare RUN_ID... prints the parameters and metrics of runs side by side.",
+    )
+    _target_options(p, required=False, local=True)
     p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--tracking-uri", default=LOCAL_TRACKING, metavar="DB",
+                   help="local runs: the MLflow store `kfpkit run` records them in "
+                   f"(default {LOCAL_TRACKING})")  # fmt: skip
     p.set_defaults(func=cmd_runs)
+    runs_sub = p.add_subparsers(dest="runs_command", metavar="compare")
+    c = runs_sub.add_parser(
+        "compare",
+        help="parameters and metrics of several runs side by side",
+        description="Prints the parameters and metrics of the runs side by side; a parameter "
+        "or metric a run does not have (e.g. a run of another pipeline) shows as (absent). "
+        "RUN_ID: local: an MLflow run id or a run's name (its folder under the pipeline root); "
+        "kubeflow: a KFP run id; vertex: a pipeline job's id or resource name.",
+    )
+    c.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    _target_options(c, required=False, local=True)
+    c.add_argument("--tracking-uri", metavar="DB")
+    for action in c._actions:  # options given before `compare` are kept, not reset
+        if action.option_strings and action.dest != "help":
+            action.default = argparse.SUPPRESS
+    c.set_defaults(func=cmd_runs_compare)
