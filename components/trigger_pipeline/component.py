@@ -37,8 +37,8 @@ def trigger_pipeline(
     Args:
         pipeline_spec_uri: The compiled pipeline (YAML/JSON from ``kfpkit compile``): a path
             in the container or a ``gs://`` URI (read through the ``/gcs/`` mount).
-        target: ``kubeflow`` (the v2beta1 REST API, plain HTTP) or ``vertex`` (Vertex AI
-            PipelineJob through google-cloud-aiplatform).
+        target: ``kubeflow`` (the v2beta1 REST API, plain HTTP) or ``vertex`` (a Vertex AI
+            PipelineJob through its v1 REST API).
         parameters: The run's parameter values, checked against the pipeline's declared
             parameters (names and types) before anything is started.
         run_name: Prefix of the run's name (``[a-z][a-z0-9-]``, at most 50 characters);
@@ -64,8 +64,7 @@ def trigger_pipeline(
         run_id: The Kubeflow run id, or the Vertex AI job's resource name ("" if none).
 
     Limits:
-        Starts the run and returns; it does not wait for the run to finish. Vertex AI needs
-        the ``vertex`` dependencies (google-cloud-aiplatform) in the image.
+        Starts the run and returns; it does not wait for the run to finish.
     """
     return dsl.ContainerSpec(
         image=images.component_image(__name__),

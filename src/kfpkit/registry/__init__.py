@@ -6,8 +6,8 @@
 >>> production.uri, production.created_at, production.lineage["statistics_uri"]
 
 Backends (each imports its client only when opened): ``mlflow`` (MLflow's model registry;
-SQLite by default, no server), ``vertex`` (Vertex AI Model Registry through
-google-cloud-aiplatform), ``kubeflow`` (Kubeflow Model Registry through its REST client).
+SQLite by default, no server), ``vertex`` (Vertex AI Model Registry through its REST API,
+``kfpkit.vertex_api``), ``kubeflow`` (Kubeflow Model Registry through its REST client).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Submit and schedule compiled pipelines on Kubeflow Pipelines and Vertex AI Pipelines.
 
 ``kfpkit.submit.kubeflow`` (kfp.Client) and ``kfpkit.submit.vertex`` (google-cloud-aiplatform,
-the ``vertex`` extra, imported only when used). Everything a user gives (the compiled file,
+the ``vertex`` extra, imported only when used) on the host; inside steps, whose images hold
+neither, ``kfpkit.submit.kubeflow_rest`` and ``kfpkit.submit.vertex_rest`` (plain REST).
+Everything a user gives (the compiled file,
 the parameters, the cron) is checked by ``kfpkit.submit.spec`` and ``kfpkit.cron`` before a
 service is called, and the service is reached once cheaply before anything is created.
 """
