@@ -12,6 +12,7 @@ def evaluate(
     metrics: dsl.Output[dsl.Metrics],
     classification_metrics: dsl.Output[dsl.ClassificationMetrics],
     report: dsl.Output[dsl.Markdown],
+    explanation: dsl.Output[dsl.Artifact],
     blessed: dsl.OutputPath(bool),  # type: ignore[valid-type]  # kfp's own idiom
     label_column: str,
     baseline_model: dsl.Input[dsl.Model] = None,
@@ -28,6 +29,8 @@ def evaluate(
     require_noninferiority: bool = False,
     noninferiority_margin: float = 0.0,
     slice_thresholds: dict = {},  # noqa: B006 - KFP needs a literal default
+    explain_rows: int = 1000,
+    attribution_method: str = "auto",
 ):
     """Evaluates a SavedModel on a test split, overall and per slice, and decides whether
     it is good enough to deploy ("blessed"), against a baseline model when there is one.
@@ -73,6 +76,12 @@ def evaluate(
             0 the candidate must be significantly better, so set it (e.g. 0.001 AUC).
         slice_thresholds: ``{"column=value": floor}``: that slice's ``metric`` must reach its
             floor (e.g. ``{"SEX=2": 0.8}``); the column must be in ``slice_columns``.
+        explain_rows: Feature attributions of the candidate on this many test rows drawn at
+            random (``seed``; 0: none), from a baseline row of their medians and most
+            frequent values, on the served signature (``kfpkit.explain``). Sampled Shapley
+            costs rows x 10 x (features - 1) model rows: seconds for 1,000 rows.
+        attribution_method: ``auto`` (integrated gradients when every input is numeric,
+            else sampled Shapley), ``integrated_gradients`` or ``sampled_shapley``.
 
     Returns:
         metrics: count, positives, accuracy, precision, recall, auc, log_loss; the same
@@ -81,19 +90,26 @@ def evaluate(
             ``difference_`` and ``<column>=<value>/auc_low|_high``); per slice column
             ``<column>/demographic_parity_difference``, ``true_positive_rate_gap``,
             ``false_positive_rate_gap``, ``equalized_odds_difference``;
-            ``expected_calibration_error``.
+            ``expected_calibration_error``; per feature ``attribution/<feature>``, its mean
+            |attribution|.
         classification_metrics: Confusion matrix (rows: actual class, columns: predicted)
             and ROC curve at thresholds 0.00 to 1.00 in KFP's layout.
         report: Markdown: the decision with every check and its outcome, what the data can
             and cannot tell apart, metrics and intervals against the baseline, a table per
-            slice column with its fairness gaps, and the calibration curve (inline SVG).
+            slice column with its fairness gaps, the calibration curve (inline SVG), and the
+            mean |attribution| per feature, overall and per slice value.
+        explanation: ``explanation.json``: attribution method and settings, the baseline row
+            and its prediction, the features, the completeness gap, the importance overall
+            and per slice (register_model's ``explanation`` input for Vertex AI).
         blessed: Whether the candidate passed (an output parameter for ``dsl.If``).
 
     Raises (the step fails with exit code 2 and writes no outputs):
         A model folder with no SavedModel version; test data lacking a model input, the
         label or a slice column, empty, or with a label that is not binary; an unknown
         metric or thresholds outside [0, 1]; bootstrap_resamples <= 0; a slice threshold
-        on a slice that was not evaluated (named, with the slices present).
+        on a slice that was not evaluated (named, with the slices present); explain_rows < 0
+        or an unknown attribution method (integrated gradients on a model with string inputs,
+        named).
     """
     return dsl.ContainerSpec(
         image=images.component_image(__name__),

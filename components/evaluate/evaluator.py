@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from kfpkit import tabular
-from kfpkit.components.evaluate import diagnostics, intervals
+from kfpkit.components.evaluate import diagnostics, explanations, intervals
 from kfpkit.components.evaluate import metrics as m
 from kfpkit.components.evaluate.intervals import Intervals
+from kfpkit.explain import attributions as attr
 
 _log = logging.getLogger("kfpkit")
 
@@ -31,6 +32,9 @@ class EvaluateRequest:
     rule: m.BlessingRule = m.BlessingRule()
     # None: no intervals (point estimates only, as before).
     bootstrap: intervals.BootstrapSettings | None = None
+    # Feature attributions of the candidate on this many sampled test rows (0: none).
+    explain_rows: int = 0
+    attribution: attr.Settings = attr.Settings()
 
 
 @dataclass
@@ -46,6 +50,7 @@ class EvaluationResult:
     slice_intervals: dict[str, dict[str, Intervals]] | None = None
     fairness: dict[str, dict[str, Any]] | None = None
     calibration: dict[str, Any] | None = None
+    explanation: dict[str, Any] | None = None  # explanations.explain's summary
 
 
 def _probabilities(model: tabular.ServingModel, table: Any, name: str) -> np.ndarray:
@@ -104,6 +109,13 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
     confidence = settings.confidence if settings else 0.95
     fairness = diagnostics.fairness(labels, scores, columns)
     calibration = diagnostics.calibration(labels, scores)
+    explanation = (
+        explanations.explain(model, request.test_path, len(labels),
+                             {c: list(v) for c, v in slices.items()}, request.explain_rows,
+                             request.attribution)
+        if request.explain_rows > 0
+        else None
+    )  # fmt: skip
     decision = m.decide(request.rule, candidate, baseline_metrics, overall_ci, slices, confidence)
     _log.info("Evaluation: blessed=%s; %s", decision.blessed, "; ".join(decision.reasons))
     return EvaluationResult(
@@ -124,9 +136,11 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
             fairness=fairness,
             calibration_svg=diagnostics.calibration_svg(calibration),
             confidence=confidence,
-        ),
+        )
+        + (explanations.report_markdown(explanation) if explanation else ""),
         intervals=overall_ci,
         slice_intervals=slice_ci,
         fairness=fairness,
         calibration=calibration,
+        explanation=explanation,
     )

@@ -6,11 +6,14 @@ Run inside the train image as
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 
-from kfpkit.components.evaluate import intervals
+from kfpkit.components.evaluate import explanations, intervals
 from kfpkit.components.evaluate import metrics as m
 from kfpkit.components.evaluate.evaluator import EvaluateRequest, EvaluationResult, evaluate
+from kfpkit.explain import attributions as attr
 from kfpkit.runtime.executor import (
     Executor,
     main,
@@ -20,6 +23,7 @@ from kfpkit.runtime.executor import (
 from kfpkit.runtime.model_versions import versions
 
 _log = logging.getLogger("kfpkit")
+EXPLANATION_FILE = "explanation.json"
 
 
 def baseline_path(executor: Executor) -> str | None:
@@ -66,7 +70,18 @@ def request_from(executor: Executor) -> EvaluateRequest:
         slice_columns=slice_columns,
         rule=rule,
         bootstrap=settings,
+        explain_rows=_explain_rows(executor),
+        attribution=attr.Settings(
+            method=executor.param("attribution_method", "auto"), seed=settings.seed
+        ),
     )
+
+
+def _explain_rows(executor: Executor) -> int:
+    rows = _integer(executor, "explain_rows", explanations.DEFAULT_ROWS)
+    if rows < 0:
+        raise ValueError(f"explain_rows must be >= 0 (0: no attributions), not {rows}")
+    return rows
 
 
 def _integer(executor: Executor, name: str, default: int) -> int:
@@ -108,7 +123,27 @@ def run(executor: Executor) -> None:
         {"confusionMatrix": result.confusion_matrix, "confidenceMetrics": result.roc_curve}
     )
     write_text_artifact(executor.output("report").path, result.report)
+    _record_explanation(executor, overall.metadata, result)
     executor.set_output_param("blessed", result.decision.blessed)
+
+
+def _record_explanation(executor: Executor, metadata: dict, result: EvaluationResult) -> None:
+    """Global importance as ``attribution/<feature>`` scalars; the whole summary (method,
+    baseline, per slice importance) as ``explanation.json`` in the ``explanation`` artifact,
+    which register_model turns into Vertex AI's explanation spec."""
+    summary = result.explanation
+    if summary is not None:
+        metadata.update({f"attribution/{k}": v for k, v in summary["importance"].items()})
+    if "explanation" not in executor.output_artifacts:  # a pipeline compiled before it
+        return
+    artifact = executor.output("explanation")
+    doc = summary if summary is not None else {"rows": 0}
+    artifact.metadata.update({k: doc[k] for k in ("method", "rows", "baseline_prediction",
+                                                  "max_completeness_gap") if k in doc})  # fmt: skip
+    os.makedirs(artifact.path, exist_ok=True)
+    # keys unsorted: the importance stays largest first
+    text = json.dumps(doc, indent=1)
+    write_text_artifact(os.path.join(artifact.path, EXPLANATION_FILE), text)
 
 
 def _record_uncertainty(metadata: dict, result: EvaluationResult) -> None:
