@@ -1,43 +1,29 @@
-"""kfpkit's components: ``from kfpkit.components import bigquery_split``.
+"""kfpkit's components: ``from kfpkit.components import BigquerySplitOp``.
 
-Each component lives in its own folder (definition, launcher, runner, README, tests). The
-images run the launchers without kfp installed, so the definitions are only imported where
-kfp is available; in the SDK the names below are the components themselves.
+Each component lives in its own package ``kfpkit.components.<name>`` (definition, launcher,
+runtime, README, tests); the KFP component is exported here as ``<Name>Op`` (the package
+name in CamelCase, as Google Cloud Pipeline Components does), beside the packages rather
+than under their names, so every module stays importable by its dotted path. The images run
+the launchers without kfp installed: an ``…Op`` imports its definition (and kfp) on first use.
 """
 
 import importlib
-import importlib.util
+from typing import Any
 
 from kfpkit.catalog import COMPONENTS
 
-if importlib.util.find_spec("kfp") is not None:
-    # One export per entry of the one list (kfpkit.catalog), under the component's name.
-    for _c in COMPONENTS:
-        globals()[_c.name] = getattr(importlib.import_module(_c.module), _c.name)
-    __all__ = [c.name for c in COMPONENTS]
+_BY_EXPORT = {c.op_name: c for c in COMPONENTS}
+__all__ = list(_BY_EXPORT)  # one export per entry of the one list (kfpkit.catalog)
 
 
-def _with_importable_submodules(component: object, package: str) -> None:
-    """``import kfpkit.components.<name>.<module> as m`` resolves ``<module>`` as an attribute
-    of ``kfpkit.components.<name>``, which is the component here (the name users import), not
-    the package: the component answers such lookups with the package's submodule, imported
-    on first use, so every module stays importable by its dotted path."""
-    base = type(component)
-
-    def __getattr__(self: object, attr: str) -> object:  # only when normal lookup fails
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        try:
-            return importlib.import_module(f"{package}.{attr}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{package}.{attr}":
-                raise  # the submodule exists but needs what this environment lacks
-            raise AttributeError(f"{base.__name__!r} object has no attribute {attr!r}") from None
-
-    namespace = {"__getattr__": __getattr__, "__module__": base.__module__}
-    component.__class__ = type(base.__name__, (base,), namespace)
+def __getattr__(name: str) -> Any:
+    if name not in _BY_EXPORT:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    c = _BY_EXPORT[name]
+    op = getattr(importlib.import_module(c.module), c.name)
+    globals()[name] = op  # later lookups skip this function
+    return op
 
 
-if importlib.util.find_spec("kfp") is not None:
-    for _name in __all__:
-        _with_importable_submodules(globals()[_name], f"{__name__}.{_name}")
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -19,10 +19,10 @@ state folder, its window's statistics the skew baseline of the windows after it.
 from kfp import dsl
 
 from kfpkit.components import (
-    load_window_state,
-    retrain_decision,
-    save_window_state,
-    tfdv_validate,
+    LoadWindowStateOp,
+    RetrainDecisionOp,
+    SaveWindowStateOp,
+    TfdvValidateOp,
 )
 from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
 from kfpkit.pipelines.model_chain import (
@@ -169,14 +169,14 @@ def continuous_training(
         # the window itself: its statistics, and its splits against each other
         window_statistics = validation.outputs["train_statistics"]
 
-        state = load_window_state(
+        state = LoadWindowStateOp(
             state_uri=state_uri, window=window, current_statistics=window_statistics
         )
         state.set_display_name("load-state")
         state.set_caching_options(False)  # reads the state folder, which no input names
 
         # drift against the previous window, skew against the production model's data
-        comparison = tfdv_validate(
+        comparison = TfdvValidateOp(
             statistics=window_statistics,
             schema=validation.outputs["schema"],
             baseline_statistics=state.outputs["previous_statistics"],
@@ -206,7 +206,7 @@ def continuous_training(
             skew_thresholds=skew_thresholds,
         )
 
-        decision = retrain_decision(
+        decision = RetrainDecisionOp(
             anomalies=comparison.outputs["anomalies"],
             state=state.outputs["state"],
             monitoring=served.outputs["monitoring"],
@@ -218,7 +218,7 @@ def continuous_training(
         decision.set_display_name("decide")
 
         # this window's statistics: the next window's drift baseline (retrained or not)
-        record = save_window_state(
+        record = SaveWindowStateOp(
             state_uri=state_uri,
             window=window,
             statistics=window_statistics,
@@ -228,7 +228,7 @@ def continuous_training(
         record.set_caching_options(False)
 
         def record_production(publish, push):  # type: ignore[no-untyped-def]
-            promoted = save_window_state(
+            promoted = SaveWindowStateOp(
                 state_uri=state_uri,
                 window=window,
                 statistics=window_statistics,

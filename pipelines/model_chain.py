@@ -17,23 +17,23 @@ from kfp import dsl
 
 from kfpkit import targets
 from kfpkit.components import (
-    bigquery_split,
-    evaluate,
-    katib_tune,
-    kserve_push,
-    monitor_serving,
-    publish_model,
-    record_outcome,
-    register_model,
-    tfdv_validate_splits,
-    train,
+    BigquerySplitOp,
+    EvaluateOp,
+    KatibTuneOp,
+    KservePushOp,
+    MonitorServingOp,
+    PublishModelOp,
+    RecordOutcomeOp,
+    RegisterModelOp,
+    TfdvValidateSplitsOp,
+    TrainOp,
 )
 
 
 def outcome_recorder(pipeline_name: str) -> Any:
     """The exit handler's task: ``with dsl.ExitHandler(outcome_recorder(NAME)):`` around a
     pipeline's steps records how each run ended (record_outcome), whatever happened."""
-    outcome = record_outcome(
+    outcome = RecordOutcomeOp(
         pipeline_name=pipeline_name, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER
     )
     outcome.set_display_name("record-outcome")
@@ -61,7 +61,7 @@ def split_and_validate(
     data that the split's embedded engine splits alike. ``fail_on_anomalies`` None: the
     default; ``label_column`` None: the split does not check a label."""
     label = {} if label_column is None else {"label_column": label_column}
-    split = bigquery_split(
+    split = BigquerySplitOp(
         source_table=source_table,
         key_columns=key_columns,
         split_ratios=split_ratios,
@@ -74,7 +74,7 @@ def split_and_validate(
     )
     split.set_display_name("split")
     options = {} if fail_on_anomalies is None else {"fail_on_anomalies": fail_on_anomalies}
-    validation = tfdv_validate_splits(
+    validation = TfdvValidateSplitsOp(
         train=split.outputs["train"],
         validation=split.outputs["validation"],
         test=split.outputs["test"],
@@ -108,7 +108,7 @@ def monitor_served_traffic(
     None is not connected."""
     baselines = {"training_statistics": training_statistics,
                  "previous_statistics": previous_statistics}  # fmt: skip
-    monitor = monitor_serving(
+    monitor = MonitorServingOp(
         logs=logs,
         start=start,
         end=end,
@@ -170,7 +170,7 @@ def tune_train_evaluate_push(
     published and before it is pushed, as ``champion``; one that was not, as ``challenger``.
     Arguments are the pipelines' parameters of the same names (see pipelines/training.py)."""
     columns = {} if exclude_columns is None else {"exclude_columns": exclude_columns}
-    tune = katib_tune(
+    tune = KatibTuneOp(
         train_data=train_data,
         validation_data=validation_data,
         schema=schema,
@@ -189,7 +189,7 @@ def tune_train_evaluate_push(
     ).after(after)
     tune.set_display_name("tune")
 
-    trained = train(
+    trained = TrainOp(
         train_data=train_data,
         validation_data=validation_data,
         schema=schema,
@@ -199,7 +199,7 @@ def tune_train_evaluate_push(
     ).after(after)  # data that failed validation (fail_on_anomalies) is not trained on
     trained.set_display_name("train")
     targets.configure(trained, "train")  # the compile target's accelerators, if any
-    evaluation = evaluate(
+    evaluation = EvaluateOp(
         model=trained.outputs["model"],
         test_data=test_data,
         label_column=label_column,
@@ -215,7 +215,7 @@ def tune_train_evaluate_push(
     evaluation.set_caching_options(False)
 
     def register(model: Any, display_name: str) -> Any:
-        task = register_model(
+        task = RegisterModelOp(
             model=model,
             metrics=evaluation.outputs["metrics"],
             blessed=evaluation.outputs["blessed"],
@@ -232,14 +232,14 @@ def tune_train_evaluate_push(
         return task
 
     with dsl.If(evaluation.outputs["blessed"] == True, name="blessed"):  # noqa: E712
-        publish = publish_model(model=trained.outputs["model"], destination=serving_model_uri)
+        publish = PublishModelOp(model=trained.outputs["model"], destination=serving_model_uri)
         publish.set_display_name("publish-model")
         publish.set_caching_options(False)  # a side effect outside the pipeline root
         # the champion alias marks what is served: it moves before the push
         champion = None if registry is None else register(publish.outputs["published_model"],
                                                            "register-model")  # fmt: skip
         # proven to serve on KServe's model server with test rows first, then pushed
-        push = kserve_push(
+        push = KservePushOp(
             model=publish.outputs["published_model"],
             test_data=test_data,
             model_name=serving_model_name,

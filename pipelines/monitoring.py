@@ -14,7 +14,7 @@ the run's time.
 
 from kfp import dsl
 
-from kfpkit.components import resolve_model, retrain_decision, trigger_pipeline
+from kfpkit.components import ResolveModelOp, RetrainDecisionOp, TriggerPipelineOp
 from kfpkit.pipelines.model_chain import monitor_served_traffic, outcome_recorder
 
 PIPELINE_NAME = "kfpkit-monitoring"
@@ -102,7 +102,7 @@ def monitoring(
         service_account: The retraining run's service account.
     """
     with dsl.ExitHandler(outcome_recorder(PIPELINE_NAME), name="monitoring"):
-        champion = resolve_model(
+        champion = ResolveModelOp(
             model_name=model_name,
             backend=registry_backend,
             registry_uri=registry_uri,
@@ -139,14 +139,14 @@ def monitoring(
                 skew_thresholds=skew_thresholds,
             )
             # no window state: served skew and decay are the reasons
-            decision = retrain_decision(
+            decision = RetrainDecisionOp(
                 monitoring=served.outputs["monitoring"],
                 retrain_on_skew=retrain_on_skew,
                 ignored_features=ignored_features,
             )
             decision.set_display_name("decide")
             # always runs: a run that did not retrain records why it started nothing
-            trigger = trigger_pipeline(
+            trigger = TriggerPipelineOp(
                 pipeline_spec_uri=retrain_pipeline,
                 target=retrain_target,
                 parameters=retrain_parameters,

@@ -1,5 +1,6 @@
-"""Every module is importable by its dotted path, also where a component's name shadows its
-package (``from kfpkit.components import bigquery_split`` is the component)."""
+"""Every module is importable by its dotted path: ``kfpkit.components`` exports each component
+as ``<Name>Op`` beside its package ``kfpkit.components.<name>``, never under the package's
+name, so no export shadows a package and no component object is patched to stand in for one."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import importlib
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
+
+from kfpkit import catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = sorted(
@@ -17,12 +21,12 @@ MODULES = sorted(
     for p in (ROOT / "components").rglob("*.py")
     if "tests" not in p.parts and p.name != "__init__.py"
 )
-# In a fresh interpreter, after the components namespace is imported (as a notebook would):
-# ``import a.b.c as m`` for each module; a module that needs an image family's stack (TF,
-# TFDV, kserve) reports the missing package.
+# In a fresh interpreter, after every export of the components namespace is loaded (as a
+# notebook would): ``import a.b.c as m`` for each module; a module that needs an image
+# family's stack (TF, TFDV, kserve) reports the missing package.
 _PROBE = """
 import json, sys
-import kfpkit.components
+from kfpkit.components import *
 result = {}
 for module in json.loads(sys.argv[1]):
     try:
@@ -44,11 +48,21 @@ def test_every_module_imports_by_dotted_path():
     assert {m: r for m, r in result.items() if r != "ok"} == {}
 
 
-def test_component_names_are_still_the_components():
+def test_each_component_is_exported_as_an_op_beside_its_package():
     from kfp.dsl import base_component
 
     components = importlib.import_module("kfpkit.components")
-    for name in components.__all__:
-        assert isinstance(getattr(components, name), base_component.BaseComponent), name
-    with pytest.raises(AttributeError, match="no_such_module"):
-        components.bigquery_split.no_such_module  # noqa: B018
+    assert components.__all__ == [c.op_name for c in catalog.COMPONENTS]
+    assert "BigquerySplitOp" in components.__all__
+    for c in catalog.COMPONENTS:
+        op = getattr(components, c.op_name)
+        assert isinstance(op, base_component.BaseComponent), c.op_name
+        assert op is catalog.load_component(c.name)
+        assert op.name == c.name.replace("_", "-")  # the compiled task keeps its name
+        # kfp's own class, not a subclass made to answer for the package's submodules
+        cls = type(op)
+        assert getattr(importlib.import_module(cls.__module__), cls.__qualname__) is cls
+        package = getattr(components, c.name)  # the package, not the component
+        assert isinstance(package, types.ModuleType) and package.__name__ == c.package
+    with pytest.raises(AttributeError, match="NoSuchOp"):
+        components.NoSuchOp  # noqa: B018

@@ -1,10 +1,10 @@
 """The one list of kfpkit's components, and loading a component or pipeline by name.
 
 Everything that enumerates components derives from :data:`COMPONENTS`: the exports of
-``kfpkit.components``, ``kfpkit compile`` (compiled/components/), the image each component
-runs in (:func:`kfpkit.images.component_image`), the family venv its tests run in
-(conftest.py), the README's table, and the layout checks of tests/test_architecture.py. The
-wheel packages whatever folders exist (setup.py); that test keeps folders and list equal.
+``kfpkit.components`` (``<Name>Op``), ``kfpkit compile`` (compiled/components/), the image
+each component runs in (:func:`kfpkit.images.component_image`), the family venv its tests
+run in (conftest.py), the README's table, and the layout checks of tests/test_architecture.py.
+The wheel packages whatever folders exist (setup.py); that test keeps folders and list equal.
 
 kfp-free and import-free: the images import it (through kfpkit.images) without kfp.
 """
@@ -24,6 +24,11 @@ class Component:
     @property
     def package(self) -> str:
         return f"kfpkit.components.{self.name}"
+
+    @property
+    def op_name(self) -> str:
+        """Its export in ``kfpkit.components``: ``bigquery_split`` -> ``BigquerySplitOp``."""
+        return "".join(part.capitalize() for part in self.name.split("_")) + "Op"
 
     @property
     def module(self) -> str:
