@@ -3,6 +3,7 @@
 from kfp import dsl
 
 from kfpkit import images
+from kfpkit.runtime.model_versions import FIRST_VERSION
 
 
 @dsl.container_component
@@ -17,7 +18,7 @@ def train(
     hyperparameters: dict = {},  # noqa: B006 - KFP needs a literal default
     feature_columns: list = [],  # noqa: B006
     exclude_columns: list = [],  # noqa: B006
-    model_version: int = 1,
+    model_version: int = FIRST_VERSION,
     mixed_precision: bool = False,
 ):
     """Trains a binary classifier (Keras MLP) on tabular Parquet splits and exports it.

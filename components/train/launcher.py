@@ -15,6 +15,7 @@ import tensorflow as tf
 from kfpkit.components.train.curve import training_curve_html
 from kfpkit.hyperparameters import hyperparameters_dict, parse_hyperparameters
 from kfpkit.runtime.executor import Executor, main
+from kfpkit.runtime.model_versions import FIRST_VERSION
 from kfpkit.training import trainer
 from kfpkit.training.objective_metrics import metric_lines
 
@@ -37,7 +38,7 @@ def request_from(executor: Executor) -> trainer.TrainRequest:
         schema_path=schema.path if schema is not None else None,
         feature_columns=executor.string_list_param("feature_columns"),
         exclude_columns=executor.string_list_param("exclude_columns"),
-        model_version=_whole_number(executor, "model_version", 1),
+        model_version=_whole_number(executor, "model_version", FIRST_VERSION),
         mixed_precision=bool(executor.param("mixed_precision", False)),
     )
 

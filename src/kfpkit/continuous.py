@@ -26,7 +26,6 @@ from kfpkit import demo_data, images, scoring
 
 PIPELINE = "continuous_training"
 WINDOWS = ("2015", "2016", "2017", "2018")
-LABEL_COLUMN = "employed"  # the demo data's label
 DEMO_PROJECT = "kfpkit-demo"
 # Steps of a window's run: always, and only when it retrains (and when blessed).
 DECISION_STEPS = ("split", "validate-data", "load-state", "compare-windows",
@@ -147,9 +146,21 @@ _TASK_DISPLAY = {
 }  # fmt: skip
 
 
-def score(jobs: list[tuple[str, Path, Path]], mount: Path) -> dict[str, dict[str, float]]:
+def label_column(params: dict[str, Any]) -> str:
+    """The label the windows were trained on: the run's ``label_column`` parameter, else the
+    pipeline's own default (set once, in pipelines/training.py)."""
+    if params.get("label_column"):
+        return str(params["label_column"])
+    from kfpkit import catalog
+
+    return str(catalog.load_pipeline(PIPELINE).component_spec.inputs["label_column"].default)
+
+
+def score(
+    jobs: list[tuple[str, Path, Path]], mount: Path, label: str
+) -> dict[str, dict[str, float]]:
     """Scores (key, serving version folder, Parquet) jobs in the train image, as a server
-    calls the model (its ``serving_default`` signature on raw features)."""
+    calls the model (its ``serving_default`` signature on raw features), against ``label``."""
     if not jobs:
         return {}
     with tempfile.TemporaryDirectory(dir=mount) as tmp:
@@ -162,7 +173,7 @@ def score(jobs: list[tuple[str, Path, Path]], mount: Path) -> dict[str, dict[str
         cmd = ["docker", "run", "--rm", "--network", "none", "--user",
                f"{os.getuid()}:{os.getgid()}", "-v", f"{mount}:{mount}", "-e", "HOME=/tmp",
                images.image("train"), "python3", "-m", "kfpkit.scoring", json.dumps(args),
-               LABEL_COLUMN]  # fmt: skip
+               label]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"scoring failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -206,7 +217,7 @@ def replay(
             served = paths["serving"] / str(r.serving_versions_before[-1])
             jobs.append((f"served_{r.window}", served, data))
             jobs.append((f"frozen_{r.window}", paths["serving"] / "1", data))
-    scores = score(jobs, paths["base"])
+    scores = score(jobs, paths["base"], label_column(params or {}))
     result = {
         "windows": [r.__dict__ for r in runs],
         "scores": scores,

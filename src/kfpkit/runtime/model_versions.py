@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import os
 
+# The version a model's first export gets (the train component's default; KServe and TF
+# Serving count from 1).
+FIRST_VERSION = 1
+
 
 def versions(base: str) -> list[int]:
     """Version numbers under ``base`` that hold a SavedModel, ascending; [] when none."""
