@@ -2,16 +2,21 @@
 
 Pure runtime (no kfp). Models are called the way a server calls them: the SavedModel's
 ``serving_default`` signature on raw feature tensors (see ``kfpkit.tabular.ServingModel``).
+
+The test split is streamed: read and scored a batch at a time; what is kept per row is the
+label, each model's probability and the slice columns' values (the metrics, intervals and
+slices need them), a few bytes per row instead of the whole table.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from kfpkit import tabular
 from kfpkit.components.evaluate import diagnostics, explanations, intervals
@@ -66,6 +71,41 @@ def _columns(models: Sequence[tabular.ServingModel], request: EvaluateRequest) -
     return list(dict.fromkeys(names))
 
 
+@dataclass
+class ScoredSplit:
+    labels: np.ndarray
+    scores: dict[str, np.ndarray]  # per model name, one probability per row
+    columns: dict[str, np.ndarray]  # per slice column, its values
+
+
+def score_split(
+    models: Mapping[str, tabular.ServingModel], request: EvaluateRequest
+) -> ScoredSplit:
+    """Reads and scores the test split batch by batch (memory: a batch, plus the kept
+    per-row arrays)."""
+    columns = _columns(list(models.values()), request)
+    labels: list[np.ndarray] = []
+    scores: dict[str, list[np.ndarray]] = {name: [] for name in models}
+    slices: dict[str, list[pa.ChunkedArray]] = {c: [] for c in request.slice_columns}
+    for table in tabular.iter_split(request.test_path, "test_data", columns):
+        labels.append(tabular.binary_labels(table, request.label_column, "test_data"))
+        for name, model in models.items():
+            scores[name].append(_probabilities(model, table, name))
+        for column, chunks in slices.items():
+            chunks.append(table[column])
+    return ScoredSplit(
+        labels=np.concatenate(labels),
+        scores={name: np.concatenate(parts) for name, parts in scores.items()},
+        # one Arrow column converted once: the same values as reading the split whole
+        columns={c: _joined(chunks).to_numpy(zero_copy_only=False) for c, chunks in slices.items()},
+    )
+
+
+def _joined(chunks: Sequence[pa.ChunkedArray]) -> pa.ChunkedArray:
+    first = chunks[0].type  # files may disagree (int32/int64): the first file's type, as before
+    return pa.chunked_array([c for chunk in chunks for c in chunk.cast(first).chunks], first)
+
+
 def evaluate(request: EvaluateRequest) -> EvaluationResult:
     """Loads both models, scores the test split, applies the blessing rule."""
     model = tabular.ServingModel(request.model_path, "model")
@@ -74,18 +114,15 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
         if request.baseline_path
         else None
     )
-    models = [model] if baseline is None else [model, baseline]
-    table = tabular.read_split(request.test_path, "test_data", _columns(models, request))
-    labels = tabular.binary_labels(table, request.label_column, "test_data")
-    scores = _probabilities(model, table, "model")
+    models = {"model": model} if baseline is None else {"model": model, "baseline_model": baseline}
+    scored = score_split(models, request)
+    labels, scores = scored.labels, scored.scores["model"]
     candidate = m.binary_metrics(labels, scores)
-    baseline_scores = (
-        _probabilities(baseline, table, "baseline_model") if baseline is not None else None
-    )
+    baseline_scores = scored.scores.get("baseline_model")
     baseline_metrics = (
         m.binary_metrics(labels, baseline_scores) if baseline_scores is not None else None
     )
-    columns = {c: table[c].to_numpy(zero_copy_only=False) for c in request.slice_columns}
+    columns = scored.columns
     slices = m.slice_metrics(labels, scores, columns)
     m.check_slice_thresholds(request.rule, slices)
     settings = request.bootstrap

@@ -22,8 +22,12 @@ class Hyperparameters:
     hidden_units: tuple[int, ...] = (64, 32)
     dropout: float = 0.1
     batch_size: int = 1024
+    # At most this many epochs; training stops earlier once validation AUC stops paying:
+    # after `early_stopping_patience` epochs that raise the best AUC by no more than
+    # `early_stopping_min_delta` (benchmarks/RESULTS.md, "Streaming input and stopping").
     epochs: int = 10
     early_stopping_patience: int = 2
+    early_stopping_min_delta: float = 0.001
     embedding_dim: int = 0  # 0: min(16, ceil(sqrt(vocabulary size))) per feature
     seed: int = 42
 
@@ -37,6 +41,7 @@ _RANGES: dict[str, tuple[bool, float, float, bool]] = {
     "batch_size": (True, 1, 1_000_000, True),
     "epochs": (True, 1, 10_000, True),
     "early_stopping_patience": (True, 0, 10_000, True),
+    "early_stopping_min_delta": (False, 0.0, 1.0, True),
     "embedding_dim": (True, 0, 1024, True),
     "seed": (True, 0, 2**31 - 1, True),
 }

@@ -1,4 +1,5 @@
-"""Input checks, features, the tf.data pipeline and the export of the trainer, on real files."""
+"""Input checks, features, the streamed tf.data pipeline, the stopping rule and the export of
+the trainer, on real files."""
 
 import os
 from pathlib import Path
@@ -9,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from kfpkit.components.train.curve import training_curve_html
+from kfpkit.hyperparameters import Hyperparameters
 from kfpkit.tabular import CATEGORICAL, NUMERIC, FeatureSpec
-from kfpkit.training import trainer
+from kfpkit.training import inputs, trainer
 from kfpkit.training.schema import load_schema_features
 
 SCHEMA = Path(__file__).parent / "data" / "schema.pbtxt"
@@ -60,20 +62,20 @@ def test_bad_splits_fail_before_training(splits, tmp_path):
     sample = pq.read_table(splits["train"])
     empty = _write(tmp_path, "empty", sample.slice(0, 0))
     with pytest.raises(ValueError, match="validation_data: the split at .* has 0 rows"):
-        trainer.load_features(_request(splits, validation=empty))
+        trainer.scan_inputs(_request(splits, validation=empty))
     with pytest.raises(ValueError, match="train_data: label column 'label' not in the data"):
-        trainer.load_features(_request(splits, label_column="label"))
+        trainer.scan_inputs(_request(splits, label_column="label"))
     three = sample.set_column(
         sample.schema.get_field_index("employed"), "employed",
         pa.array(np.arange(sample.num_rows) % 3),
     )  # fmt: skip
     with pytest.raises(ValueError, match="'employed' is not binary 0/1; values: 0, 1, 2"):
-        trainer.load_features(_request(splits, train=_write(tmp_path, "three", three)))
+        trainer.scan_inputs(_request(splits, train=_write(tmp_path, "three", three)))
     with pytest.raises(ValueError, match="train_data: .*missing' does not exist"):
-        trainer.load_features(_request(splits, train=tmp_path / "missing"))
+        trainer.scan_inputs(_request(splits, train=tmp_path / "missing"))
     (tmp_path / "no_files").mkdir()
     with pytest.raises(ValueError, match="train_data: no .parquet files under"):
-        trainer.load_features(_request(splits, train=tmp_path / "no_files"))
+        trainer.scan_inputs(_request(splits, train=tmp_path / "no_files"))
 
 
 def test_required_feature_with_nulls_names_column_and_count(splits, tmp_path):
@@ -83,22 +85,115 @@ def test_required_feature_with_nulls_names_column_and_count(splits, tmp_path):
     holes = sample.set_column(sample.schema.get_field_index("AGEP"), "AGEP", pa.array(ages))
     holed = _write(tmp_path, "holes", holes)
     with pytest.raises(ValueError, match="validation_data: column 'AGEP' has 7 null/NaN"):
-        trainer.load_features(_request(splits, validation=holed, schema_path=str(SCHEMA)))
+        trainer.scan_inputs(_request(splits, validation=holed, schema_path=str(SCHEMA)))
     # without a schema nulls are allowed: the model fills them with the train mean
-    specs, *_, x_val, _ = trainer.load_features(_request(splits, validation=holed))
-    assert np.isnan(x_val["AGEP"]).sum() == 7
+    data = trainer.scan_inputs(_request(splits, validation=holed))
+    assert data.validation.rows == 1000
+    streamed = inputs.make_dataset(data.validation.files, data.features, "employed", 256)
+    assert sum(int(np.isnan(x["AGEP"].numpy()).sum()) for x, _ in streamed) == 7
 
 
-def test_dataset_yields_every_row_once_per_epoch_reshuffled():
-    features = {"a": np.arange(10, dtype=np.float32), "b": np.array(list("abcdefghij"), object)}
-    dataset = trainer.make_dataset(features, np.arange(10, dtype=np.float32), 4, shuffle_seed=1)
-    epochs = [[(x["a"].numpy(), y.numpy()) for x, y in dataset] for _ in range(2)]
+def _rows_files(tmp_path) -> list[str]:
+    """Rows 0..9 (a: the row, b: its letter, label y: a % 2) in two files of row groups of
+    3 rows."""
+    table = pa.table({"a": np.arange(10, dtype=np.float64), "b": list("abcdefghij"),
+                      "y": np.arange(10) % 2})  # fmt: skip
+    paths = [str(tmp_path / "data-0.parquet"), str(tmp_path / "data-1.parquet")]
+    pq.write_table(table.slice(0, 4), paths[0], row_group_size=3)
+    pq.write_table(table.slice(4), paths[1], row_group_size=3)
+    return paths
+
+
+SPECS = [FeatureSpec("a", NUMERIC), FeatureSpec("b", CATEGORICAL)]
+
+
+def test_streamed_dataset_yields_every_row_once_per_epoch_reshuffled(tmp_path):
+    files = _rows_files(tmp_path)
+    # windows of 4 rows: rows are shuffled across row groups and files, within bounded memory
+    dataset = inputs.make_dataset(files, SPECS, "y", 4, shuffle_seed=1, window_rows=4)
+    assert int(dataset.cardinality()) == 3
+    epochs = [[(x["a"].numpy(), x["b"].numpy(), y.numpy()) for x, y in dataset] for _ in "12"]
     for batches in epochs:
-        assert [len(a) for a, _ in batches] == [4, 4, 2]
-        rows = np.concatenate([a for a, _ in batches])
+        assert [len(a) for a, _, _ in batches] == [4, 4, 2]
+        rows = np.concatenate([a for a, _, _ in batches])
         assert sorted(rows) == list(range(10))
-        assert all((a == y).all() for a, y in batches)  # features and labels stay aligned
-    assert not np.array_equal(*(np.concatenate([a for a, _ in b]) for b in epochs))
+        for a, b, y in batches:  # features and labels stay aligned
+            assert (a % 2 == y).all() and [chr(ord("a") + int(i)).encode() for i in a] == list(b)
+    assert not np.array_equal(*(np.concatenate([a for a, _, _ in b]) for b in epochs))
+    ordered = inputs.make_dataset(files, SPECS, "y", 4)  # no seed: file order (validation)
+    assert np.concatenate([x["a"].numpy() for x, _ in ordered]).tolist() == list(range(10))
+
+
+def test_shards_split_the_rows_equally_and_exactly_once(tmp_path):
+    files = _rows_files(tmp_path)
+    shards = [
+        np.concatenate([x["a"].numpy() for x, _ in inputs.make_dataset(
+            files, SPECS, "y", 2, shard_index=i, shard_count=3, shuffle_seed=5)])
+        for i in range(3)
+    ]  # fmt: skip
+    assert [len(s) for s in shards] == [3, 3, 4]
+    assert sorted(np.concatenate(shards).tolist()) == list(range(10))
+    with pytest.raises(ValueError, match=r"shard index 3 is not in \[0, 3\)"):
+        inputs.make_dataset(files, SPECS, "y", 2, shard_index=3, shard_count=3)
+
+
+def test_streamed_statistics_equal_the_whole_columns(splits):
+    data = trainer.scan_inputs(_request(splits))
+    whole = pq.read_table(splits["train"])
+    assert data.train.rows == whole.num_rows == 4000
+    for spec in data.features:
+        exact = trainer.feature_stats(spec, trainer.tabular.feature_array(whole, spec))
+        streamed = data.stats[spec.name]
+        assert streamed.vocabulary == exact.vocabulary
+        assert streamed.mean == pytest.approx(exact.mean, rel=1e-9)
+        assert streamed.variance == pytest.approx(exact.variance, rel=1e-9)
+    ages = whole["AGEP"].to_numpy()
+    assert data.stats["AGEP"].mean == pytest.approx(np.nanmean(ages), rel=1e-6)
+    assert data.stats["AGEP"].variance == pytest.approx(np.nanvar(ages), rel=1e-6)
+    counts = pa.compute.value_counts(whole["SEX"]).to_pylist()
+    top = max(counts, key=lambda c: c["counts"])["values"]
+    assert data.stats["SEX"].vocabulary[0] == top
+
+
+def test_stopping_rule_stops_when_validation_auc_stops_paying(splits, tmp_path):
+    # no epoch can raise AUC by more than 1: the second epoch ends training, the better of
+    # the two is kept
+    hp = Hyperparameters(epochs=5, batch_size=256, early_stopping_patience=1,
+                         early_stopping_min_delta=1.0)  # fmt: skip
+    request = _request(splits, hyperparameters=hp)
+    result = trainer.train(
+        trainer.TrainRequest(**{**request.__dict__, "model_dir": str(tmp_path / "model")})
+    )
+    aucs = result.history["val_auc"]
+    assert result.metrics["epochs_run"] == 2 == len(aucs)
+    assert result.metrics["best_epoch"] == int(np.argmax(aucs)) + 1
+    assert result.metrics["validation_auc"] == pytest.approx(max(aucs))
+
+
+# Validation AUC per epoch of the demo model on 1M rows (benchmarks/RESULTS.md).
+CURVE_1M = [0.90445, 0.90585, 0.90589, 0.90686, 0.90728, 0.90771, 0.90808, 0.90838, 0.90866,
+            0.90904]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("patience", "min_delta", "epochs_run"), [(2, 0.001, 6), (1, 0.001, 3), (2, 0.0005, 10)]
+)
+def test_stop_when_flat_counts_gains_since_the_last_paying_epoch(patience, min_delta, epochs_run):
+    import keras
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    model.stop_training = False
+    stopper = trainer.StopWhenFlat("val_auc", patience, min_delta)
+    stopper.set_model(model)
+    for epoch, auc in enumerate(CURVE_1M):
+        model.set_weights([np.array([[auc]])])  # the weights name their epoch
+        stopper.on_epoch_end(epoch, {"val_auc": auc})
+        if model.stop_training:
+            break
+    assert epoch + 1 == epochs_run
+    stopper.on_train_end()
+    # the best epoch's weights, even when its gain was too small to pay for more epochs
+    assert model.get_weights()[0][0, 0] == pytest.approx(max(CURVE_1M[:epochs_run]))
 
 
 def test_failed_export_leaves_no_version_folder(tmp_path):

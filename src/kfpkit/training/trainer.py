@@ -4,6 +4,10 @@ Pure runtime (no kfp): the launcher turns the executor input into a :class:`Trai
 and records what :func:`train` returns. The exported model takes raw features: numeric
 columns are standardized and categorical columns looked up and embedded inside the model,
 with statistics and vocabularies computed on the train split only.
+
+The splits are streamed (:mod:`kfpkit.training.inputs`): one pass computes the statistics,
+then every epoch reads the Parquet files again, a row group at a time, so memory does not
+grow with the number of rows.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 import keras
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import tensorflow as tf
 
 from kfpkit import tabular
@@ -30,6 +35,7 @@ from kfpkit import tabular
 # the hyperparameters and their rules are pure code, shared with katib_tune (no TensorFlow)
 from kfpkit.hyperparameters import Hyperparameters
 from kfpkit.tabular import NUMERIC, FeatureSpec
+from kfpkit.training import inputs
 from kfpkit.training import strategy as strategies
 from kfpkit.training.schema import SchemaFeature, load_schema_features
 
@@ -117,26 +123,30 @@ class FeatureStats:
     vocabulary: tuple[str, ...] = ()
 
 
-def feature_stats(spec: FeatureSpec, values: np.ndarray) -> FeatureStats:
-    if spec.kind == NUMERIC:
-        finite = values[np.isfinite(values)]
-        if finite.size == 0:
+def stats_of_summary(spec: FeatureSpec, summary: inputs.Summary) -> FeatureStats:
+    """A feature's statistics from its streamed summary; ValueError when it has no values."""
+    if isinstance(summary, inputs.NumericSummary):
+        if summary.count == 0:
             raise ValueError(f"train_data: numeric column {spec.name!r} has no values")
-        return FeatureStats(mean=float(finite.mean()), variance=float(finite.var()))
-    uniques, counts = np.unique(values[values != ""], return_counts=True)
-    if uniques.size == 0:
+        return FeatureStats(mean=summary.mean, variance=summary.variance)
+    vocabulary = summary.most_frequent(MAX_VOCABULARY)
+    if not vocabulary:
         raise ValueError(f"train_data: categorical column {spec.name!r} has no values")
-    order = sorted(range(len(uniques)), key=lambda i: (-counts[i], uniques[i]))
-    return FeatureStats(vocabulary=tuple(str(uniques[i]) for i in order[:MAX_VOCABULARY]))
+    return FeatureStats(vocabulary=vocabulary)
+
+
+def feature_stats(spec: FeatureSpec, values: np.ndarray) -> FeatureStats:
+    """The same statistics of an in-memory feature array."""
+    return stats_of_summary(spec, inputs.summaries_of([spec], {spec.name: values})[spec.name])
 
 
 @dataclass
 class ModelParts:
     """The model in two parts: ``preprocess`` (raw features -> encoded: missing values
     filled, numeric standardized, strings looked up; no trainable weights) and ``core``
-    (encoded -> probability: embeddings and the MLP, compiled). Training runs on ``core``
-    with the train split encoded once, instead of looking every string up again in every
-    batch of every epoch; :meth:`serving_model` joins the parts, so the exported model still
+    (encoded -> probability: embeddings and the MLP, compiled). Training runs on ``core``,
+    with ``preprocess`` mapped over the batches in the input pipeline (in parallel with the
+    training steps); :meth:`serving_model` joins the parts, so the exported model still
     takes raw features. Encoding outside the trained graph also keeps string lookups off
     accelerators (a TPU cannot run them)."""
 
@@ -144,22 +154,10 @@ class ModelParts:
     core: Any
     raw_inputs: dict[str, Any]  # the preprocess model's inputs, by feature name
 
-    def encode(self, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        # One vectorized call per chunk (bounded memory for large splits).
-        rows = len(next(iter(features.values())))
-        chunks = [
-            self.preprocess({k: v[i : i + _ENCODE_CHUNK] for k, v in features.items()})
-            for i in range(0, rows, _ENCODE_CHUNK)
-        ]
-        return {k: np.concatenate([np.asarray(c[k]) for c in chunks]) for k in chunks[0]}
-
     def serving_model(self) -> Any:
         raw = self.raw_inputs
         return keras.Model(inputs=raw, outputs=self.core(self.preprocess(raw)),
                            name="kfpkit_binary_classifier")  # fmt: skip
-
-
-_ENCODE_CHUNK = 1 << 18
 
 
 def build_parts(
@@ -256,36 +254,6 @@ class FillMissing(keras.layers.Layer):
         return {**super().get_config(), "fill_value": self.fill_value}
 
 
-def make_dataset(
-    features: Mapping[str, np.ndarray],
-    labels: np.ndarray | None,
-    batch_size: int,
-    shuffle_seed: int | None = None,
-) -> Any:
-    """An in-memory tf.data pipeline that works on whole batches.
-
-    Only row indices go through the per-element stages (a full reshuffle each epoch costs a
-    shuffle of int64s); each batch is then cut from the column tensors with one vectorized
-    gather per column, in parallel with training (AUTOTUNE map and prefetch).
-    """
-    columns = {k: tf.constant(v) for k, v in features.items()}
-    target = tf.constant(labels) if labels is not None else None
-    rows = len(next(iter(features.values())))
-    indices = tf.data.Dataset.range(rows)
-    if shuffle_seed is not None:
-        indices = indices.shuffle(rows, seed=shuffle_seed, reshuffle_each_iteration=True)
-
-    def gather(idx: Any) -> Any:
-        batch = {k: tf.gather(v, idx) for k, v in columns.items()}
-        return batch if target is None else (batch, tf.gather(target, idx))
-
-    dataset = indices.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    # Row indices, not files: shard by data when several workers read it.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
-
-
 class EpochTimer(keras.callbacks.Callback):
     """Seconds spent training each epoch, validation excluded."""
 
@@ -307,6 +275,44 @@ class EpochTimer(keras.callbacks.Callback):
         if self._start is not None:
             self.seconds.append(time.perf_counter() - self._start)
             self._start = None
+
+
+class StopWhenFlat(keras.callbacks.Callback):
+    """Early stopping on a metric to maximize (validation AUC): stops after ``patience``
+    epochs in a row that together raised it by no more than ``min_delta`` since the last
+    epoch that did; at the end restores the weights of the best epoch (any gain counts for
+    that: a small gain is not thrown away, it only does not pay for more epochs).
+
+    Unlike Keras' ``EarlyStopping`` with ``min_delta``, which keeps the last epoch that gained
+    more than ``min_delta`` and discards better epochs after it.
+    """
+
+    def __init__(self, monitor: str, patience: int, min_delta: float) -> None:
+        super().__init__()
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.best = self.reference = -math.inf
+        self.best_epoch = -1
+        self.best_weights: Any = None
+        self.wait = 0
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise RuntimeError(f"early stopping: the epoch logged no {self.monitor!r}")
+        value = float(value)
+        if value > self.best:
+            self.best, self.best_epoch = value, epoch
+            self.best_weights = self.model.get_weights()
+        if value > self.reference + self.min_delta:
+            self.reference, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: Any = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
 
 
 def export_model(model: Any, model_dir: str, version: int) -> str:
@@ -335,33 +341,40 @@ def export_model(model: Any, model_dir: str, version: int) -> str:
     return final
 
 
-def load_features(
-    request: TrainRequest,
-) -> tuple[list[FeatureSpec], dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray], np.ndarray]:
-    """Reads and checks both splits: (features, x_train, y_train, x_validation, y_validation)."""
+@dataclass
+class Inputs:
+    """The checked splits: the features, their train statistics, each split's files and rows."""
+
+    features: list[FeatureSpec]
+    stats: dict[str, FeatureStats]
+    train: inputs.SplitScan
+    validation: inputs.SplitScan
+
+
+def scan_inputs(request: TrainRequest) -> Inputs:
+    """Reads both splits once, batch by batch: checks them (columns, required features, a
+    binary label with both classes in train) and computes the train split's statistics."""
     schema = load_schema_features(request.schema_path) if request.schema_path else None
-    train_table = tabular.read_split(request.train_path, "train_data")
+    first = tabular.parquet_files(request.train_path, "train_data")[0]
+    try:
+        columns = pq.ParquetFile(first).schema_arrow
+    except (pa.ArrowInvalid, OSError) as e:
+        raise ValueError(f"train_data: cannot read Parquet at {first!r}: {e}") from e
     specs = select_features(
-        train_table.schema,
-        schema,
-        request.label_column,
-        request.feature_columns,
-        request.exclude_columns,
+        columns, schema, request.label_column, request.feature_columns, request.exclude_columns
     )
-    wanted = [s.name for s in specs] + [request.label_column]
-    validation_table = tabular.read_split(request.validation_path, "validation_data", wanted)
-    out: list[Any] = [specs]
-    for table, split in ((train_table, "train_data"), (validation_table, "validation_data")):
-        tabular.check_required(table, specs, split)
-        out.append(tabular.feature_arrays(table, specs))
-        out.append(tabular.binary_labels(table, request.label_column, split))
-    if len(np.unique(out[2])) < 2:
-        raise ValueError(f"train_data: label {request.label_column!r} has a single class")
-    return tuple(out)  # type: ignore[return-value]
+    label = request.label_column
+    train_scan = inputs.scan_split(request.train_path, "train_data", specs, label, summarize=True)
+    if len(train_scan.classes) < 2:
+        raise ValueError(f"train_data: label {label!r} has a single class")
+    stats = {s.name: stats_of_summary(s, train_scan.summaries[s.name]) for s in specs}
+    validation_scan = inputs.scan_split(request.validation_path, "validation_data", specs, label)
+    return Inputs(specs, stats, train_scan, validation_scan)
 
 
 def train(request: TrainRequest, callbacks: Sequence[Any] = ()) -> TrainResult:
-    """Trains, then exports the best epoch's weights (early stopping on validation loss).
+    """Trains, then exports the best epoch's weights (early stopping on validation AUC:
+    :class:`StopWhenFlat` with ``early_stopping_patience`` and ``early_stopping_min_delta``).
 
     ``callbacks`` are extra Keras callbacks (a tuner's per-epoch reporting and pruning); a
     callback that sets ``model.stop_training`` ends the run early like early stopping does.
@@ -369,8 +382,8 @@ def train(request: TrainRequest, callbacks: Sequence[Any] = ()) -> TrainResult:
     if request.model_version < 1:
         raise ValueError(f"model_version must be a positive integer, not {request.model_version}")
     hp = request.hyperparameters
-    specs, x_train, y_train, x_val, y_val = load_features(request)
-    stats = {s.name: feature_stats(s, x_train[s.name]) for s in specs}
+    data = scan_inputs(request)
+    specs, label = data.features, request.label_column
 
     devices, tpu_resolver = strategies.detect_devices()
     choice = strategies.choose_strategy(devices, request.mixed_precision)
@@ -383,15 +396,18 @@ def train(request: TrainRequest, callbacks: Sequence[Any] = ()) -> TrainResult:
         replicas = strategy.num_replicas_in_sync
         global_batch = hp.batch_size * replicas  # batch_size is per replica
         with strategy.scope():
-            parts = build_parts(specs, stats, hp, steps_per_call(len(y_train), global_batch))
-        train_data = make_dataset(
-            parts.encode(x_train), y_train, global_batch, shuffle_seed=hp.seed
+            parts = build_parts(
+                specs, data.stats, hp, steps_per_call(data.train.rows, global_batch)
+            )
+        train_data = inputs.make_dataset(
+            data.train.files, specs, label, global_batch, shuffle_seed=hp.seed,
+            encode=parts.preprocess,
+        )  # fmt: skip
+        validation_data = inputs.make_dataset(
+            data.validation.files, specs, label, global_batch, encode=parts.preprocess
         )
-        validation_data = make_dataset(parts.encode(x_val), y_val, global_batch)
         timer = EpochTimer()
-        stopper = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=hp.early_stopping_patience, restore_best_weights=True
-        )
+        stopper = StopWhenFlat("val_auc", hp.early_stopping_patience, hp.early_stopping_min_delta)
         history = parts.core.fit(
             train_data,
             validation_data=validation_data,
@@ -410,8 +426,8 @@ def train(request: TrainRequest, callbacks: Sequence[Any] = ()) -> TrainResult:
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
-    best = int(np.argmin(history["val_loss"]))
-    rows = len(y_train)
+    best = stopper.best_epoch  # the restored epoch
+    rows = data.train.rows
     metrics: dict[str, float | int] = {
         f"{prefix}{name}": float(history[f"{key}{name}"][best])
         for prefix, key in (("train_", ""), ("validation_", "val_"))
@@ -421,7 +437,7 @@ def train(request: TrainRequest, callbacks: Sequence[Any] = ()) -> TrainResult:
         epochs_run=len(history["loss"]),
         best_epoch=best + 1,
         train_rows=rows,
-        validation_rows=len(y_val),
+        validation_rows=data.validation.rows,
         global_batch_size=global_batch,
         examples_per_second=round(rows * len(timer.seconds) / max(sum(timer.seconds), 1e-9), 1),
     )
