@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -54,7 +53,7 @@ from kfpkit.components.monitor_serving.monitor import (  # noqa: E402
     window_statistics,
 )
 from kfpkit.runtime import executor  # noqa: E402
-from kfpkit.serving.served_logs import FEEDBACK_COLUMNS, REQUEST_COLUMNS, read_served  # noqa: E402
+from kfpkit.serving.served_logs import read_served  # noqa: E402
 from kfpkit.testing import launcher_input  # noqa: E402
 from kfpkit.testing import served_logs as sl  # noqa: E402
 from kfpkit.tfdv import artifacts  # noqa: E402
@@ -80,29 +79,11 @@ def served_log(rows: int, labelled: float, folder: Path, seed: int = 0) -> dict:
         rng.integers(0, 86_400_000_000, n)
     ).astype("timedelta64[us]")
     ids = np.char.add("r", np.arange(n).astype(str))
-    columns = {c: table[c] for c in FEATURES}
-    columns.update(
-        prediction=pa.array([model.get(s, 0.5) for s in table["SCHL"].to_pylist()]),
-        model_name=pa.array(["employment"] * n),
-        model_version=pa.array(["1"] * n),
-        variant=pa.array(["1"] * n),
-        protocol=pa.array(["v1"] * n),
-        request_id=pa.array(ids),
-        row=pa.array(np.zeros(n, np.int32)),
-        timestamp=pa.array(times, REQUEST_COLUMNS["timestamp"]),
-        latency_ms=pa.array(rng.lognormal(1.0, 0.3, n)),
-        status=pa.array(np.full(n, 200, np.int32)),
-        out_of_domain=pa.array([""] * n),
-    )
-    requests = pa.table(columns)
+    scores = [model.get(s, 0.5) for s in table["SCHL"].to_pylist()]
     keep = rng.random(n) < labelled
-    feedback = pa.table({
-        "request_id": pa.array(ids[keep]),
-        "row": pa.array(np.zeros(int(keep.sum()), np.int32)),
-        "label": table["employed"].cast(pa.float64()).filter(pa.array(keep)),
-        "reward": pa.nulls(int(keep.sum()), pa.float64()),
-        "timestamp": pa.array(times[keep] + np.timedelta64(60, "s"), FEEDBACK_COLUMNS["timestamp"]),
-    })  # fmt: skip
+    requests, feedback = sl.served_rows(table, FEATURES, "employed", scores, times, ids,
+                                        latency_ms=rng.lognormal(1.0, 0.3, n), labelled=keep,
+                                        feedback_delay_s=60)  # fmt: skip
     sl.write_experiment(folder, requests, feedback, files=10)
     stats_dir = folder.parent / "training"
     stats_dir.mkdir()

@@ -14,7 +14,6 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -23,7 +22,6 @@ import pytest
 from kfpkit import demo_data
 from kfpkit.local_run import run_local
 from kfpkit.registry import CHAMPION, open_registry
-from kfpkit.serving.served_logs import FEEDBACK_COLUMNS, REQUEST_COLUMNS
 from kfpkit.testing import served_logs as sl
 from kfpkit.testing.pipeline_servers import KubeflowTestServer
 
@@ -38,32 +36,12 @@ RETRAIN = {"project": "p", "source_table": "p.d.employment_2018", "window": "201
 def serve(rows: pa.Table, folder: Path, start: datetime, span: timedelta) -> None:
     """The rows as one-row requests spread over ``[start, start + span)``, labels as feedback;
     the score is a plain stand-in (the rows' age, scaled)."""
-    n = rows.num_rows
-    offsets = (np.arange(n) * (span.total_seconds() * 1e6 / n)).astype("timedelta64[us]")
-    times = np.datetime64(start.replace(tzinfo=None), "us") + offsets
-    ids = [f"{start:%H%M}-{i}" for i in range(n)]
-    columns = {c: rows[c] for c in FEATURES}
-    columns.update(
-        prediction=pc.divide(rows["AGEP"], 100.0),
-        model_name=pa.array(["employment"] * n),
-        model_version=pa.array(["1"] * n),
-        variant=pa.array(["1"] * n),
-        protocol=pa.array(["v1"] * n),
-        request_id=pa.array(ids),
-        row=pa.array(np.zeros(n, np.int32)),
-        timestamp=pa.array(times, REQUEST_COLUMNS["timestamp"]),
-        latency_ms=pa.array(np.full(n, 2.0)),
-        status=pa.array(np.full(n, 200, np.int32)),
-        out_of_domain=pa.array([""] * n),
-    )
-    feedback = pa.table({
-        "request_id": pa.array(ids),
-        "row": pa.array(np.zeros(n, np.int32)),
-        "label": rows["employed"].cast(pa.float64()),
-        "reward": pa.nulls(n, pa.float64()),
-        "timestamp": pa.array(times, FEEDBACK_COLUMNS["timestamp"]),
-    })  # fmt: skip
-    sl.write_experiment(folder, pa.table(columns), feedback, files=2)
+    times = sl.evenly(start, span, rows.num_rows)
+    ids = [f"{start:%H%M}-{i}" for i in range(rows.num_rows)]
+    score = pc.divide(rows["AGEP"], 100.0)
+    requests, feedback = sl.served_rows(rows, FEATURES, "employed", score, times, ids,
+                                        latency_ms=2.0)  # fmt: skip
+    sl.write_experiment(folder, requests, feedback, files=2)
 
 
 def training_statistics(rows: pa.Table, folder: Path) -> Path:

@@ -25,7 +25,7 @@ import pytest
 from kfpkit import demo_data
 from kfpkit.classification import binary_metrics
 from kfpkit.components.monitor_serving.monitor import Settings, monitor
-from kfpkit.serving.served_logs import FEEDBACK_COLUMNS, REQUEST_COLUMNS, read_served
+from kfpkit.serving.served_logs import read_served
 from kfpkit.testing import served_logs as sl
 from kfpkit.tfdv.in_process import statistics_of_table
 from kfpkit.tfdv.validation import Thresholds
@@ -52,34 +52,12 @@ def rate_by_education(train: pa.Table) -> dict[str, float]:
 def served_log(rows: pa.Table, folder: Path, day: datetime, model: dict[str, float]) -> Path:
     """The rows as one day of served requests (one row each) and their labels as feedback,
     in the log contract's layout, in four files of each kind."""
-    n = rows.num_rows
-    offsets = (np.arange(n) * (86_400e6 / n)).astype("timedelta64[us]")
-    times = np.datetime64(day.replace(tzinfo=None), "us") + offsets
-    ids = [f"{day:%Y%m%d}-{i}" for i in range(n)]
+    times = sl.evenly(day, timedelta(days=1), rows.num_rows)
+    ids = [f"{day:%Y%m%d}-{i}" for i in range(rows.num_rows)]
     prior = float(np.mean(list(model.values())))
     scores = [model.get(s, prior) for s in rows["SCHL"].to_pylist()]
-    columns = {c: rows[c] for c in FEATURES}
-    columns.update(
-        prediction=pa.array(scores, pa.float64()),
-        model_name=pa.array(["employment"] * n),
-        model_version=pa.array(["1"] * n),
-        variant=pa.array(["1"] * n),
-        protocol=pa.array(["v1"] * n),
-        request_id=pa.array(ids),
-        row=pa.array(np.zeros(n, np.int32)),
-        timestamp=pa.array(times, REQUEST_COLUMNS["timestamp"]),
-        latency_ms=pa.array(np.full(n, 3.0)),
-        status=pa.array(np.full(n, 200, np.int32)),
-        out_of_domain=pa.array([""] * n),
-    )
-    requests = pa.table(columns)
-    feedback = pa.table({
-        "request_id": pa.array(ids),
-        "row": pa.array(np.zeros(n, np.int32)),
-        "label": rows["employed"].cast(pa.float64()),
-        "reward": pa.nulls(n, pa.float64()),
-        "timestamp": pa.array(times + np.timedelta64(3600, "s"), FEEDBACK_COLUMNS["timestamp"]),
-    })  # fmt: skip
+    requests, feedback = sl.served_rows(rows, FEATURES, "employed", scores, times, ids,
+                                        latency_ms=3.0, feedback_delay_s=3600)  # fmt: skip
     sl.write_experiment(folder, requests, feedback, files=4)
     return folder
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -135,6 +136,56 @@ def simulate(
         }
     )
     return requests, feedback
+
+
+def evenly(start: datetime, span: timedelta, n: int) -> np.ndarray:
+    """``n`` timestamps (datetime64[us], UTC) evenly spread over ``[start, start + span)``."""
+    offsets = (np.arange(n) * (span.total_seconds() * 1e6 / n)).astype("timedelta64[us]")
+    return np.datetime64(start.replace(tzinfo=None), "us") + offsets
+
+
+def served_rows(
+    rows: pa.Table,
+    features: Sequence[str],
+    label_column: str,
+    prediction: Any,
+    timestamps: np.ndarray,
+    request_ids: Sequence[str] | np.ndarray,
+    latency_ms: float | np.ndarray = 5.0,
+    labelled: np.ndarray | None = None,
+    feedback_delay_s: float = 0.0,
+    model_name: str = "employment",
+) -> tuple[pa.Table, pa.Table]:
+    """(requests, feedback): each of real ``rows`` served as a one-row request of version
+    "1" (its ``features`` as logged, ``prediction`` the score), its ``label_column`` sent
+    back as feedback ``feedback_delay_s`` seconds later for the rows ``labelled`` selects (all by
+    default)."""
+    n = rows.num_rows
+    ids = np.asarray(request_ids, dtype=object)
+    columns = {c: rows[c] for c in features}
+    columns.update(
+        prediction=pa.array(prediction, pa.float64()),
+        model_name=pa.array([model_name] * n),
+        model_version=pa.array(["1"] * n),
+        variant=pa.array(["1"] * n),
+        protocol=pa.array(["v1"] * n),
+        request_id=pa.array(ids, pa.string()),
+        row=pa.array(np.zeros(n, np.int32)),
+        timestamp=pa.array(timestamps, REQUEST_COLUMNS["timestamp"]),
+        latency_ms=pa.array(np.broadcast_to(np.asarray(latency_ms, np.float64), n)),
+        status=pa.array(np.full(n, 200, np.int32)),
+        out_of_domain=pa.array([""] * n),
+    )
+    keep = np.ones(n, bool) if labelled is None else labelled
+    answered_at = timestamps[keep] + np.timedelta64(round(feedback_delay_s * 1e6), "us")
+    feedback = pa.table({
+        "request_id": pa.array(ids[keep], pa.string()),
+        "row": pa.array(np.zeros(int(keep.sum()), np.int32)),
+        "label": rows[label_column].cast(pa.float64()).filter(pa.array(keep)),
+        "reward": pa.nulls(int(keep.sum()), pa.float64()),
+        "timestamp": pa.array(answered_at, FEEDBACK_COLUMNS["timestamp"]),
+    })  # fmt: skip
+    return pa.table(columns), feedback
 
 
 def write_experiment(folder: Path, requests: pa.Table, feedback: pa.Table,
