@@ -30,6 +30,7 @@ from kfpkit.pipelines.model_chain import (
     outcome_recorder,
     split_and_validate,
     tune_train_evaluate_push,
+    validation_thresholds,
 )
 from kfpkit.pipelines.training import LABEL_COLUMN, TUNING_SEARCH_SPACE, TUNING_TRIALS
 
@@ -175,18 +176,21 @@ def continuous_training(
         state.set_display_name("load-state")
         state.set_caching_options(False)  # reads the state folder, which no input names
 
+        thresholds = validation_thresholds(
+            categorical_drift_threshold=categorical_drift_threshold,
+            numeric_drift_threshold=numeric_drift_threshold,
+            drift_thresholds=drift_thresholds,
+            categorical_skew_threshold=categorical_skew_threshold,
+            numeric_skew_threshold=numeric_skew_threshold,
+            skew_thresholds=skew_thresholds,
+        )
         # drift against the previous window, skew against the production model's data
         comparison = TfdvValidateOp(
             statistics=window_statistics,
             schema=validation.outputs["schema"],
             baseline_statistics=state.outputs["previous_statistics"],
             serving_statistics=state.outputs["production_statistics"],
-            default_categorical_drift_threshold=categorical_drift_threshold,
-            default_numeric_drift_threshold=numeric_drift_threshold,
-            drift_thresholds=drift_thresholds,
-            default_categorical_skew_threshold=categorical_skew_threshold,
-            default_numeric_skew_threshold=numeric_skew_threshold,
-            skew_thresholds=skew_thresholds,
+            **thresholds,
         )
         comparison.set_display_name("compare-windows")
 
@@ -198,12 +202,7 @@ def continuous_training(
             end=serving_end,
             training_statistics=state.outputs["production_statistics"],
             previous_statistics=state.outputs["previous_statistics"],
-            categorical_drift_threshold=categorical_drift_threshold,
-            numeric_drift_threshold=numeric_drift_threshold,
-            drift_thresholds=drift_thresholds,
-            categorical_skew_threshold=categorical_skew_threshold,
-            numeric_skew_threshold=numeric_skew_threshold,
-            skew_thresholds=skew_thresholds,
+            thresholds=thresholds,
         )
 
         decision = RetrainDecisionOp(

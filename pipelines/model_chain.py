@@ -87,6 +87,27 @@ def split_and_validate(
     return split, validation
 
 
+def validation_thresholds(
+    *,
+    categorical_drift_threshold: Any,
+    numeric_drift_threshold: Any,
+    drift_thresholds: Any,
+    categorical_skew_threshold: Any,
+    numeric_skew_threshold: Any,
+    skew_thresholds: Any,
+) -> dict[str, Any]:
+    """A pipeline's drift and skew thresholds as tfdv_validate and monitor_serving take them
+    (``default_*`` for the two per-kind defaults): built once, passed to each step."""
+    return {
+        "default_categorical_drift_threshold": categorical_drift_threshold,
+        "default_numeric_drift_threshold": numeric_drift_threshold,
+        "drift_thresholds": drift_thresholds,
+        "default_categorical_skew_threshold": categorical_skew_threshold,
+        "default_numeric_skew_threshold": numeric_skew_threshold,
+        "skew_thresholds": skew_thresholds,
+    }
+
+
 def monitor_served_traffic(
     *,
     logs: Any,
@@ -94,18 +115,13 @@ def monitor_served_traffic(
     end: Any,
     training_statistics: Any,
     previous_statistics: Any,
-    categorical_drift_threshold: Any,
-    numeric_drift_threshold: Any,
-    drift_thresholds: Any,
-    categorical_skew_threshold: Any,
-    numeric_skew_threshold: Any,
-    skew_thresholds: Any,
+    thresholds: dict[str, Any],
     **options: Any,
 ) -> Any:
     """monitor_serving over ``[start, end)`` of the served traffic under ``logs``, with the
-    data validation's thresholds, as both the continuous-training and the monitoring pipeline
-    run it; ``options``: its other arguments (reference_metrics, max_decay, ...); a baseline
-    None is not connected."""
+    data validation's ``thresholds`` (:func:`validation_thresholds`), as both the
+    continuous-training and the monitoring pipeline run it; ``options``: its other arguments
+    (reference_metrics, max_decay, ...); a baseline None is not connected."""
     baselines = {"training_statistics": training_statistics,
                  "previous_statistics": previous_statistics}  # fmt: skip
     monitor = MonitorServingOp(
@@ -113,12 +129,7 @@ def monitor_served_traffic(
         start=start,
         end=end,
         **{name: given for name, given in baselines.items() if given is not None},
-        default_categorical_drift_threshold=categorical_drift_threshold,
-        default_numeric_drift_threshold=numeric_drift_threshold,
-        drift_thresholds=drift_thresholds,
-        default_categorical_skew_threshold=categorical_skew_threshold,
-        default_numeric_skew_threshold=numeric_skew_threshold,
-        skew_thresholds=skew_thresholds,
+        **thresholds,
         **options,
     )
     monitor.set_display_name("monitor-serving")

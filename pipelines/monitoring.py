@@ -15,7 +15,11 @@ the run's time.
 from kfp import dsl
 
 from kfpkit.components import ResolveModelOp, RetrainDecisionOp, TriggerPipelineOp
-from kfpkit.pipelines.model_chain import monitor_served_traffic, outcome_recorder
+from kfpkit.pipelines.model_chain import (
+    monitor_served_traffic,
+    outcome_recorder,
+    validation_thresholds,
+)
 
 PIPELINE_NAME = "kfpkit-monitoring"
 
@@ -131,12 +135,14 @@ def monitoring(
                 max_decay=max_decay,
                 min_labelled_rows=min_labelled_rows,
                 bigquery_endpoint=bigquery_endpoint,
-                categorical_drift_threshold=categorical_drift_threshold,
-                numeric_drift_threshold=numeric_drift_threshold,
-                drift_thresholds=drift_thresholds,
-                categorical_skew_threshold=categorical_skew_threshold,
-                numeric_skew_threshold=numeric_skew_threshold,
-                skew_thresholds=skew_thresholds,
+                thresholds=validation_thresholds(
+                    categorical_drift_threshold=categorical_drift_threshold,
+                    numeric_drift_threshold=numeric_drift_threshold,
+                    drift_thresholds=drift_thresholds,
+                    categorical_skew_threshold=categorical_skew_threshold,
+                    numeric_skew_threshold=numeric_skew_threshold,
+                    skew_thresholds=skew_thresholds,
+                ),
             )
             # no window state: served skew and decay are the reasons
             decision = RetrainDecisionOp(
