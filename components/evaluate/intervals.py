@@ -56,45 +56,78 @@ class Intervals:
     reason: str = ""
 
 
-def _score_groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows in score order and where each group of equal scores starts (once per model)."""
-    order = np.argsort(scores, kind="mergesort")
-    _, starts = np.unique(scores[order], return_index=True)
-    return order, starts
+Rows = np.ndarray | slice  # row indices, or a slice where they are consecutive (no copy)
 
 
-def _weighted_metrics(
-    weights: np.ndarray,
-    labels: np.ndarray,
-    scores: np.ndarray,
-    groups: tuple[np.ndarray, np.ndarray],
-) -> dict[str, np.ndarray]:
-    """Each metric per resample (row of ``weights``); NaN where undefined in a resample."""
+@dataclass(frozen=True)
+class _Prepared:
+    """What one model's resampled metrics need, computed once from its scores."""
+
+    terms: np.ndarray  # rows x 6: per-row terms of the weighted sums (see _SUMS)
+    negatives: Rows  # the negative rows in score order
+    positives: Rows  # the positive rows in score order
+    below: np.ndarray  # per positive: how many negatives score lower
+    tied: np.ndarray  # the positives (indices into positives) that tie with a negative
+    up_to: np.ndarray  # per tied positive: how many negatives score lower or equal
+
+
+# The weighted sums one matrix product gives per resample, in the columns of _Prepared.terms.
+_SUMS = ("total", "positives", "true_positives", "predicted_positives", "correct", "loss")
+
+
+def _consecutive(rows: np.ndarray) -> Rows:
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and (np.diff(rows) == 1).all():
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
+
+
+def _prepare(labels: np.ndarray, scores: np.ndarray) -> _Prepared:
     actual = labels == 1
     predicted = scores >= DECISION_THRESHOLD
-    total = weights.sum(axis=1)
-    positives = weights @ actual.astype(float)
-    negatives = total - positives
-    true_pos = weights @ (actual & predicted).astype(float)
-    predicted_pos = weights @ predicted.astype(float)
     p = np.clip(scores, _EPS, 1 - _EPS)
     loss = -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+    terms = np.column_stack(
+        [np.ones(len(labels)), actual, actual & predicted, predicted, predicted == actual, loss]
+    ).astype(float)
+    negatives, positives = np.flatnonzero(~actual), np.flatnonzero(actual)
+    negatives = negatives[np.argsort(scores[negatives], kind="mergesort")]
+    positives = positives[np.argsort(scores[positives], kind="mergesort")]
+    ordered = scores[negatives]
+    below = np.searchsorted(ordered, scores[positives], side="left")
+    up_to = np.searchsorted(ordered, scores[positives], side="right")
+    tied = np.flatnonzero(up_to != below)
+    return _Prepared(
+        terms, _consecutive(negatives), _consecutive(positives), below, tied, up_to[tied]
+    )
+
+
+def _columns(weights: np.ndarray, rows: Rows) -> np.ndarray:
+    return weights[:, rows] if isinstance(rows, slice) else np.take(weights, rows, axis=1)
+
+
+def _weighted_metrics(weights: np.ndarray, model: _Prepared) -> dict[str, np.ndarray]:
+    """Each metric per resample (row of ``weights``); NaN where undefined in a resample."""
+    sums = dict(zip(_SUMS, (weights @ model.terms).T, strict=True))
+    negatives = sums["total"] - sums["positives"]
+    # AUC with ties counted half: each positive's weight times the weight of the negatives
+    # scored lower (a cumulative sum over the negatives in score order, read at its place),
+    # plus half the tied ones.
+    negative_weights = _columns(weights, model.negatives)
+    cumulative = np.zeros((len(weights), negative_weights.shape[1] + 1))
+    np.cumsum(negative_weights, axis=1, out=cumulative[:, 1:])
+    lower = np.take(cumulative, model.below, axis=1)
+    if len(model.tied):
+        lower[:, model.tied] += np.take(cumulative, model.up_to, axis=1)
+        lower[:, model.tied] *= 0.5
+    pairs = np.einsum("ij,ij->i", _columns(weights, model.positives), lower)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = {
-            "accuracy": (weights @ (predicted == actual).astype(float)) / total,
-            "precision": true_pos / predicted_pos,
-            "recall": true_pos / positives,
-            "log_loss": (weights @ loss) / total,
+        return {
+            "accuracy": sums["correct"] / sums["total"],
+            "precision": sums["true_positives"] / sums["predicted_positives"],
+            "recall": sums["true_positives"] / sums["positives"],
+            "log_loss": sums["loss"] / sums["total"],
+            "auc": pairs / (sums["positives"] * negatives),
         }
-        # AUC with ties counted half: per group of equal scores, the weighted positives times
-        # the weighted negatives scored lower plus half the tied ones.
-        order, starts = groups
-        ordered = weights[:, order]
-        pos_w = np.add.reduceat(ordered * actual[order], starts, axis=1)
-        neg_w = np.add.reduceat(ordered * ~actual[order], starts, axis=1)
-        below = np.cumsum(neg_w, axis=1) - neg_w
-        out["auc"] = (pos_w * (below + 0.5 * neg_w)).sum(axis=1) / (positives * negatives)
-    return out
 
 
 def _percentile(values: np.ndarray, confidence: float) -> Interval | None:
@@ -131,16 +164,23 @@ def bootstrap(
     n = len(labels)
     rng = np.random.default_rng([settings.seed, *seed_key])
     draws: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in scores}
-    groups = {name: _score_groups(model_scores) for name, model_scores in scores.items()}
+    # The rows in the first model's order (negatives, then positives, each by score): its
+    # resampled AUC reads the weights in place, with no gather (any order resamples alike).
+    first = _prepare(labels, next(iter(scores.values())))
+    order = np.concatenate([np.arange(n)[first.negatives], np.arange(n)[first.positives]])
+    labels = labels[order]
+    prepared = {
+        name: _prepare(labels, model_scores[order]) for name, model_scores in scores.items()
+    }
     block = max(1, _CELLS_PER_BLOCK // n)
     done = 0
     while done < settings.resamples:
         size = min(block, settings.resamples - done)
         weights = np.empty((size, n))
-        for i in range(size):  # row by row: int32 draws and bincount are ~5x faster here
-            weights[i] = np.bincount(rng.integers(0, n, size=n, dtype=np.int32), minlength=n)
-        for name, model_scores in scores.items():
-            found = _weighted_metrics(weights, labels, model_scores, groups[name])
+        for i in range(size):  # row by row; int64 draws: np.bincount converts int32 (5x slower)
+            weights[i] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+        for name in scores:
+            found = _weighted_metrics(weights, prepared[name])
             for metric, values in found.items():
                 draws[name].setdefault(metric, []).append(values)
         done += size

@@ -179,6 +179,7 @@ def test_a_slice_too_small_for_an_interval_is_reported(strong_model, data, tmp_p
     [
         ({"bootstrap_resamples": 0}, "bootstrap_resamples must be > 0, not 0"),
         ({"bootstrap_resamples": -3}, "bootstrap_resamples must be > 0"),
+        ({"bootstrap_resamples": 2.5}, "bootstrap_resamples must be a whole number, not 2.5"),
         (
             {"slice_columns": ["SEX"], "slice_thresholds": {"SEX=9": 0.5}},
             r"\['SEX=9'\] not in the evaluated slices .*'SEX=1', 'SEX=2'",

@@ -169,10 +169,10 @@ def test_a_lower_log_loss_is_better():
 
 def test_a_resample_as_weights_equals_the_metrics_of_the_drawn_rows():
     labels, scores = predictor(400)
-    scores = np.round(scores, 1)  # ties, counted half by both
     rows = np.random.default_rng(5).integers(0, 400, 400)
     weights = np.bincount(rows, minlength=400)[None, :].astype(float)
-    got = intervals._weighted_metrics(weights, labels, scores, intervals._score_groups(scores))
-    expected = binary_metrics(labels[rows], scores[rows])
-    for name in intervals.INTERVAL_METRICS:
-        assert got[name][0] == pytest.approx(expected[name], rel=1e-12), name
+    for scored in (np.round(scores, 1), scores):  # ties (counted half by both), and none
+        got = intervals._weighted_metrics(weights, intervals._prepare(labels, scored))
+        expected = binary_metrics(labels[rows], scored[rows])
+        for name in intervals.INTERVAL_METRICS:
+            assert got[name][0] == pytest.approx(expected[name], rel=1e-12), name
