@@ -32,11 +32,20 @@ from kfpkit.pipelines.model_chain import (
     tune_train_evaluate_push,
     validation_thresholds,
 )
-from kfpkit.pipelines.training import LABEL_COLUMN, TUNING_SEARCH_SPACE, TUNING_TRIALS
+from kfpkit.pipelines.training import (
+    LABEL_COLUMN,
+    MAX_AUC_REGRESSION,
+    MIN_AUC,
+    MODEL_NAME,
+    NOT_COMPARED_FEATURES,
+    TUNING_SEARCH_SPACE,
+    TUNING_TRIALS,
+    WINDOW_THRESHOLD,
+)
 
 PIPELINE_NAME = "kfpkit-continuous-training"
-# id and year differ between windows by construction: never compared, never a reason.
-NOT_COMPARED = {"id": 0.0, "year": 0.0}
+# the features that differ between windows by construction: threshold 0, never compared
+NOT_COMPARED = {feature: 0.0 for feature in NOT_COMPARED_FEATURES}
 
 
 @dsl.pipeline(
@@ -58,16 +67,16 @@ def continuous_training(
     split_ratios: dict = DEFAULT_RATIOS,  # noqa: B006
     location: str = "US",
     bigquery_endpoint: str = "",
-    categorical_drift_threshold: float = 0.03,
-    numeric_drift_threshold: float = 0.03,
+    categorical_drift_threshold: float = WINDOW_THRESHOLD,
+    numeric_drift_threshold: float = WINDOW_THRESHOLD,
     drift_thresholds: dict = NOT_COMPARED,  # noqa: B006
-    categorical_skew_threshold: float = 0.03,
-    numeric_skew_threshold: float = 0.03,
+    categorical_skew_threshold: float = WINDOW_THRESHOLD,
+    numeric_skew_threshold: float = WINDOW_THRESHOLD,
     skew_thresholds: dict = NOT_COMPARED,  # noqa: B006
     max_model_age_windows: int = 2,
     max_model_age_days: float = 0.0,
     retrain_on_skew: bool = True,
-    ignored_features: list = ["id", "year"],  # noqa: B006
+    ignored_features: list = NOT_COMPARED_FEATURES,  # noqa: B006
     serving_logs: str = "",
     serving_start: str = "",
     serving_end: str = "",
@@ -80,9 +89,9 @@ def continuous_training(
     tuning_backend: str = "local",
     tuning_namespace: str = "kubeflow",
     slice_columns: list = ["SEX"],  # noqa: B006
-    min_auc: float = 0.8,
-    max_auc_regression: float = 0.005,
-    serving_model_name: str = "employment",
+    min_auc: float = MIN_AUC,
+    max_auc_regression: float = MAX_AUC_REGRESSION,
+    serving_model_name: str = MODEL_NAME,
     serving_backend: str = "local",
     serving_namespace: str = "default",
     push_action: str = "apply",

@@ -20,6 +20,7 @@ from kfpkit.pipelines.model_chain import (
     outcome_recorder,
     validation_thresholds,
 )
+from kfpkit.pipelines.training import MODEL_NAME, NOT_COMPARED_FEATURES, WINDOW_THRESHOLD
 
 PIPELINE_NAME = "kfpkit-monitoring"
 
@@ -36,23 +37,23 @@ def monitoring(
     retrain_pipeline: str,
     window_hours: float = 24.0,
     end: str = "",
-    model_name: str = "employment",
+    model_name: str = MODEL_NAME,
     registry_backend: str = "mlflow",
     registry_uri: str = "",
     project: str = "",
     registry_location: str = "us-central1",
     registry_server_address: str = "",
-    categorical_drift_threshold: float = 0.03,
-    numeric_drift_threshold: float = 0.03,
+    categorical_drift_threshold: float = WINDOW_THRESHOLD,
+    numeric_drift_threshold: float = WINDOW_THRESHOLD,
     drift_thresholds: dict = {},  # noqa: B006 - KFP needs a literal default
-    categorical_skew_threshold: float = 0.03,
-    numeric_skew_threshold: float = 0.03,
+    categorical_skew_threshold: float = WINDOW_THRESHOLD,
+    numeric_skew_threshold: float = WINDOW_THRESHOLD,
     skew_thresholds: dict = {},  # noqa: B006
     metric: str = "auc",
     max_decay: float = 0.02,
     min_labelled_rows: int = 100,
     retrain_on_skew: bool = True,
-    ignored_features: list = ["id", "year"],  # noqa: B006
+    ignored_features: list = NOT_COMPARED_FEATURES,  # noqa: B006
     bigquery_endpoint: str = "",
     retrain_target: str = "kubeflow",
     retrain_parameters: dict = {},  # noqa: B006
