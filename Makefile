@@ -116,6 +116,7 @@ bench: setup images
 	$(PY) benchmarks/bench_split.py
 	.venvs/tfdv/bin/python benchmarks/bench_tfdv.py
 	.venvs/train/bin/python benchmarks/bench_train.py
+	$(PY) benchmarks/bench_streaming.py
 	.venvs/train/bin/python benchmarks/bench_tune.py
 	.venvs/train/bin/python benchmarks/bench_serve.py
 	$(PY) benchmarks/bench_pipeline.py

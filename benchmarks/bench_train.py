@@ -3,13 +3,12 @@
 Same model (the component's build_parts), same rows, same hyperparameters, same process;
 only the way batches reach it differs:
 - ``numpy``: the whole model on raw features, ``model.fit(x=dict_of_numpy_arrays, ...,
-  shuffle=True)``, Keras' own adapter for in-memory arrays;
-- ``tf.data``: the whole model, ``trainer.make_dataset`` (shuffled row indices, one
-  vectorized gather per column per batch, parallel map, prefetch);
-- ``tf.data, encoded once``: the train split encoded once by the preprocessing part (string
-  lookups, standardization), the core trained on the encoded columns;
-- ``tf.data, encoded once, N steps/call``: the same with ``steps_per_execution`` as the
-  component sets it (``trainer.steps_per_call``): what ``train`` runs.
+  shuffle=True)``, Keras' own adapter for in-memory arrays (the whole split in memory);
+- ``parquet stream``: the rows written to a Parquet file (row groups of 131,072 rows, as the
+  split step writes them), ``kfpkit.training.inputs.make_dataset`` reading them back every
+  epoch with the preprocessing part mapped over the batches, the core trained with
+  ``steps_per_execution`` as the component sets it: what ``train`` runs (memory bounded by the
+  shuffle window, not the rows).
 
 Examples per second are measured per epoch on the training part only (validation excluded);
 epoch 1 includes tracing the training function, so the steady state is the last epoch.
@@ -24,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 
 import keras
@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 
 from kfpkit import tabular
-from kfpkit.training import trainer
+from kfpkit.training import inputs, trainer
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", ".cache", "demo", "employment.parquet")
 
@@ -51,17 +51,15 @@ def main() -> None:
     features = tabular.feature_arrays(table, specs)
     labels = tabular.binary_labels(table, "employed", "bench")
     stats = {s.name: trainer.feature_stats(s, features[s.name]) for s in specs}
+    scratch = tempfile.TemporaryDirectory()
+    files = [os.path.join(scratch.name, "data-000000000000.parquet")]
+    pq.write_table(table, files[0], row_group_size=131_072)
 
     results = []
     for batch_size in args.batch_size:
         hp = trainer.Hyperparameters(batch_size=batch_size, epochs=args.epochs)
         calls = trainer.steps_per_call(len(labels), batch_size)
-        feeds = (
-            "numpy",
-            "tf.data",
-            "tf.data, encoded once",
-            f"tf.data, encoded once, {calls} steps/call",
-        )
+        feeds = ("numpy", f"parquet stream, {calls} steps/call")
         for feed in feeds:
             keras.utils.set_random_seed(hp.seed)
             timer = trainer.EpochTimer()
@@ -72,14 +70,12 @@ def main() -> None:
                     x=features, y=labels, batch_size=batch_size, epochs=hp.epochs,
                     shuffle=True, callbacks=[timer], verbose=0,
                 )  # fmt: skip
-            elif feed == "tf.data":
-                model = trainer.build_model(specs, stats, hp)
-                data = trainer.make_dataset(features, labels, batch_size, shuffle_seed=hp.seed)
-                history = model.fit(data, epochs=hp.epochs, callbacks=[timer], verbose=0)
             else:
-                parts = trainer.build_parts(specs, stats, hp, calls if "steps/call" in feed else 1)
-                encoded = parts.encode(features)  # timed: part of the cost
-                data = trainer.make_dataset(encoded, labels, batch_size, shuffle_seed=hp.seed)
+                parts = trainer.build_parts(specs, stats, hp, calls)
+                data = inputs.make_dataset(
+                    files, specs, "employed", batch_size, shuffle_seed=hp.seed,
+                    encode=parts.preprocess,
+                )  # fmt: skip
                 history = parts.core.fit(data, epochs=hp.epochs, callbacks=[timer], verbose=0)
             total = time.perf_counter() - start
             rate = [round(len(labels) / s) for s in timer.seconds]
