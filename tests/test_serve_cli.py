@@ -19,18 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN_PYTHON = ROOT / ".venvs" / "train" / "bin" / "python"
 
 
-@pytest.fixture(scope="module")
-def candidate(tmp_path_factory) -> Path:
-    """A real SavedModel, written by the train environment (this one has no TensorFlow)."""
-    if not TRAIN_PYTHON.exists():
-        pytest.skip(f"{TRAIN_PYTHON} is missing (make .venvs/train/.synced)")
-    path = tmp_path_factory.mktemp("models") / "candidate"
-    script = ("import sys; from pathlib import Path; from kfpkit.testing.serving "
-              "import write_candidate; write_candidate(Path(sys.argv[1]))")  # fmt: skip
-    subprocess.run([str(TRAIN_PYTHON), "-c", script, str(path)], check=True, capture_output=True)
-    return path
-
-
 def test_serve_smoke_test_answers_from_the_sdk_without_tensorflow(candidate, tmp_path, capsys):
     from kfpkit.testing.serving import candidate_probability
 

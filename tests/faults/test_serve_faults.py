@@ -29,18 +29,6 @@ TRAIN_PYTHON = ROOT / ".venvs" / "train" / "bin" / "python"
 ROW = {"AGEP": 33.0, "SEX": "2"}
 
 
-@pytest.fixture(scope="module")
-def candidate(tmp_path_factory) -> Path:
-    """A real SavedModel, written by the train environment (this one has no TensorFlow)."""
-    if not TRAIN_PYTHON.exists():
-        pytest.skip(f"{TRAIN_PYTHON} is missing (make .venvs/train/.synced)")
-    path = tmp_path_factory.mktemp("models") / "candidate"
-    script = ("import sys; from pathlib import Path; from kfpkit.testing.serving "
-              "import write_candidate; write_candidate(Path(sys.argv[1]))")  # fmt: skip
-    subprocess.run([str(TRAIN_PYTHON), "-c", script, str(path)], check=True, capture_output=True)
-    return path
-
-
 def _processes_mentioning(text: str) -> dict[int, str]:
     """pid -> command line of every process whose command line holds ``text``."""
     found = {}
