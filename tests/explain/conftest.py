@@ -47,3 +47,23 @@ def mixed_model(tmp_path_factory) -> Path:
     from kfpkit.testing.serving import write_candidate
 
     return write_candidate(tmp_path_factory.mktemp("mixed") / "model")
+
+
+@pytest.fixture(scope="session")
+def imputing_model(tmp_path_factory) -> Path:
+    """AGEP (float; a missing one is 45) and SEX (string): sigmoid((AGEP - 45) / 10), times
+    0.8 unless SEX is "1"."""
+    import tensorflow as tf
+
+    class Imputing(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="AGEP"),
+                                      tf.TensorSpec([None], tf.string, name="SEX")])  # fmt: skip
+        def serve(self, AGEP, SEX):  # type: ignore[no-untyped-def]  # noqa: N803
+            age = tf.where(tf.math.is_nan(AGEP), 45.0, AGEP)
+            p = tf.sigmoid((age - 45.0) / 10.0)
+            return {"probability": tf.where(tf.equal(SEX, "1"), p, p * 0.8)}
+
+    module = Imputing()
+    path = tmp_path_factory.mktemp("imputing") / "model"
+    tf.saved_model.save(module, str(path / "1"), signatures={"serving_default": module.serve})
+    return path

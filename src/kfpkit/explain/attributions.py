@@ -111,6 +111,10 @@ def attribute(
     base = baselines.as_arrays(baselines.check(baseline, specs, "baseline"), specs)
     baseline_prediction = float(model.predict(base)[0])
     if method == INTEGRATED_GRADIENTS:
+        unset = [s.name for s in specs if np.isnan(base[s.name]).any()]  # all numeric here
+        if unset:
+            raise ValueError(f"integrated gradients need a number as the baseline of {unset} "
+                             "(a missing value has no path to integrate along)")  # fmt: skip
         values, predictions = _integrated_gradients(model, specs, features, base, settings.steps)
     else:
         values, predictions = _sampled_shapley(

@@ -40,8 +40,8 @@ def from_arrays(features: Mapping[str, np.ndarray], specs: Sequence[FeatureSpec]
 
 
 def check(baseline: Mapping[str, Any], specs: Sequence[FeatureSpec], source: str) -> Baseline:
-    """``baseline`` as the model's features need it; ValueError naming missing features,
-    unknown ones or a value of the wrong kind."""
+    """``baseline`` as the model's features need it (``None``: a missing value, NaN or "");
+    ValueError naming missing features, unknown ones or a value of the wrong kind."""
     names = [s.name for s in specs]
     missing = [n for n in names if n not in baseline]
     unknown = sorted(set(baseline) - set(names))
@@ -51,6 +51,9 @@ def check(baseline: Mapping[str, Any], specs: Sequence[FeatureSpec], source: str
     out: Baseline = {}
     for spec in specs:
         value = baseline[spec.name]
+        if value is None:  # missing: what the model does with a missing value (its own fill)
+            out[spec.name] = "" if spec.kind == CATEGORICAL else math.nan
+            continue
         if spec.kind == CATEGORICAL:
             if not isinstance(value, str):
                 raise ValueError(f"{source}: baseline of {spec.name!r} must be a string, "
@@ -58,11 +61,21 @@ def check(baseline: Mapping[str, Any], specs: Sequence[FeatureSpec], source: str
             out[spec.name] = value
         else:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok and math.isnan(value):
+                out[spec.name] = math.nan
+                continue
             if not ok or not math.isfinite(value):
                 raise ValueError(f"{source}: baseline of {spec.name!r} must be a finite number, "
                                  f"not {value!r}")  # fmt: skip
             out[spec.name] = float(value)
     return out
+
+
+def missing_row(specs: Sequence[FeatureSpec]) -> Baseline:
+    """The row of missing values: the model's own fill (the train component's: the train
+    mean of a numeric feature, the unknown bucket of a categorical one). A baseline that needs
+    no data; sampled Shapley only (integrated gradients need numbers)."""
+    return {s.name: "" if s.kind == CATEGORICAL else math.nan for s in specs}
 
 
 def as_arrays(baseline: Baseline, specs: Sequence[FeatureSpec], rows: int = 1) -> dict:

@@ -36,6 +36,8 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from kfpkit.serving import requests
 from kfpkit.serving.domain import DomainCheck, load_domains
 from kfpkit.serving.experiment import Experiment, ExperimentOptions
+from kfpkit.serving.explaining import MAX_ROWS as EXPLAIN_MAX_ROWS
+from kfpkit.serving.explaining import Explainer, ExplainOptions
 from kfpkit.serving.limits import DEFAULT_MAX_ROWS
 from kfpkit.serving.loading import load_serving_model
 from kfpkit.serving.request_log import LoggedRequest, RequestLog
@@ -174,8 +176,11 @@ class TabularModel(kserve.Model):
         log_batch_rows: int = 10_000,
         log_flush_seconds: float = 5.0,
         experiment: ExperimentOptions | None = None,
+        explain: ExplainOptions | None = None,
     ):
         super().__init__(name, return_response_headers=True)
+        self.explain_options = explain or ExplainOptions()
+        self.explainer: Explainer | None = None
         self.model_dir = model_dir
         self.options = experiment or ExperimentOptions()
         self.variants: dict[str, Variant] = {}
@@ -204,6 +209,7 @@ class TabularModel(kserve.Model):
         self.specs = union_specs(variants)
         self.version = variants[0].version
         self.batcher = variants[0].batcher
+        self.explainer = Explainer(self.serving, self.explain_options)
         log_dir, batch_rows, flush_seconds = self._log_settings
         self.experiment = Experiment(
             self.name, list(self.variants), weights, options, log_dir, batch_rows,
@@ -328,6 +334,28 @@ class TabularModel(kserve.Model):
             infer_outputs=[output],
             parameters={"variant": variant.name, "request_id": request_id},
         )
+
+    async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        """KServe V1 ``:explain`` (``kfpkit.serving.explaining``): per-feature attributions
+        of each row on the primary model; a request with missing features is a 400 naming
+        them. Computed on a worker thread: the event loop keeps answering predictions."""
+        explainer = self.explainer
+        assert explainer is not None, "explain before load"
+        if isinstance(payload, (bytes, bytearray)):
+            payload = _json_body(payload, (headers or {}).get("content-type", ""))
+        if isinstance(payload, InferRequest):
+            raise RefusedRequest('explain takes a V1 body {"instances": [...]}')
+        try:
+            decoded = requests.decode_v1(payload, explainer.serving.feature_specs,
+                                         min(self.max_rows, EXPLAIN_MAX_ROWS))  # fmt: skip
+        except requests.BadRequest as e:
+            raise RefusedRequest(str(e)) from None
+        if explainer.unavailable:
+            raise RefusedRequest(explainer.unavailable)
+        found = await asyncio.to_thread(explainer.explain, decoded.features)
+        request_id = (headers or {}).get("x-request-id") or uuid.uuid4().hex
+        return {**explainer.answer(found), "model_version": self.version,
+                "variant": next(iter(self.variants)), "request_id": request_id}  # fmt: skip
 
 
 class RefusedRequest(InvalidInput):

@@ -185,9 +185,10 @@ def build_models(
     log_batch_rows: int = 10_000,
     log_flush_seconds: float = 5.0,
     experiment: Any = None,
+    explain: Any = None,
 ) -> Any:
     """Loads the primary model or the variants of ``experiment`` (an ExperimentOptions), and
-    the shadow candidate beside them."""
+    the shadow candidate beside them; ``explain`` (ExplainOptions): the ``:explain`` baseline."""
     from kfpkit.serving.loading import load_serving_model
     from kfpkit.serving.model import TabularModel, model_version
     from kfpkit.serving.request_log import LoggedRequest, RequestLog
@@ -195,7 +196,7 @@ def build_models(
 
     check_model_name(name)
     model = TabularModel(name, model_dir, max_rows, log_dir, log_batch_rows, log_flush_seconds,
-                         experiment)  # fmt: skip
+                         experiment, explain)  # fmt: skip
     model.load()
     if shadow_dir:
         candidate = load_serving_model(shadow_dir, "shadow candidate")
@@ -368,6 +369,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--log-batch-rows", type=int, default=10_000)
     p.add_argument("--log-flush-seconds", type=float, default=5.0)
     p.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    p.add_argument(
+        "--explain-baseline",
+        default="",
+        help=":explain's baseline: a JSON file {feature: value}, evaluate's explanation.json, "
+        "or Parquet data (medians, most frequent values); default: the missing-value row",
+    )
+    p.add_argument("--explain-method", default="auto",
+                   help="auto, integrated_gradients or sampled_shapley")  # fmt: skip
     return p.parse_args(list(argv))
 
 
@@ -399,9 +408,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("give --model-dir or --variant NAME=MODEL_DIR[:WEIGHT], not both")
         folder = args.model_dir or experiment.variants[0].model_dir
         name = check_model_name(args.name) if args.name else default_model_name(folder)
+        from kfpkit.serving.explaining import ExplainOptions
+
+        explain = ExplainOptions(args.explain_baseline, args.explain_method)
+        explain.check()  # before TensorFlow is imported
         model = build_models(
             args.model_dir, name, args.shadow_dir or None, args.log_dir or None,
-            args.max_rows, args.log_batch_rows, args.log_flush_seconds, experiment,
+            args.max_rows, args.log_batch_rows, args.log_flush_seconds, experiment, explain,
         )  # fmt: skip
         serve(model, args.host, args.port, args.max_body_bytes, access_log=args.access_log)
     except ValueError as e:
