@@ -56,13 +56,9 @@ def launch(tmp_path: Path, params: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.emulator
-def test_launcher_writes_the_executor_output(emulator, bq, dataset, tmp_path):
-    demo_data.load_into_bigquery(bq, SAMPLE, f"{dataset}.employment")
-    params = {
-        **emulator_params(emulator, f"{dataset}.employment"),
-        # a dict parameter arrives as a JSON object; a pipeline may also pass JSON text
-        "split_ratios": json.dumps({"train": 0.6, "validation": 0.2, "test": 0.1, "extra": 0.1}),
-    }
+def split_in_four(tmp_path: Path, params: dict) -> dict:
+    """Runs the launcher on the 2,000 sample rows split four ways; its artifacts by output
+    name, after checking that every row went to exactly one split."""
     proc = launch(tmp_path, params)
     assert proc.returncode == 0, proc.stderr
     out = json.loads((tmp_path / "out" / "executor_output.json").read_text())
@@ -70,6 +66,17 @@ def test_launcher_writes_the_executor_output(emulator, bq, dataset, tmp_path):
     metrics = arts["split_metrics"]["metadata"]
     assert metrics["rows_total"] == 2000
     assert sum(metrics[f"rows_{n}"] for n in ("train", "validation", "test", "extra")) == 2000
+    return arts
+
+
+def test_launcher_writes_the_executor_output(emulator, bq, dataset, tmp_path):
+    demo_data.load_into_bigquery(bq, SAMPLE, f"{dataset}.employment")
+    params = {
+        **emulator_params(emulator, f"{dataset}.employment"),
+        # a dict parameter arrives as a JSON object; a pipeline may also pass JSON text
+        "split_ratios": json.dumps({"train": 0.6, "validation": 0.2, "test": 0.1, "extra": 0.1}),
+    }
+    arts = split_in_four(tmp_path, params)
     train = arts["train"]["metadata"]
     assert train["table_id"] == f"{dataset}.employment_train"
     assert pq.read_table(str(tmp_path / "out" / "train")).num_rows == train["row_count"]
@@ -89,13 +96,7 @@ def test_a_data_file_source_gives_the_same_outputs_without_bigquery(tmp_path):
         "label_column": "employed",
         "split_ratios": {"train": 0.6, "validation": 0.2, "test": 0.1, "extra": 0.1},
     }
-    proc = launch(tmp_path, params)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads((tmp_path / "out" / "executor_output.json").read_text())
-    arts = {k: v["artifacts"][0] for k, v in out["artifacts"].items()}
-    metrics = arts["split_metrics"]["metadata"]
-    assert metrics["rows_total"] == 2000
-    assert sum(metrics[f"rows_{n}"] for n in ("train", "validation", "test", "extra")) == 2000
+    arts = split_in_four(tmp_path, params)
     train = arts["train"]["metadata"]
     assert train["table_id"] == "" and train["source"] == str(SAMPLE)
     assert train["files"] == arts["train"]["uri"] + "/data-*.parquet"
