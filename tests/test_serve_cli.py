@@ -180,3 +180,18 @@ def test_variant_arguments_are_checked_and_mounted(tmp_path, capsys):
     ):
         assert main([*argv, "--runner", "python", "--python", "python3"]) == 2
         assert words in capsys.readouterr().err
+
+
+def test_the_explain_baseline_reaches_the_server_mounted_read_only(tmp_path):
+    model = tmp_path / "model"
+    (model / "1").mkdir(parents=True)
+    (model / "1" / "saved_model.pb").write_bytes(b"\x08\x01\x12\x00")
+    baseline = tmp_path / "explanation.json"
+    baseline.write_text('{"baseline": {}}')
+    options = ServeOptions(str(model), explain_baseline=str(baseline), explain_method="auto")
+    cmd = command(options)
+    assert f"{baseline}:{baseline}:ro" in cmd
+    assert cmd[cmd.index("--explain-baseline") + 1] == str(baseline)
+    assert cmd[cmd.index("--explain-method") + 1] == "auto"
+    with pytest.raises(ValueError, match="--explain-baseline 'nowhere.json' does not exist"):
+        command(ServeOptions(str(model), explain_baseline="nowhere.json"))

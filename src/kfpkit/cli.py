@@ -215,6 +215,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         variants=tuple(args.variant),
         experiment_flags=experiment_flags(args),
         schema=args.schema,
+        explain_baseline=args.explain_baseline,
+        explain_method=args.explain_method,
     )
     return serve(options, smoke_rows=args.smoke_test, data=args.data)
 
@@ -355,6 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shadow", metavar="CANDIDATE_DIR", help="also answer with this candidate, "
                    "off the client's path, and report the agreement")  # fmt: skip
     p.add_argument("--log-dir", metavar="DIR", help="log requests and answers to Parquet here")
+    p.add_argument("--explain-baseline", default="", metavar="PATH",
+                   help=":explain's baseline: JSON {feature: value}, evaluate's "
+                   "explanation.json or Parquet data (default: the missing-value row)")  # fmt: skip
+    p.add_argument("--explain-method", default="",
+                   choices=("", "auto", "integrated_gradients", "sampled_shapley"),
+                   help=":explain's attribution method (default auto)")  # fmt: skip
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--name", default="", help="model name in URLs (default: MODEL_DIR's name)")
     p.add_argument("--runner", choices=("docker", "python"), default="docker")

@@ -58,6 +58,9 @@ class ServeOptions:
     variants: tuple[str, ...] = ()
     experiment_flags: tuple[str, ...] = ()
     schema: str = ""
+    # ``:explain``'s baseline (JSON, evaluate's explanation.json or Parquet) and method
+    explain_baseline: str = ""
+    explain_method: str = ""
 
 
 def _existing_dir(path: str, what: str) -> str:
@@ -98,6 +101,12 @@ def command(options: ServeOptions) -> list[str]:
         raise ValueError(f"--schema {options.schema!r} does not exist")
     logs = os.path.abspath(options.log_dir) if options.log_dir else ""
     extra = [*variant_args, *options.experiment_flags, *(["--schema", schema] if schema else [])]
+    explain_baseline = os.path.abspath(options.explain_baseline) if options.explain_baseline \
+        else ""  # fmt: skip
+    if explain_baseline and not os.path.exists(explain_baseline):
+        raise ValueError(f"--explain-baseline {options.explain_baseline!r} does not exist")
+    extra += ["--explain-baseline", explain_baseline] if explain_baseline else []
+    extra += ["--explain-method", options.explain_method] if options.explain_method else []
     args = server_args(model, options.name, options.port, shadow, logs, extra)
     if not model:
         args = args[2:]  # no --model-dir: the variants are the models
@@ -108,6 +117,8 @@ def command(options: ServeOptions) -> list[str]:
     mounts = [m for folder in folders for m in ("-v", f"{folder}:{folder}:ro")]
     if schema:
         mounts += ["-v", f"{schema}:{schema}:ro"]
+    if explain_baseline:
+        mounts += ["-v", f"{explain_baseline}:{explain_baseline}:ro"]
     if shadow:
         mounts += ["-v", f"{shadow}:{shadow}:ro"]
     if logs:
