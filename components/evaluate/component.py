@@ -48,8 +48,9 @@ def evaluate(
         model: The candidate, as train writes it: SavedModel version folders under the
             artifact; the highest version is evaluated.
         test_data: Parquet files under the artifact (e.g. bigquery_split's ``test``) with
-            the label, every input column of both models and the slice columns. Read whole
-            into memory.
+            the label, every input column of both models and the slice columns. Streamed
+            (read and scored in batches); per row only the label, scores and slice values
+            are kept.
         baseline_model: Optional model to compare with (e.g. the one now deployed).
         baseline_model_dir: Or the serving directory of the deployed model (publish_model's
             ``destination``): its newest version is the baseline. While it holds no version
