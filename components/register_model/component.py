@@ -17,6 +17,7 @@ def register_model(
     validation_data: dsl.Input[dsl.Dataset] = None,
     statistics: dsl.Input[dsl.Artifact] = None,
     schema: dsl.Input[dsl.Artifact] = None,
+    explanation: dsl.Input[dsl.Artifact] = None,
     backend: str = "mlflow",
     registry_uri: str = "",
     project: str = "",
@@ -49,6 +50,10 @@ def register_model(
         validation_data: Optional: the validation split (lineage).
         statistics: Optional: the training statistics (lineage; what drift is measured from).
         schema: Optional: the schema the model was trained with (lineage).
+        explanation: Optional: evaluate's ``explanation``. vertex: the version is uploaded
+            with Vertex AI's ``explanationSpec`` (the same method, settings and baseline as
+            evaluate's attributions), so an endpoint serving it answers ``:explain``; other
+            backends ignore it. An evaluation without attributions adds no spec.
         backend: ``mlflow`` (MLflow's model registry; SQLite at ``registry_uri``, no server),
             ``vertex`` (Vertex AI Model Registry) or ``kubeflow`` (Kubeflow Model Registry).
         registry_uri: mlflow: a path (SQLite there, e.g. ``<pipeline root>/registry/mlflow.db``

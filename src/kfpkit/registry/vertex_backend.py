@@ -82,6 +82,8 @@ class VertexRegistry(RegistryBase):
         api_endpoint: str = "",
         credentials: Any = None,
     ):
+        # the next uploads' explanationSpec (register_model sets it from evaluate's explanation)
+        self.explanation_spec: dict[str, Any] | None = None
         if not isinstance(project, str) or not _PROJECT.match(project):
             raise ValueError(f"project {project!r} is not a Google Cloud project id")
         if not isinstance(location, str) or not _LOCATION.match(location):
@@ -180,6 +182,8 @@ class VertexRegistry(RegistryBase):
             # a blessed version is also the default one (what a deployment without a version gets)
             "versionAliases": [*aliases, "default"] if CHAMPION in aliases else list(aliases),
             "versionDescription": description,
+            # Vertex AI's own explanations on an endpoint (kfpkit.explain.vertex), when set
+            "explanationSpec": self.explanation_spec,
         }
 
         def upload(first: bool) -> dict[str, Any]:  # the long-running operation

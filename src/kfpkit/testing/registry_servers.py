@@ -28,6 +28,29 @@ _ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]\Z")
 _MODEL_ID = re.compile(r"[a-z_][a-z0-9_-]{0,62}\Z")
 
 
+def _check_explanation_spec(spec: dict[str, Any]) -> None:
+    """Vertex AI's rules for ``Model.explanationSpec`` (v1 reference): exactly one method;
+    Shapley paths 1-50, integrated gradients steps 1-100; at least one input; one output."""
+    bad = lambda why: HttpError(400, "INVALID_ARGUMENT", f"explanationSpec: {why}")  # noqa: E731
+    methods = ("sampledShapleyAttribution", "integratedGradientsAttribution",
+               "xraiAttribution", "examples")  # fmt: skip
+    parameters = spec.get("parameters") or {}
+    chosen = [m for m in methods if m in parameters]
+    if len(chosen) != 1:
+        raise bad(f"exactly one of {list(methods)} in parameters, not {chosen}")
+    counts = {"sampledShapleyAttribution": ("pathCount", 50),
+              "integratedGradientsAttribution": ("stepCount", 100)}  # fmt: skip
+    if chosen[0] in counts:
+        field, most = counts[chosen[0]]
+        if not 1 <= int(parameters[chosen[0]].get(field, 0)) <= most:
+            raise bad(f"{field} must be in [1, {most}]")
+    metadata = spec.get("metadata") or {}
+    if not metadata.get("inputs"):
+        raise bad("metadata.inputs is required")
+    if len(metadata.get("outputs") or {}) != 1:
+        raise bad("metadata.outputs must have exactly one output")
+
+
 class VertexModelServer(RecordingServer):
     """Vertex AI's Model service (v1 REST): upload (a long-running operation), get by version
     or alias, list versions (with ``labels.k="v"`` filters), merge version aliases."""
@@ -71,6 +94,8 @@ class VertexModelServer(RecordingServer):
                 raise HttpError(400, "INVALID_ARGUMENT", f"invalid version alias {alias}")
         if not model.get("containerSpec", {}).get("imageUri"):
             raise HttpError(400, "INVALID_ARGUMENT", "containerSpec.imageUri is required")
+        if "explanationSpec" in model:
+            _check_explanation_spec(model["explanationSpec"])
 
     def _upload(self, parent: str, body: dict[str, Any]) -> Any:
         model = dict(body.get("model") or {})
