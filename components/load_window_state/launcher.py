@@ -6,12 +6,16 @@ Run inside the core image as
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
 from kfpkit import window_state as state
-from kfpkit.runtime.executor import Executor, main, uri_to_path, write_text_artifact
+from kfpkit.runtime.executor import (
+    Executor,
+    main,
+    uri_to_path,
+    write_json_artifact,
+)
 
 STATE_FILE = "state.json"
 
@@ -49,9 +53,7 @@ def run(executor: Executor) -> None:
     label = f"production model of window {loaded.production.window}" if loaded.production else ""
     out.metadata.update(_baseline(out.path, production, current, label or "(no production model)"))
     doc = loaded.to_dict()
-    out = executor.output("state")
-    write_text_artifact(os.path.join(out.path, STATE_FILE), json.dumps(doc, indent=2) + "\n")
-    out.metadata.update({"file": STATE_FILE, **doc})
+    write_json_artifact(executor.output("state"), STATE_FILE, doc)
 
 
 if __name__ == "__main__":

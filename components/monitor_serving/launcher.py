@@ -27,7 +27,13 @@ from kfpkit.components.monitor_serving.monitor import (
     windows,
 )
 from kfpkit.components.monitor_serving.page import monitoring_html
-from kfpkit.runtime.executor import Artifact, Executor, main, write_text_artifact
+from kfpkit.runtime.executor import (
+    Artifact,
+    Executor,
+    main,
+    write_json_artifact,
+    write_text_artifact,
+)
 from kfpkit.serving.served_logs import (
     Window,
     duplicate_feedback,
@@ -172,11 +178,9 @@ def run(executor: Executor) -> None:
                          "empty": result.rows == 0, "source": source,
                          "start": _iso(window.start), "end": _iso(window.end)})  # fmt: skip
     doc = result.to_dict()
-    out = executor.output("monitoring")
-    write_text_artifact(os.path.join(out.path, MONITORING_FILE), json.dumps(doc, indent=2) + "\n")
-    out.metadata.update({"file": MONITORING_FILE, "alert": result.alert,
-                         "reasons": result.reasons, "moved_features": result.moved_features,
-                         "rows": result.rows})  # fmt: skip
+    summary = {"alert": result.alert, "reasons": result.reasons,
+               "moved_features": result.moved_features, "rows": result.rows}  # fmt: skip
+    write_json_artifact(executor.output("monitoring"), MONITORING_FILE, doc, summary)
     executor.output("metrics").metadata.update(metrics_of(result))
     write_text_artifact(executor.output("report").path, monitoring_html(result, stats))
     executor.set_output_param("alert", result.alert)

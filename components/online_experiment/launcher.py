@@ -6,14 +6,12 @@ Run inside the core image as
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from typing import Any
 
 from kfpkit.components.online_experiment.analysis import Analysis, Settings, analyse
 from kfpkit.components.online_experiment.report import experiment_html
-from kfpkit.runtime.executor import Executor, main, write_text_artifact
+from kfpkit.runtime.executor import Executor, main, write_json_artifact, write_text_artifact
 from kfpkit.serving import served_logs
 
 DECISION_FILE = "decision.json"
@@ -93,10 +91,7 @@ def run(executor: Executor) -> None:
     }
     analysis = analyse(table, settings, window, feedback)
     doc = {"source": source, **analysis.to_dict()}
-    decision = executor.output("decision")
-    write_text_artifact(os.path.join(decision.path, DECISION_FILE),
-                        json.dumps(doc, indent=2, default=str) + "\n")  # fmt: skip
-    decision.metadata.update({"file": DECISION_FILE, **_metadata(doc)})
+    write_json_artifact(executor.output("decision"), DECISION_FILE, doc, _metadata(doc))
     write_text_artifact(executor.output("report").path, experiment_html(analysis, source))
     executor.output("metrics").metadata.update(
         {_metric_key(k): float(v) for k, v in metrics_of(analysis).items()}

@@ -14,7 +14,7 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from kfpkit.components.retrain_decision.decision import Distance, Policy, Served, decide
-from kfpkit.runtime.executor import Executor, main, write_text_artifact
+from kfpkit.runtime.executor import Executor, main, write_json_artifact
 from kfpkit.tfdv.validation import measurements
 from kfpkit.window_state import WindowState
 
@@ -74,9 +74,7 @@ def run(executor: Executor) -> None:
     served = _read_served(monitoring.path) if monitoring is not None else None
     decision = decide(state, found, policy, served=served)
     doc = decision.to_dict()
-    out = executor.output("decision")
-    write_text_artifact(os.path.join(out.path, DECISION_FILE), json.dumps(doc, indent=2) + "\n")
-    out.metadata.update({"file": DECISION_FILE, **doc})
+    write_json_artifact(executor.output("decision"), DECISION_FILE, doc)
     executor.set_output_param("retrain", decision.retrain)
     executor.set_output_param("reasons", decision.reasons)
 

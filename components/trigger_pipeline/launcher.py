@@ -6,11 +6,13 @@ Run inside the core image as
 
 from __future__ import annotations
 
-import json
-import os
-
 from kfpkit.components.trigger_pipeline.trigger import Target, trigger
-from kfpkit.runtime.executor import Executor, main, uri_to_path, write_text_artifact
+from kfpkit.runtime.executor import (
+    Executor,
+    main,
+    uri_to_path,
+    write_json_artifact,
+)
 from kfpkit.runtime.identity import executor_identity
 
 RUN_FILE = "run.json"
@@ -41,9 +43,7 @@ def run(executor: Executor) -> None:
         reason=executor.param("reason", ""),
     )
     doc = outcome.to_dict()
-    out = executor.output("triggered_run")
-    write_text_artifact(os.path.join(out.path, RUN_FILE), json.dumps(doc, indent=2) + "\n")
-    out.metadata.update({"file": RUN_FILE, **doc})
+    write_json_artifact(executor.output("triggered_run"), RUN_FILE, doc)
     executor.set_output_param("triggered", outcome.triggered)
     executor.set_output_param("run_id", outcome.run_id)
 

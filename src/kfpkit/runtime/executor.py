@@ -238,6 +238,17 @@ def write_text_artifact(path: str, text: str) -> None:
     _atomic_write(path, text)
 
 
+def write_json_artifact(
+    artifact: Artifact, filename: str, doc: dict[str, Any], metadata: dict[str, Any] | None = None
+) -> None:
+    """``doc`` as the artifact's JSON file ``filename`` (indented; written whole or not at
+    all) and in its metadata beside ``file`` naming that file; ``metadata`` instead of the
+    whole ``doc`` where the metadata shows a summary."""
+    text = json.dumps(doc, indent=2, default=str) + "\n"
+    write_text_artifact(os.path.join(artifact.path, filename), text)
+    artifact.metadata.update({"file": filename, **(doc if metadata is None else metadata)})
+
+
 def _atomic_write(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
