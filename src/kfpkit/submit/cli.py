@@ -12,6 +12,7 @@ import argparse
 import os
 from typing import Any
 
+KFP_DEFAULT_EXPERIMENT = "Default"
 LOCAL_TRACKING = "local_outputs/registry/mlflow.db"  # kfpkit run's default pipeline root
 
 
@@ -59,7 +60,7 @@ def _submit(args: argparse.Namespace, *, run: bool, cron: str) -> int:
             _kubeflow_target(args),
             params=params,
             cli_params=args.param,
-            experiment=args.experiment,
+            experiment=args.experiment or KFP_DEFAULT_EXPERIMENT,
             run_name=args.name,
             pipeline_root=args.pipeline_root,
             service_account=args.service_account,
@@ -72,7 +73,7 @@ def _submit(args: argparse.Namespace, *, run: bool, cron: str) -> int:
         )
         print(f"pipeline {result.pipeline_id}, version {result.version_name} ({result.version_id})")
         if result.run_id:
-            print(f"run {result.run_id} in experiment {args.experiment}")
+            print(f"run {result.run_id} in experiment {args.experiment or KFP_DEFAULT_EXPERIMENT}")
         if result.recurring_run_id:
             print(f"recurring run {result.recurring_run_id}: cron {result.cron!r} (UTC)")
         return 0
@@ -94,9 +95,10 @@ def _submit(args: argparse.Namespace, *, run: bool, cron: str) -> int:
         max_run_count=args.max_runs or None,
         run=run,
         timeout=args.timeout,
+        experiment=args.experiment,
     )
     if result.job_name:
-        print(f"pipeline job {result.job_name}")
+        print(f"pipeline job {result.job_name} in experiment {result.experiment}")
     if result.schedule_name:
         print(f"schedule {result.schedule_name}: cron {result.cron!r}")
     return 0
@@ -119,7 +121,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.target == "kubeflow":
         from kfpkit.submit import kubeflow
 
-        runs = kubeflow.list_runs(_kubeflow_target(args), args.experiment, args.limit,
+        runs = kubeflow.list_runs(_kubeflow_target(args),
+                                  args.experiment or KFP_DEFAULT_EXPERIMENT, args.limit,
                                   timeout=args.timeout)  # fmt: skip
     else:
         from kfpkit.submit import vertex
@@ -168,7 +171,9 @@ def _target_options(p: argparse.ArgumentParser, required: bool = True,
     )
     k.add_argument("--namespace", default="", help="multi-user deployments: profile namespace")
     k.add_argument("--kube-context", default="")
-    k.add_argument("--experiment", default="Default")
+    p.add_argument("--experiment", default="", help="kubeflow: the KFP experiment (default "
+                   f"{KFP_DEFAULT_EXPERIMENT}); vertex: the Vertex AI Experiment the job is a "
+                   "run of (default: the pipeline's name)")  # fmt: skip
     v = p.add_argument_group("Vertex AI (Application Default Credentials)")
     v.add_argument("--project", default="", help="default $GOOGLE_CLOUD_PROJECT")
     v.add_argument("--location", default="us-central1")

@@ -101,6 +101,16 @@ class KubeflowRest:
             body["namespace"] = self.namespace
         return str(self._call("POST", "/experiments", body=body)["experiment_id"])
 
+    def get(self, kind: str, *ids: str) -> dict[str, Any] | None:
+        """``GET /<kind>/<id>[/versions/<id>]`` (runs, experiments, pipelines); None for 404."""
+        path = f"/{kind}/" + "/versions/".join(urllib.parse.quote(i, safe="") for i in ids)
+        try:
+            return dict(self._call("GET", path))
+        except HTTPStatusError as e:
+            if e.status == 404:
+                return None
+            raise
+
     def find_run(self, display_name: str, experiment_id: str = "") -> dict[str, Any] | None:
         query = {"filter": _by_name(display_name), "page_size": "100"}
         if experiment_id:

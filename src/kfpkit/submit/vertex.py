@@ -24,13 +24,14 @@ from typing import Any
 
 from kfpkit import cron as cron_syntax
 from kfpkit import targets
-from kfpkit.runtime.deadline import check_timeout, deadline
+from kfpkit.runtime.deadline import DeadlineExceeded, check_timeout, deadline
 from kfpkit.submit import DEFAULT_TIMEOUT, check_reachable
 from kfpkit.submit import spec as pipeline_spec
 
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
+_EXPERIMENT = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")  # a Vertex AI Metadata context id
 _REGION = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")  # us-central1, northamerica-northeast1
 
 
@@ -103,12 +104,30 @@ def _without_bucket_setup(module: Any) -> Iterator[None]:
         setattr(gcs_utils, name, original)
 
 
+@contextlib.contextmanager
+def _sdk_error_causes() -> Iterator[None]:
+    """The SDK turns whatever its experiment calls raised into "Experiment ... could not be
+    found or created": a missed deadline is raised as itself, any other cause is named."""
+    try:
+        yield
+    except RuntimeError as e:
+        cause = e.__cause__
+        while cause is not None and not isinstance(cause, DeadlineExceeded):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            raise cause from None
+        if e.__cause__ is not None:
+            raise RuntimeError(f"{e}: {e.__cause__}") from e.__cause__
+        raise
+
+
 @dataclass
 class VertexSubmission:
     job_name: str = ""  # projects/.../pipelineJobs/<id>, when submitted
     schedule_name: str = ""  # projects/.../schedules/<id>, when scheduled
     cron: str = ""  # what Vertex received
     parameters: dict[str, Any] | None = None
+    experiment: str = ""  # the Vertex AI Experiment the job is a run of
 
 
 def _check_labels(labels: dict[str, str]) -> None:
@@ -138,9 +157,14 @@ def submit(
     max_run_count: int | None = None,
     run: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
+    experiment: str = "",
 ) -> VertexSubmission:
     """Submits a PipelineJob (``run``) and, with ``cron``, a schedule of it, all within
     ``timeout`` seconds (RuntimeError after it).
+
+    The job is a run of the Vertex AI Experiment ``experiment`` (created when missing;
+    default: the pipeline's name), which records its parameters and the metrics of its
+    Metrics artifacts, as Vertex AI records them (``kfpkit runs compare --target vertex``).
 
     Checked before the first request: the file (and that it was not compiled for Kubeflow),
     parameters, cron, labels, pipeline root, timeout (ValueError), the endpoint (RuntimeError).
@@ -153,6 +177,12 @@ def submit(
         raise ValueError(f"Vertex AI needs a gs:// pipeline_root, not {pipeline_root!r}")
     if job_id and not _JOB_ID.match(job_id):
         raise ValueError(f"job_id {job_id!r} must match {_JOB_ID.pattern}")
+    experiment = experiment or pipeline.name
+    if not _EXPERIMENT.match(experiment):
+        raise ValueError(
+            f"experiment {experiment!r} is not a Vertex AI Experiment name (lower-case "
+            f"letters, digits and -, at most 128: {_EXPERIMENT.pattern})"
+        )
     _check_labels(labels or {})
     if max_concurrent_run_count < 1:
         raise ValueError(f"max_concurrent_run_count must be >= 1, not {max_concurrent_run_count}")
@@ -163,14 +193,14 @@ def submit(
     with deadline(check_timeout(timeout), f"Vertex AI at {target.endpoint()}"):
         return _submit(target, pipeline, values, vertex_cron, pipeline_root, display_name,
                        job_id, enable_caching, labels, service_account, network,
-                       max_concurrent_run_count, max_run_count, run)  # fmt: skip
+                       max_concurrent_run_count, max_run_count, run, experiment)  # fmt: skip
 
 
 def _submit(target: Vertex, pipeline: pipeline_spec.CompiledPipeline, values: dict[str, Any],
             vertex_cron: str, pipeline_root: str, display_name: str, job_id: str,
             enable_caching: bool | None, labels: dict[str, str] | None, service_account: str,
             network: str, max_concurrent_run_count: int, max_run_count: int | None,
-            run: bool) -> VertexSubmission:  # fmt: skip
+            run: bool, experiment: str) -> VertexSubmission:  # fmt: skip
     module = target.init()
     job = module.PipelineJob(
         display_name=display_name or pipeline.name,
@@ -183,9 +213,11 @@ def _submit(target: Vertex, pipeline: pipeline_spec.CompiledPipeline, values: di
     )
     result = VertexSubmission(parameters=values)
     if run:
-        with _without_bucket_setup(module):
-            job.submit(service_account=service_account or None, network=network or None)
+        with _without_bucket_setup(module), _sdk_error_causes():
+            job.submit(service_account=service_account or None, network=network or None,
+                       experiment=experiment)  # fmt: skip
         result.job_name = job.resource_name
+        result.experiment = experiment
     if vertex_cron:
         schedule = job.create_schedule(
             cron=vertex_cron,

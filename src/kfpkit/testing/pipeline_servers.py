@@ -24,6 +24,13 @@ def _display_name_filter(query: dict[str, str]) -> str | None:
     return None
 
 
+def _uploaded_spec(request: Request) -> dict:
+    """The PipelineSpec of an uploaded pipeline file (the first YAML document)."""
+    import yaml
+
+    return next(yaml.safe_load_all(request.multipart_file()))
+
+
 class KubeflowTestServer(RecordingServer):
     """Kubeflow Pipelines' v2beta1 REST API, the parts kfpkit's submit, schedule and runs use."""
 
@@ -39,6 +46,7 @@ class KubeflowTestServer(RecordingServer):
         method, path, query = request.method, request.path, request.query
         api = "/apis/v2beta1"
         wanted = _display_name_filter(query)
+        parts = path[len(api) + 1 :].split("/")
 
         def listed(items: dict[str, dict]) -> list[dict]:
             return [i for i in items.values() if wanted is None or i["display_name"] == wanted]
@@ -55,6 +63,7 @@ class KubeflowTestServer(RecordingServer):
                 "pipeline_id": pid,
                 "pipeline_version_id": vid,
                 "display_name": query["name"],
+                "pipeline_spec": _uploaded_spec(request),
             }
             return 200, self.pipelines[pid]
         if (method, path) == ("POST", f"{api}/pipelines/upload_version"):
@@ -63,8 +72,13 @@ class KubeflowTestServer(RecordingServer):
                 "pipeline_id": query["pipelineid"],
                 "pipeline_version_id": vid,
                 "display_name": query["name"],
+                "pipeline_spec": _uploaded_spec(request),
             }
             return 200, self.versions[vid]
+        if method == "GET" and len(parts) == 4 and parts[0] == "pipelines" and parts[3] in (
+            self.versions
+        ):
+            return 200, self.versions[parts[3]]
         if method == "GET" and path.startswith(f"{api}/pipelines/") and path.endswith("/versions"):
             pid = path.split("/")[-2]
             found = [v for v in listed(self.versions) if v["pipeline_id"] == pid]
@@ -84,6 +98,12 @@ class KubeflowTestServer(RecordingServer):
                 "created_at": "2026-12-01T00:00:00Z",
             }
             return 200, self.runs[rid]
+        if method == "GET" and parts[0] == "runs" and len(parts) == 2 and parts[1] in self.runs:
+            return 200, self.runs[parts[1]]
+        if method == "GET" and parts[0] == "experiments" and parts[1:] and (
+            parts[1] in self.experiments
+        ):
+            return 200, self.experiments[parts[1]]
         if (method, path) == ("GET", f"{api}/runs"):
             runs = [
                 r
@@ -106,14 +126,41 @@ class KubeflowTestServer(RecordingServer):
 
 
 class VertexTestServer(RecordingServer):
-    """Vertex AI's v1 REST API (pipeline jobs, schedules) and, for the SDK's pipeline-root
-    bucket check (``STORAGE_EMULATOR_HOST``), Cloud Storage's bucket GET."""
+    """Vertex AI's v1 REST API (pipeline jobs, schedules, the Metadata store's contexts that
+    Vertex AI Experiments are made of) and, for the SDK's pipeline-root bucket check
+    (``STORAGE_EMULATOR_HOST``), Cloud Storage's bucket GET.
+
+    A created job gets a ``jobDetail.pipelineRunContext`` at once (Vertex AI adds it when the
+    job starts), so that the SDK can make it a run of an experiment; ``contexts`` holds every
+    Metadata context by resource name, with the ``childContexts`` added to it."""
 
     def __init__(self) -> None:
         self.jobs: dict[str, dict] = {}
         self.schedules: dict[str, dict] = {}
         self.buckets: dict[str, dict] = {}
+        self.contexts: dict[str, dict] = {}
         super().__init__()
+
+    def _metadata(self, request: Request, name: str) -> tuple[int, Any]:
+        method = request.method
+        if name.endswith(":addContextChildren") and method == "POST":
+            parent = self.contexts[name[: -len(":addContextChildren")]]
+            children = parent.setdefault("childContexts", [])
+            children += [c for c in request.json().get("childContexts", []) if c not in children]
+            return 200, {}
+        if name.endswith("/contexts") and method == "POST":
+            context_id = request.query.get("contextId") or self.new_id("context")
+            context = {**request.json(), "name": f"{name}/{context_id}"}
+            if context["name"] in self.contexts:
+                return 409, {"error": {"code": 409, "status": "ALREADY_EXISTS",
+                                       "message": f"{context['name']} exists"}}  # fmt: skip
+            self.contexts[context["name"]] = context
+            return 200, context
+        if method == "GET" and name.endswith("/metadataStores/default"):
+            return 200, {"name": name}
+        if method == "GET" and name in self.contexts:
+            return 200, self.contexts[name]
+        return 404, {"error": {"code": 404, "status": "NOT_FOUND", "message": f"{name} not found"}}
 
     def _storage(self, request: Request) -> tuple[int, Any]:
         # A bucket that exists sends the SDK to Resource Manager (project number, to rule
@@ -136,14 +183,21 @@ class VertexTestServer(RecordingServer):
         method, path, query = request.method, request.path, request.query
         if path.startswith("/storage/v1/b"):
             return self._storage(request)
+        if "/metadataStores/" in path:
+            return self._metadata(request, path[len("/v1/") :])
         if path.endswith("/pipelineJobs") and method == "POST":
             job_id = query.get("pipelineJobId") or self.new_id("job")
             name = f"{path[len('/v1/') :]}/{job_id}"
+            store = f"{path[len('/v1/') : -len('/pipelineJobs')]}/metadataStores/default"
+            run_context = {"name": f"{store}/contexts/{job_id}", "displayName": job_id,
+                           "schemaTitle": "system.PipelineRun"}  # fmt: skip
+            self.contexts[run_context["name"]] = run_context
             job = {
                 **request.json(),
                 "name": name,
                 "state": "PIPELINE_STATE_PENDING",
                 "createTime": "2026-12-01T00:00:00Z",
+                "jobDetail": {"pipelineRunContext": run_context},
             }
             self.jobs[name] = job
             return 200, job

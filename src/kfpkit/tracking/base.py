@@ -63,6 +63,7 @@ class RunRecord:
     artifacts: dict[str, str] = field(default_factory=dict)  # <step>/<output> -> URI
     experiment: str = ""
     backend: str = ""
+    note: str = ""  # what the store could not say (e.g. no metrics over KFP's REST API)
 
 
 def step_record(
@@ -152,6 +153,7 @@ def format_comparison(records: Sequence[RunRecord], width: int = 48) -> str:
             lines.append(f"{title}:" if rows else f"{title}: none")
         for row in rows:
             lines.append("  ".join(cut(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    lines += [f"note on {r.name or r.run_id}: {r.note}" for r in records if r.note]
     return "\n".join(line.rstrip() for line in lines)
 
 
