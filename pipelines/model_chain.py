@@ -230,6 +230,8 @@ def tune_train_evaluate_push(
             model=model,
             metrics=evaluation.outputs["metrics"],
             blessed=evaluation.outputs["blessed"],
+            # Vertex AI: the version explains on an endpoint as evaluate's attributions did
+            explanation=evaluation.outputs["explanation"],
             model_name=serving_model_name,
             train_data=train_data,
             validation_data=validation_data,
