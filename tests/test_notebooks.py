@@ -92,6 +92,18 @@ def _check_evaluation(executed: Any, tmp: Path) -> None:
     assert "# Model evaluation:" in shown and "<svg" in shown
 
 
+def _check_tracking(executed: Any, tmp: Path) -> None:
+    shown = "".join(
+        o.get("text", "") + "".join(o.get("data", {}).values())
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    # four runs recorded in MLflow and read back; 2017 kept its model: no evaluation
+    assert "4 runs in" in shown and "<svg" in shown
+    assert "evaluate/auc {2015: '0.901354', 2016: '0.900884', 2017: '(absent)'" in shown
+
+
 DOCKER = (pytest.mark.docker, pytest.mark.emulator)
 NOTEBOOKS = [
     # the SDKs' real requests to kfpkit's local KFP and Vertex AI stand-ins: no Docker
@@ -102,6 +114,8 @@ NOTEBOOKS = [
     ),
     # reads the committed replay results (benchmarks/results_continuous.json): no Docker
     Notebook("continuous_training.ipynb", check=_check_continuous),
+    # records the committed replay's windows as runs in a real MLflow SQLite store, compares
+    Notebook("experiment_tracking.ipynb", check=_check_tracking),
     # reads the committed online replay (benchmarks/results_online_replay.json): no server
     Notebook("online_experiments.ipynb", check=_check_online),
     # trains three small models and evaluates them in the train venv (.venvs/train): ~2 min
