@@ -142,6 +142,16 @@ def test_failed_step_fails_the_pipeline_and_leaves_no_outputs(
     assert outcome["finished_steps"] == []  # nothing after the split ran
     assert outcome["pipeline_name"] == "kfpkit-training"
     assert outcome["run_name"].startswith("kfpkit-training-")
+    # tracked as a failed run, in the registry's store under the pipeline root, with the
+    # pipeline's parameters (given and defaults) and the exit handler's artifact
+    from kfpkit.tracking import open_tracker
+
+    tracker = open_tracker("mlflow", tracking_uri=str(root / "registry" / "mlflow.db"))
+    tracked = tracker.get(outcome["run_name"])
+    assert (tracked.status, tracked.experiment) == ("FAILED", "kfpkit-training")
+    assert tracked.params["source_table"] == f"{dataset}.does_not_exist"
+    assert tracked.params["tuning_trials"] == "3" and "evaluate/auc" not in tracked.metrics
+    assert tracked.artifacts["record-outcome/outcome"] == str(path.parent)
 
 
 def _evaluation(run_dir: Path) -> tuple[dict, bool, str, dict]:
