@@ -20,6 +20,8 @@ def train(
     exclude_columns: list = [],  # noqa: B006
     model_version: int = FIRST_VERSION,
     mixed_precision: bool = False,
+    distribution: dict = {},  # noqa: B006
+    worker_timeout: float = 600.0,
 ):
     """Trains a binary classifier (Keras MLP) on tabular Parquet splits and exports it.
 
@@ -51,6 +53,19 @@ def train(
             (keys and ids).
         model_version: Version folder of the export (KServe's ``<uri>/<version>/`` layout).
         mixed_precision: float16 on GPUs, bfloat16 on TPUs; declined (and noted) on CPU.
+        distribution: Empty: this step trains. Else a multi-worker job this step starts,
+            waits for (cancelled when the step is stopped; a retried step resumes it) and
+            records: ``backend`` ``vertex`` (a CustomJob: ``project``, ``location``,
+            ``machine_type``, optional ``service_account``, ``api_endpoint``) or
+            ``kubeflow`` (a Kubeflow Trainer v2 TrainJob: ``namespace``, optional
+            ``runtime``, ``cpu``, ``memory``), ``workers`` >= 2, ``image`` (the train
+            image the workers run), optional ``accelerator_type`` and
+            ``accelerator_count`` per worker, ``poll_interval`` and ``timeout`` (seconds).
+            The workers read the inputs and the chief writes the outputs at this step's
+            paths: storage they all mount (Vertex AI: ``/gcs/``). Each worker trains on its
+            shard of the train files (MultiWorkerMirroredStrategy, a custom loop).
+        worker_timeout: Seconds every worker of a multi-worker ``TF_CONFIG`` waits for the
+            others to join (then fails naming the ones that did not), and for one collective.
 
     Returns:
         model: SavedModel at ``<uri>/<model_version>/`` with a ``serving_default`` signature

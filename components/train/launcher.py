@@ -12,6 +12,7 @@ import sys
 import keras
 import tensorflow as tf
 
+from kfpkit.components.train import multiworker
 from kfpkit.components.train.curve import training_curve_html
 from kfpkit.hyperparameters import hyperparameters_dict, parse_hyperparameters
 from kfpkit.runtime.executor import Executor, main
@@ -40,10 +41,22 @@ def request_from(executor: Executor) -> trainer.TrainRequest:
         exclude_columns=executor.string_list_param("exclude_columns"),
         model_version=_whole_number(executor, "model_version", FIRST_VERSION),
         mixed_precision=bool(executor.param("mixed_precision", False)),
+        worker_timeout=_seconds(executor, "worker_timeout", trainer.TrainRequest.worker_timeout),
     )
 
 
+def _seconds(executor: Executor, name: str, default: float) -> float:
+    value = executor.param(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0, not {value!r}")
+    return float(value)
+
+
 def run(executor: Executor) -> None:
+    distribution = multiworker.parse_distribution(executor.json_param("distribution"))
+    if distribution is not None:  # the workers of a job train; this step waits for them
+        multiworker.launch(executor, distribution)
+        return
     request = request_from(executor)
     result = trainer.train(request)
     model = executor.output("model")

@@ -60,6 +60,8 @@ class TrainRequest:
     exclude_columns: tuple[str, ...] = ()
     model_version: int = 1
     mixed_precision: bool = False
+    # seconds to wait for every worker of a multi-worker TF_CONFIG (kfpkit.training.distributed)
+    worker_timeout: float = 600.0
 
 
 @dataclass
@@ -381,6 +383,11 @@ def train(request: TrainRequest, callbacks: Sequence[Any] = ()) -> TrainResult:
     """
     if request.model_version < 1:
         raise ValueError(f"model_version must be a positive integer, not {request.model_version}")
+    if strategies.workers_in(os.environ.get("TF_CONFIG"))[0] > 1:
+        # model.fit cannot train multi-worker on Keras 3 (keras-team/keras#20585): own loop
+        from kfpkit.training import distributed
+
+        return distributed.train(request, callbacks, request.worker_timeout)
     hp = request.hyperparameters
     data = scan_inputs(request)
     specs, label = data.features, request.label_column
