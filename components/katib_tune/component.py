@@ -7,7 +7,13 @@ from kfp import dsl
 from kfpkit import images
 
 # the defaults are the runtime's own (one place), not restated here
-from kfpkit.components.katib_tune.spec import TuneSpec
+from kfpkit.components.katib_tune.spec import (
+    DEFAULT_BACKEND,
+    DEFAULT_NAMESPACE,
+    POLL_INTERVAL,
+    TIMEOUT,
+    TuneSpec,
+)
 
 
 @dsl.container_component
@@ -34,12 +40,12 @@ def katib_tune(
     fixed_hyperparameters: dict = {},  # noqa: B006
     feature_columns: list = [],  # noqa: B006
     exclude_columns: list = [],  # noqa: B006
-    backend: str = "local",
-    namespace: str = "kubeflow",
+    backend: str = DEFAULT_BACKEND,
+    namespace: str = DEFAULT_NAMESPACE,
     service_account: str = "",
     trial_image: str = images.image("train"),
-    poll_interval: float = 30.0,
-    timeout: float = 21600.0,
+    poll_interval: float = POLL_INTERVAL,
+    timeout: float = TIMEOUT,
     seed: int = 0,
 ):
     """Tunes ``train``'s hyperparameters: a Katib Experiment on the cluster, or Optuna here.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from kfpkit.components.katib_tune import spec as specs
 from kfpkit.components.katib_tune.report import tuning_html
 from kfpkit.components.katib_tune.result import TuneResult
 from kfpkit.components.katib_tune.spec import BACKENDS, TuneSpec, parse_spec
@@ -25,7 +26,6 @@ from kfpkit.runtime.identity import executor_identity, step_key
 
 _log = logging.getLogger("kfpkit")
 EXPERIMENT_PREFIX = "katib-tune"
-DEFAULT_TIMEOUT = 6 * 3600.0
 
 
 def spec_from(executor: Executor, known: Any = None) -> TuneSpec:
@@ -92,7 +92,7 @@ def run_katib(executor: Executor, spec: TuneSpec) -> TuneResult:
     from kfpkit.components.katib_tune import experiment as katib
     from kfpkit.jobs import kube
 
-    namespace = kube.check_name(executor.param("namespace", "kubeflow"), "namespace")
+    namespace = kube.check_name(executor.param("namespace", specs.DEFAULT_NAMESPACE), "namespace")
     identity = executor_identity(executor.raw)
     name = kube.object_name(EXPERIMENT_PREFIX, identity, katib.MAX_EXPERIMENT_NAME)
     owner = step_key(identity)
@@ -105,8 +105,8 @@ def run_katib(executor: Executor, spec: TuneSpec) -> TuneResult:
         service_account=executor.param("service_account", ""),
         owner=owner,
     )
-    poll = executor.number_param("poll_interval", 30.0)
-    timeout = executor.number_param("timeout", DEFAULT_TIMEOUT)
+    poll = executor.number_param("poll_interval", specs.POLL_INTERVAL)
+    timeout = executor.number_param("timeout", specs.TIMEOUT)
     check_wait_settings(poll, timeout)
     objects = katib.experiments(kube.api_client())
     return katib.run_experiment(objects, doc, spec, owner, poll, timeout)
@@ -116,7 +116,7 @@ def run_local(executor: Executor, spec: TuneSpec) -> TuneResult:
     from kfpkit.components.katib_tune import local
 
     local.check_local(spec)
-    timeout = executor.number_param("timeout", DEFAULT_TIMEOUT)
+    timeout = executor.number_param("timeout", specs.TIMEOUT)
     check_wait_settings(1.0, timeout)
     seed = int(executor.number_param("seed", 0))
     with local.WorkerPool(trial_data(executor, uris=False), spec.parallel_trial_count) as pool:
@@ -129,7 +129,7 @@ def run_local(executor: Executor, spec: TuneSpec) -> TuneResult:
 
 
 def run(executor: Executor) -> None:
-    backend = executor.param("backend", "local")
+    backend = executor.param("backend", specs.DEFAULT_BACKEND)
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
     spec = check_against_trainer(spec_from(executor, KEYS))

@@ -23,6 +23,11 @@ DOUBLE, INT, CATEGORICAL, DISCRETE = "double", "int", "categorical", "discrete"
 PARAMETER_TYPES = (DOUBLE, INT, CATEGORICAL, DISCRETE)
 OBJECTIVE_TYPES = ("maximize", "minimize")
 BACKENDS = ("local", "katib")
+# The step's run settings, read by the component and the launcher alike.
+DEFAULT_BACKEND = "local"
+DEFAULT_NAMESPACE = "kubeflow"
+POLL_INTERVAL = 30.0  # seconds between two looks at the Katib Experiment
+TIMEOUT = 6 * 3600.0  # seconds the tuning as a whole may take
 
 # Algorithm -> the settings its Katib suggestion service accepts (the service Katib's default
 # katib-config runs for it), with a check of each value.
