@@ -3,7 +3,7 @@
 from kfp import dsl
 
 from kfpkit import images
-from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
+from kfpkit.components.bigquery_split.sql import DEFAULT_LOCATION, DEFAULT_RATIOS, PARQUET
 
 
 @dsl.container_component
@@ -19,9 +19,9 @@ def bigquery_split(
     project: str = "",
     label_column: str = "",
     split_ratios: dict = DEFAULT_RATIOS,  # noqa: B006 - KFP needs a literal default
-    location: str = "US",
+    location: str = DEFAULT_LOCATION,
     bigquery_endpoint: str = "",
-    export_format: str = "parquet",
+    export_format: str = PARQUET,
     destination_table_prefix: str = "",
 ):
     """Splits a BigQuery table, or Parquet/CSV data, into named splits by a repeatable hash

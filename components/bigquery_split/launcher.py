@@ -43,8 +43,8 @@ def request_from(executor: Executor) -> SplitRequest:
     from kfpkit.components.bigquery_split.runner import SplitRequest
 
     ratios = executor.json_param("split_ratios", sql.DEFAULT_RATIOS)
-    export_format = executor.param("export_format", "parquet")
-    export_uris = output_uris(executor, ratios) if export_format == "parquet" else {}
+    export_format = executor.param("export_format", sql.PARQUET)
+    export_uris = output_uris(executor, ratios) if export_format == sql.PARQUET else {}
     identity = {
         "inputs": executor.raw.get("inputs", {}),
         "outputs": sorted(a.uri for a in executor.output_artifacts.values()),
@@ -55,7 +55,7 @@ def request_from(executor: Executor) -> SplitRequest:
         split_ratios=ratios,
         destination_dataset=executor.param("destination_dataset"),
         project=executor.param("project"),
-        location=executor.param("location", "US"),
+        location=executor.param("location", sql.DEFAULT_LOCATION),
         bigquery_endpoint=executor.param("bigquery_endpoint", ""),
         export_format=export_format,
         destination_table_prefix=executor.param("destination_table_prefix", ""),
@@ -69,7 +69,7 @@ def split_files(executor: Executor) -> list[SplitResult]:
     """The embedded engine on a Parquet/CSV source; the BigQuery-only inputs must be unset."""
     from kfpkit.components.bigquery_split.embedded import split_files as split
 
-    if executor.param("export_format", "parquet") != "parquet":
+    if executor.param("export_format", sql.PARQUET) != sql.PARQUET:
         raise ValueError("a Parquet/CSV source is split into Parquet files: export_format "
                          f"must be 'parquet', got {executor.param('export_format')!r}")  # fmt: skip
     ratios = executor.json_param("split_ratios", sql.DEFAULT_RATIOS)
@@ -89,7 +89,7 @@ def split_files(executor: Executor) -> list[SplitResult]:
 
 def run(executor: Executor) -> None:
     if is_file_source(executor.param("source_table")):
-        results, export_format = split_files(executor), "parquet"
+        results, export_format = split_files(executor), sql.PARQUET
     else:
         from kfpkit.components.bigquery_split.runner import SplitRunner
 

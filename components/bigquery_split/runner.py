@@ -37,7 +37,7 @@ from kfpkit.runtime.retry import is_connection_error, retry
 
 _log = logging.getLogger("kfpkit")
 
-EXPORT_FORMATS = ("parquet", "none")
+EXPORT_FORMATS = (sql.PARQUET, "none")
 JOB_ATTEMPTS = 3  # runs of one statement whose job fails transiently on BigQuery's side
 # The client library retries 5xx and dropped connections on its own, silently, for 600 s by
 # default (a step that looks hung for ten minutes): every call passes API_RETRY instead,
@@ -56,9 +56,9 @@ class SplitRequest:
     split_ratios: dict[str, float]
     destination_dataset: str
     project: str
-    location: str = "US"
+    location: str = sql.DEFAULT_LOCATION
     bigquery_endpoint: str = ""
-    export_format: str = "parquet"
+    export_format: str = sql.PARQUET
     destination_table_prefix: str = ""
     # split name -> artifact URI that receives its Parquet files (when exporting)
     export_uris: dict[str, str] = field(default_factory=dict)
@@ -132,7 +132,7 @@ class SplitRunner:
         self._resuming = True  # until a job has to run again (see _query)
         self.step = request.step_key or step_key(request.__dict__)
         self.staging = sql.TableRef(dest_project, dest_dataset, f"_kfpkit_split_{self.step}")
-        if request.export_format == "parquet":
+        if request.export_format == sql.PARQUET:
             missing = [r.name for r in self.ranges if r.name not in request.export_uris]
             if missing:
                 raise RuntimeError(f"no export URI for splits {missing}")
@@ -302,7 +302,7 @@ class SplitRunner:
                 f"{dest.id} has {table.num_rows} rows after the write, expected {expected_rows}"
             )
         export_uri = ""
-        if self.req.export_format == "parquet":
+        if self.req.export_format == sql.PARQUET:
             export_uri = self.req.export_uris[r.name]
             self._export(r, export_uri)
         schema = [

@@ -29,6 +29,9 @@ from kfpkit.splitting.keys import (  # noqa: F401
 from kfpkit.splitting.keys import key_sql as key_expression  # noqa: F401
 
 BUCKET_COLUMN = "kfpkit_bucket"
+# The step's defaults (component, launcher and SplitRequest read them here).
+DEFAULT_LOCATION = "US"
+PARQUET = "parquet"  # export format: every split exported as Parquet files; "none": tables only
 
 _PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{0,61}[a-z0-9]\Z")
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_]{1,1024}\Z")

@@ -3,6 +3,7 @@
 from kfp import dsl
 
 from kfpkit import images
+from kfpkit.registry.base import CHAMPION
 
 
 @dsl.container_component
@@ -14,7 +15,7 @@ def resolve_model(
     created_at: dsl.OutputPath(str),  # type: ignore[valid-type]
     age_days: dsl.OutputPath(float),  # type: ignore[valid-type]
     statistics_uri: dsl.OutputPath(str),  # type: ignore[valid-type]
-    alias: str = "champion",
+    alias: str = CHAMPION,
     backend: str = "mlflow",
     registry_uri: str = "",
     project: str = "",

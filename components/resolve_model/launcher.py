@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from kfpkit.registry.base import STATISTICS_URI, check_alias, check_model_name
+from kfpkit.registry.base import CHAMPION, STATISTICS_URI, check_alias, check_model_name
 from kfpkit.registry.launching import registry_from, write_version
 from kfpkit.runtime.executor import Executor, main
 
@@ -17,7 +17,7 @@ _log = logging.getLogger("kfpkit")
 
 def run(executor: Executor) -> None:
     name = check_model_name(executor.param("model_name", ""))
-    alias = check_alias(executor.param("alias", "champion"))
+    alias = check_alias(executor.param("alias", CHAMPION))
     version = registry_from(executor).get_by_alias(name, alias)
     if version is None:
         _log.info("No version of %s holds the alias %s", name, alias)

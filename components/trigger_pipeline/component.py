@@ -4,6 +4,9 @@ from kfp import dsl
 
 from kfpkit import images
 
+# the defaults are the runtime's own (one place), not restated here
+from kfpkit.components.trigger_pipeline.trigger import Target
+
 
 @dsl.container_component
 def trigger_pipeline(
@@ -11,7 +14,7 @@ def trigger_pipeline(
     triggered_run: dsl.Output[dsl.Artifact],
     triggered: dsl.OutputPath(bool),  # type: ignore[valid-type]  # kfp's own idiom
     run_id: dsl.OutputPath(str),  # type: ignore[valid-type]
-    target: str = "kubeflow",
+    target: str = Target.kind,
     parameters: dict = {},  # noqa: B006 - KFP needs a literal default
     run_name: str = "",
     enabled: bool = True,
@@ -20,7 +23,7 @@ def trigger_pipeline(
     namespace: str = "",
     experiment: str = "",
     project: str = "",
-    location: str = "us-central1",
+    location: str = Target.location,
     api_endpoint: str = "",
     pipeline_root: str = "",
     service_account: str = "",

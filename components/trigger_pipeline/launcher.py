@@ -23,12 +23,12 @@ def run(executor: Executor) -> None:
     if not uri:
         raise ValueError("pipeline_spec_uri is required: the compiled pipeline's path or gs:// URI")
     target = Target(
-        kind=executor.param("target", "kubeflow"),
+        kind=executor.param("target", Target.kind),
         host=executor.param("host", ""),
         namespace=executor.param("namespace", ""),
         experiment=executor.param("experiment", ""),
         project=executor.param("project", ""),
-        location=executor.param("location", "us-central1"),
+        location=executor.param("location", Target.location),
         api_endpoint=executor.param("api_endpoint", ""),
         pipeline_root=executor.param("pipeline_root", ""),
         service_account=executor.param("service_account", ""),

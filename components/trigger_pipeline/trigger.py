@@ -22,7 +22,7 @@ HASH_LENGTH = 12
 
 @dataclass(frozen=True)
 class Target:
-    kind: str  # kubeflow | vertex
+    kind: str = "kubeflow"  # kubeflow | vertex
     host: str = ""  # kubeflow: the KFP API (default: $KF_PIPELINES_ENDPOINT, else in-cluster)
     namespace: str = ""  # kubeflow, multi-user: the profile namespace
     experiment: str = ""  # kubeflow: the experiment (created when missing); "" the default
