@@ -34,6 +34,7 @@ from kfpkit import tabular
 
 # the hyperparameters and their rules are pure code, shared with katib_tune (no TensorFlow)
 from kfpkit.hyperparameters import Hyperparameters
+from kfpkit.runtime.model_versions import FIRST_VERSION
 from kfpkit.tabular import NUMERIC, FeatureSpec
 from kfpkit.training import inputs
 from kfpkit.training import strategy as strategies
@@ -58,7 +59,7 @@ class TrainRequest:
     schema_path: str | None = None
     feature_columns: tuple[str, ...] = ()
     exclude_columns: tuple[str, ...] = ()
-    model_version: int = 1
+    model_version: int = FIRST_VERSION
     mixed_precision: bool = False
     # seconds to wait for every worker of a multi-worker TF_CONFIG (kfpkit.training.distributed)
     worker_timeout: float = 600.0
