@@ -200,6 +200,8 @@ def tune_train_evaluate_push(
     ).after(after)
     tune.set_display_name("tune")
 
+    # several workers where the compile target says so (targets.yaml: distribution.train)
+    distribution = targets.distribution("train")
     trained = TrainOp(
         train_data=train_data,
         validation_data=validation_data,
@@ -207,6 +209,7 @@ def tune_train_evaluate_push(
         label_column=label_column,
         hyperparameters=tune.outputs["best_hyperparameters"],
         **columns,
+        **({"distribution": distribution} if distribution else {}),
     ).after(after)  # data that failed validation (fail_on_anomalies) is not trained on
     trained.set_display_name("train")
     targets.configure(trained, "train")  # the compile target's accelerators, if any

@@ -237,3 +237,51 @@ def test_cli_compiles_one_target_and_names_an_unknown_one(tmp_path):
     ).read_bytes()
     proc = subprocess.run([*run, "--target", "gke"], capture_output=True, text=True, env=env)
     assert proc.returncode != 0 and "Unknown target 'gke'" in proc.stderr
+
+
+def test_a_target_trains_on_several_workers(tmp_path):
+    settings = _settings(
+        tmp_path,
+        """
+targets:
+  big:
+    base: vertex
+    images: {registry: europe-docker.pkg.dev/p/kfpkit, tag: v7}
+    distribution:
+      train: {workers: 4, machine_type: n1-standard-8, accelerator_type: NVIDIA_TESLA_T4,
+              accelerator_count: 1, project: my-project, location: europe-west4}
+  one: {base: vertex}
+""",
+    )
+    spec, _ = _compiled(tmp_path / "big", settings.get("big"))
+    given = _task(spec, "train")["inputs"]["parameters"]["distribution"]["runtimeValue"]
+    assert given["constant"] == {
+        "backend": "vertex", "image": "europe-docker.pkg.dev/p/kfpkit/train-gpu:v7", "workers": 4,
+        "machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_TESLA_T4",
+        "accelerator_count": 1, "project": "my-project", "location": "europe-west4",
+    }  # fmt: skip
+    spec, _ = _compiled(tmp_path / "one", settings.get("one"))
+    assert "distribution" not in _task(spec, "train")["inputs"]["parameters"]  # one machine
+    assert targets.distribution("train") == {}  # outside a build
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("targets:\n  l: {base: local, distribution: {train: {workers: 2}}}\n",
+         "local runs take no distribution"),
+        ("targets:\n  k: {base: kubeflow, distribution: {evaluate: {workers: 2}}}\n",
+         "distribution: unknown key.s. 'evaluate'"),
+        ("targets:\n  k: {base: kubeflow, distribution: {train: {workers: 1, namespace: t}}}\n",
+         "distribution.train: workers must be a whole number >= 2, not 1"),
+        ("targets:\n  k: {base: kubeflow, distribution: {train: {workers: 2}}}\n",
+         r"distribution.train: distribution: the kubeflow backend needs \['namespace'\]"),
+        ("targets:\n  v: {base: vertex, distribution: {train: {workers: 2, gpus: 1}}}\n",
+         r"unknown key\(s\) \['gpus'\]"),
+        ("targets:\n  v: {base: vertex, distribution: {train: {workers: 2, image: x}}}\n",
+         "backend and image come from the target"),
+    ],
+)  # fmt: skip
+def test_bad_distribution_settings_are_refused(tmp_path, text, message):
+    with pytest.raises(ValueError, match=message):
+        _settings(tmp_path, text)

@@ -15,6 +15,12 @@ FILE`` reads a user's own) names targets; each target may set:
   :func:`configure` (the training pipeline: ``train``); kinds are the helpers of
   :mod:`kfpkit.accelerators`: ``nvidia_gpu`` (count, node_labels), ``gke_gpu`` (type, count),
   ``gke_tpu`` (type, topology) on Kubeflow, ``vertex`` (type, count) on Vertex AI.
+- ``distribution``: step -> multi-worker settings for the steps that can run as a job
+  (``train``): ``workers``, ``machine_type``, ``accelerator_type``, ``accelerator_count``
+  (per worker), ``cpu``, ``memory``, and the platform's own (``project``, ``location`` on
+  Vertex AI; ``namespace``, ``runtime`` on Kubeflow); the backend is the platform and the
+  image the target's (its GPU variant for workers with accelerators); checked by
+  :func:`kfpkit.training.cluster_jobs.parse_distribution`.
 - ``parameters``: pipeline parameter defaults (backends, namespaces, ``serving_model_uri``);
   each applies to every pipeline that has the parameter and must be one of some pipeline's.
 
@@ -51,7 +57,9 @@ from kfpkit import accelerators, images
 # Package data of kfpkit.pipelines, beside the pipelines it configures.
 BUILTIN_SETTINGS = Path(importlib.util.find_spec("kfpkit.pipelines").origin).parent / "targets.yaml"  # type: ignore[arg-type,union-attr]
 PLATFORMS = ("local", "kubeflow", "vertex")
-_SECTIONS = ("platform", "base", "images", "accelerators", "parameters")
+_SECTIONS = ("platform", "base", "images", "accelerators", "distribution", "parameters")
+# Steps that can run as a multi-worker job, and the image family their workers run.
+_DISTRIBUTED_STEPS = {"train": "train"}
 _IMAGE_KEYS = ("registry", "tag", "lock", "pins")
 # accelerator kind -> (platform, {key: (type, required)}, kfpkit.accelerators helper)
 _KINDS: dict[str, tuple[str, dict[str, tuple[type, bool]], str]] = {
@@ -81,6 +89,18 @@ class Target:
     lock_pins: Mapping[str, str] = field(default_factory=dict)
     accelerators: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    distribution: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def distribution_of(self, step: str) -> dict[str, Any]:
+        """The ``distribution`` argument of ``step`` on this target ({}: one machine): the
+        target's settings, its platform as the backend, its image of the step's family."""
+        spec = self.distribution.get(step)
+        if not spec:
+            return {}
+        family = _DISTRIBUTED_STEPS[step]
+        if spec.get("accelerator_count"):  # workers with GPUs run the family's GPU image
+            family = images.GPU_VARIANTS.get(family, family)
+        return {"backend": self.platform, "image": self.image(family), **spec}
 
     def image(self, family: str) -> str:
         """The family's image reference on this target."""
@@ -239,7 +259,9 @@ def _pipeline_parameters() -> dict[str, list[tuple[str, Any]]]:
 def _merged(raw: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
     merged = {k: v for k, v in base.items() if k != "base"}
     for key, value in raw.items():
-        if key in ("images", "accelerators", "parameters") and isinstance(value, dict):
+        if key in ("images", "accelerators", "distribution", "parameters") and isinstance(
+            value, dict
+        ):
             merged[key] = {**_mapping(base.get(key), key), **value}
         elif key != "base":
             merged[key] = value
@@ -297,8 +319,40 @@ def load(path: str | Path | None = None) -> Settings:
             raise _fail(f"{where}.accelerators", "local runs take no accelerators")
         parameters = _mapping(raw.get("parameters"), f"{where}.parameters")
         _check_parameters(parameters, f"{where}.parameters")
-        targets[name] = Target(name, platform, image_settings, lock_pins, accel, parameters)
+        distribution = {
+            step: _mapping(spec, f"{where}.distribution.{step}")
+            for step, spec in _mapping(raw.get("distribution"), f"{where}.distribution").items()
+        }
+        target = Target(name, platform, image_settings, lock_pins, accel, parameters,
+                        distribution)  # fmt: skip
+        _check_distribution(target, f"{where}.distribution")
+        targets[name] = target
     return Settings(path, targets)
+
+
+def _check_distribution(target: Target, where: str) -> None:
+    """The multi-worker settings the train step would get: checked now, as the step would."""
+    if not target.distribution:
+        return
+    if target.platform == "local":
+        raise _fail(where, "local runs take no distribution (one machine)")
+    _unknown_keys(target.distribution, _DISTRIBUTED_STEPS, where)
+    from kfpkit.training.cluster_jobs import parse_distribution
+
+    for step in target.distribution:
+        if {"backend", "image"} & set(target.distribution[step]):
+            raise _fail(f"{where}.{step}", "backend and image come from the target")
+        try:
+            parse_distribution(target.distribution_of(step))
+        except ValueError as e:
+            raise _fail(f"{where}.{step}", str(e)) from None
+
+
+def distribution(step: str) -> dict[str, Any]:
+    """The ``distribution`` argument of ``step`` on the target being built (:func:`build`);
+    {} outside a build or when the target trains on one machine."""
+    active = _ACTIVE.get()
+    return active[0].distribution_of(step) if active else {}
 
 
 def _raw_builtin() -> dict[str, Any]:

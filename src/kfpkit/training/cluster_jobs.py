@@ -78,6 +78,64 @@ class WorkerPool:
             )
 
 
+# The train step's ``distribution`` parameter (and a compile target's ``distribution``).
+BACKENDS = ("vertex", "kubeflow")
+DISTRIBUTION_KEYS = {
+    "backend": str, "workers": int, "image": str, "machine_type": str,
+    "accelerator_type": str, "accelerator_count": int, "cpu": str, "memory": str,
+    "project": str, "location": str, "api_endpoint": str, "service_account": str,
+    "namespace": str, "runtime": str, "poll_interval": float, "timeout": float,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A checked ``distribution``: where the workers run, how many, on what."""
+
+    backend: str
+    pool: WorkerPool
+    image: str
+    options: dict[str, Any]  # the backend's own settings (project, namespace, ...)
+    poll_interval: float = 30.0
+    timeout: float = 7 * 24 * 3600.0
+
+
+def parse_distribution(value: Mapping[str, Any] | None) -> Distribution | None:
+    """The ``distribution`` parameter; None when empty (the step trains itself). ValueError
+    naming an unknown key, a value of the wrong type, or a missing one."""
+    if not value:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"distribution must be a JSON object, not {value!r}")
+    unknown = sorted(set(value) - set(DISTRIBUTION_KEYS))
+    if unknown:
+        known = sorted(DISTRIBUTION_KEYS)
+        raise ValueError(f"distribution: unknown key(s) {unknown}; known: {known}")
+    settings: dict[str, Any] = {}
+    for key, item in value.items():
+        kind = DISTRIBUTION_KEYS[key]
+        if isinstance(item, bool) or not isinstance(item, (kind, int) if kind is float else kind):
+            raise ValueError(f"distribution[{key!r}] must be a {kind.__name__}, not {item!r}")
+        settings[key] = item
+    backend = settings.pop("backend", "")
+    if backend not in BACKENDS:
+        raise ValueError(f"distribution['backend'] must be one of {BACKENDS}, not {backend!r}")
+    image = settings.pop("image", "")
+    if not image:
+        raise ValueError("distribution['image'] is required: the train image the workers run")
+    pool_keys = ("machine_type", "accelerator_type", "accelerator_count", "cpu", "memory")
+    pool = WorkerPool(settings.pop("workers", 0), **{k: settings.pop(k) for k in pool_keys
+                                                     if k in settings})  # fmt: skip
+    waits = {k: float(settings.pop(k)) for k in ("poll_interval", "timeout") if k in settings}
+    for key, need in (("vertex", ("project", "location")), ("kubeflow", ("namespace",))):
+        missing = [k for k in need if backend == key and not settings.get(k)]
+        if missing:
+            raise ValueError(f"distribution: the {backend} backend needs {missing}")
+    if backend == "kubeflow":
+        kube.check_name(settings["namespace"], "distribution['namespace']")
+    return Distribution(backend, pool, image, settings, **waits)
+
+
 # -- Vertex AI ------------------------------------------------------------------------------
 def custom_job_body(
     display_name: str,
