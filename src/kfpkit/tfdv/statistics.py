@@ -116,29 +116,42 @@ def _beam_statistics(
     slice_features: Sequence[str],
     beam_args: Sequence[str],
 ) -> None:
+    statistics_pipeline(splits, slice_features, beam_args).run().wait_until_finish()
+
+
+def statistics_pipeline(
+    splits: Mapping[str, tuple[DataFiles, str]],
+    slice_features: Sequence[str],
+    beam_args: Sequence[str],
+) -> beam.Pipeline:
+    """The Beam pipeline of the splits' statistics, built (not run) on the runner and options
+    ``beam_args`` name, e.g. Dataflow's (``--runner=DataflowRunner --project ... --region ...
+    --temp_location gs://... --num_workers ... --machine_type ...``): one branch per split,
+    reading object-store URIs when it runs remotely (``/gcs/b/x`` -> ``gs://b/x``)."""
     remote = runs_remotely(beam_args)
-    with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
-        for name, (data, output_file) in splits.items():
-            options = stats_options(data.columns, slice_features)
-            paths = [path_to_uri(p) for p in data.paths] if remote else list(data.paths)
-            target = path_to_uri(output_file) if remote else output_file
-            _log.info("Statistics of %s: %d %s file(s), Beam args %s", name, len(paths),
-                      data.format, beam_args)  # fmt: skip
-            files = pipeline | f"Files[{name}]" >> beam.Create(paths)
-            if data.format == data_files.PARQUET:
-                batches = (
-                    files
-                    | f"ReadParquet[{name}]" >> ReadAllFromParquetBatched()
-                    | f"ToListColumns[{name}]" >> beam.FlatMap(data_files.as_tfdv_batch)
-                )
-            else:
-                batches = (
-                    files
-                    | f"ReadCSV[{name}]" >> beam.io.ReadAllFromText(skip_header_lines=1)
-                    | f"DecodeCSV[{name}]" >> csv_decoder.DecodeCSV(column_names=list(data.columns))
-                )
-            _ = (
-                batches
-                | f"GenerateStatistics[{name}]" >> tfdv.GenerateStatistics(options)
-                | f"Write[{name}]" >> tfdv.WriteStatisticsToBinaryFile(target)
+    pipeline = beam.Pipeline(options=PipelineOptions(list(beam_args)))
+    for name, (data, output_file) in splits.items():
+        options = stats_options(data.columns, slice_features)
+        paths = [path_to_uri(p) for p in data.paths] if remote else list(data.paths)
+        target = path_to_uri(output_file) if remote else output_file
+        _log.info("Statistics of %s: %d %s file(s), Beam args %s", name, len(paths),
+                  data.format, beam_args)  # fmt: skip
+        files = pipeline | f"Files[{name}]" >> beam.Create(paths)
+        if data.format == data_files.PARQUET:
+            batches = (
+                files
+                | f"ReadParquet[{name}]" >> ReadAllFromParquetBatched()
+                | f"ToListColumns[{name}]" >> beam.FlatMap(data_files.as_tfdv_batch)
             )
+        else:
+            batches = (
+                files
+                | f"ReadCSV[{name}]" >> beam.io.ReadAllFromText(skip_header_lines=1)
+                | f"DecodeCSV[{name}]" >> csv_decoder.DecodeCSV(column_names=list(data.columns))
+            )
+        _ = (
+            batches
+            | f"GenerateStatistics[{name}]" >> tfdv.GenerateStatistics(options)
+            | f"Write[{name}]" >> tfdv.WriteStatisticsToBinaryFile(target)
+        )
+    return pipeline
