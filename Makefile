@@ -119,6 +119,7 @@ bench: setup images
 	$(PY) benchmarks/bench_streaming.py
 	.venvs/train/bin/python benchmarks/bench_tune.py
 	.venvs/train/bin/python benchmarks/bench_serve.py
+	.venvs/train/bin/python benchmarks/bench_explain.py
 	$(PY) benchmarks/bench_pipeline.py
 	$(PY) benchmarks/bench_continuous.py
 	$(PY) benchmarks/bench_online.py
