@@ -165,3 +165,41 @@ def test_bad_distribution_exits_2_and_starts_nothing(api, splits, tmp_path, dist
     assert launch(launcher.run, ["--executor_input", json.dumps(raw)]) == EXIT_USER_ERROR
     assert message in caplog.text
     assert names() == before
+
+
+def test_the_step_on_vertex_sends_the_custom_job_and_fails_with_vertex_reason(
+    splits, tmp_path, caplog
+):
+    from kfpkit.testing.vertex_jobs import VertexCustomJobServer
+
+    with VertexCustomJobServer() as server:
+        distribution = {"backend": "vertex", "project": "kfpkit-test", "location": "us-east1",
+                        "api_endpoint": server.url, "workers": 3, "machine_type": "n1-highmem-4",
+                        "accelerator_type": "NVIDIA_L4", "accelerator_count": 1,
+                        "image": "europe-docker.pkg.dev/p/kfpkit/train-gpu:v7",
+                        "poll_interval": 0.1, "timeout": 60.0}  # fmt: skip
+        raw = step_input(tmp_path, splits, distribution)
+
+        def fail_when_created() -> None:
+            deadline = time.monotonic() + 60
+            while not server.jobs and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)
+            reason = "The replica workerpool1-1 exited with a non-zero status of 1"
+            server.set_state(next(iter(server.jobs)), "JOB_STATE_FAILED", reason)
+
+        threading.Thread(target=fail_when_created, daemon=True).start()
+        assert launch(launcher.run, ["--executor_input", json.dumps(raw)]) == 1
+        (create,) = server.calls("POST", r"/customJobs$")
+    assert create.path == "/v1/projects/kfpkit-test/locations/us-east1/customJobs"
+    chief, workers = create.json()["jobSpec"]["workerPoolSpecs"]
+    assert (chief["replicaCount"], workers["replicaCount"]) == ("1", "2")
+    machine = {"machineType": "n1-highmem-4", "acceleratorType": "NVIDIA_L4", "acceleratorCount": 1}
+    assert chief["machineSpec"] == machine == workers["machineSpec"]
+    container = chief["containerSpec"]
+    assert container["imageUri"] == "europe-docker.pkg.dev/p/kfpkit/train-gpu:v7"
+    assert container["command"] == list(multiworker.WORKER_COMMAND)
+    given = json.loads(container["args"][1])
+    assert "distribution" not in given["inputs"]["parameterValues"]
+    assert "workerpool1-1 exited with a non-zero status of 1" in caplog.text
+    assert not (tmp_path / "executor_output.json").exists()
