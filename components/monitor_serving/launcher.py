@@ -86,14 +86,14 @@ def _reference(given: Artifact | None) -> dict[str, Any] | None:
 
 
 def settings_from(executor: Executor) -> Settings:
-    rows = executor.number_param("min_labelled_rows", 100)
+    rows = executor.number_param("min_labelled_rows", Settings.min_labelled_rows)
     if rows != int(rows):
         raise ValueError(f"min_labelled_rows must be an integer >= 1, got {rows!r}")
     return Settings(
         drift=thresholds_from(executor, "drift", DEFAULT_THRESHOLD),
         skew=thresholds_from(executor, "skew", DEFAULT_THRESHOLD),
-        metric=executor.param("metric", "auc"),
-        max_decay=executor.number_param("max_decay", 0.02),
+        metric=executor.param("metric", Settings.metric),
+        max_decay=executor.number_param("max_decay", Settings.max_decay),
         min_labelled_rows=int(rows),
     )
 

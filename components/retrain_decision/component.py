@@ -4,6 +4,9 @@ from kfp import dsl
 
 from kfpkit import images
 
+# the defaults are the runtime's own (one place), not restated here
+from kfpkit.components.retrain_decision.decision import Policy
+
 
 @dsl.container_component
 def retrain_decision(
@@ -13,10 +16,10 @@ def retrain_decision(
     anomalies: dsl.Input[dsl.Artifact] = None,
     state: dsl.Input[dsl.Artifact] = None,
     monitoring: dsl.Input[dsl.Artifact] = None,
-    max_model_age_windows: int = 0,
-    max_model_age_days: float = 0.0,
-    retrain_on_skew: bool = True,
-    ignored_features: list = ["id", "year"],  # noqa: B006 - KFP needs a literal default
+    max_model_age_windows: int = Policy.max_model_age_windows,
+    max_model_age_days: float = Policy.max_model_age_days,
+    retrain_on_skew: bool = Policy.retrain_on_skew,
+    ignored_features: list = list(Policy.ignored_features),  # noqa: B006, B008 - KFP takes a list
 ):
     """Decides whether a continuous-training run retrains, and records why (or why not).
 

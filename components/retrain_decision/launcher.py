@@ -63,10 +63,14 @@ def run(executor: Executor) -> None:
         with open(os.path.join(state_input.path, "state.json"), encoding="utf-8") as f:
             state = WindowState.from_dict(json.load(f))
     policy = Policy(
-        max_model_age_windows=int(executor.number_param("max_model_age_windows", 0)),
-        max_model_age_days=executor.number_param("max_model_age_days", 0.0),
-        retrain_on_skew=bool(executor.param("retrain_on_skew", True)),
-        ignored_features=executor.string_list_param("ignored_features", ["id", "year"]),
+        max_model_age_windows=int(
+            executor.number_param("max_model_age_windows", Policy.max_model_age_windows)
+        ),
+        max_model_age_days=executor.number_param("max_model_age_days", Policy.max_model_age_days),
+        retrain_on_skew=bool(executor.param("retrain_on_skew", Policy.retrain_on_skew)),
+        ignored_features=executor.string_list_param(
+            "ignored_features", list(Policy.ignored_features)
+        ),
     )
     anomalies = executor.input("anomalies")
     found = distances(_read_anomalies(anomalies.path)) if anomalies is not None else []
