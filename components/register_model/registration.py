@@ -71,7 +71,8 @@ def registration_from(
         lineage[base.TRAIN_DATA_TABLE] = train.metadata["table_id"]
     if train is not None:  # the data window: what the split read, and how many rows trained
         lineage[base.TRAIN_DATA_SOURCE] = train.metadata.get("source", "")
-        lineage[base.TRAIN_DATA_ROWS] = train.metadata.get("row_count", "")
+        rows = train.metadata.get("row_count", "")  # a double once it crossed KFP's Struct
+        lineage[base.TRAIN_DATA_ROWS] = int(rows) if isinstance(rows, float) else rows
     # train's model carries its hyperparameters; publish_model's carries them on
     hyperparameters = model.metadata.get("hyperparameters")
     if isinstance(hyperparameters, dict):

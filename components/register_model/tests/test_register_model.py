@@ -43,7 +43,8 @@ def run(tmp_path, run_id="run-1", blessed=True, model_meta=None, extra=None, out
         output_params=["registered_version"],
         input_metadata={"metrics": METRICS, "model": model_meta or {},
                         "train_data": {"table_id": "demo.splits.employment_train",
-                                       "source": "p.demo.employment_2016", "row_count": 221973}},
+                                       "source": "p.demo.employment_2016",
+                                       "row_count": 221973.0}},  # as KFP passes numbers
     )  # fmt: skip
     code = executor.launch(launcher.run, ["--executor_input", json.dumps(doc)])
     output = tmp_path / out / run_id / "executor_output.json"

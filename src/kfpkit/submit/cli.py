@@ -142,9 +142,9 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
     if target == "local":
         tracker = open_tracker("mlflow", tracking_uri=args.tracking_uri)
     elif target == "kubeflow":
-        tracker = open_tracker("kubeflow", target=_kubeflow_target(args))
+        tracker = open_tracker("kubeflow", target=_kubeflow_target(args), timeout=args.timeout)
     else:
-        tracker = open_tracker("vertex", target=_vertex_target(args))
+        tracker = open_tracker("vertex", target=_vertex_target(args), timeout=args.timeout)
     print(format_comparison([tracker.get(run) for run in args.run_ids]))
     return 0
 

@@ -39,11 +39,14 @@ __all__ = [
 BACKENDS = ("mlflow", "kubeflow", "vertex")
 
 
-def open_tracker(backend: str, *, tracking_uri: str = "", target: Any = None) -> Tracker:
+def open_tracker(
+    backend: str, *, tracking_uri: str = "", target: Any = None, timeout: float = 120.0
+) -> Tracker:
     """The experiment store of ``backend``: mlflow with ``tracking_uri`` (a path: SQLite
     there, as the registry's ``registry_uri``; or an MLflow URI); kubeflow with ``target``
     a :class:`kfpkit.submit.kubeflow.Kubeflow`; vertex with ``target`` a
-    :class:`kfpkit.submit.vertex.Vertex`."""
+    :class:`kfpkit.submit.vertex.Vertex`; ``timeout``: seconds for a remote store's
+    answers."""
     if backend == "mlflow":
         from kfpkit.tracking.mlflow_backend import MlflowTracker
 
@@ -51,9 +54,9 @@ def open_tracker(backend: str, *, tracking_uri: str = "", target: Any = None) ->
     if backend == "kubeflow":
         from kfpkit.tracking.kubeflow_backend import KubeflowTracker
 
-        return KubeflowTracker(target)
+        return KubeflowTracker(target, timeout=timeout)
     if backend == "vertex":
         from kfpkit.tracking.vertex_backend import VertexTracker
 
-        return VertexTracker(target)
+        return VertexTracker(target, timeout=timeout)
     raise ValueError(f"tracking backend {backend!r} is not one of {', '.join(BACKENDS)}")

@@ -132,7 +132,9 @@ def comparison(records: Sequence[RunRecord]) -> dict[str, list[list[str]]]:
 
 def format_comparison(records: Sequence[RunRecord], width: int = 48) -> str:
     """A plain-text table per section: a header of run names, pipelines and states, then
-    parameters and metrics; cells longer than ``width`` are cut with '...'."""
+    parameters and metrics; cells longer than ``width`` (or the longest run name, which is
+    shown whole) are cut with '...'."""
+    width = max([width, *(len(r.name or r.run_id) for r in records)])
 
     def cut(text: str) -> str:
         return text if len(text) <= width else text[: width - 3] + "..."

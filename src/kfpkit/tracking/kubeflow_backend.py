@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from kfpkit.runtime.deadline import check_timeout, deadline
 from kfpkit.submit.kubeflow import Kubeflow
 from kfpkit.submit.kubeflow_rest import KubeflowRest
 from kfpkit.tracking.base import CANCELLED, FAILED, RUNNING, SUCCEEDED, RunRecord, param_text
@@ -25,12 +26,18 @@ _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,127}\Z")
 class KubeflowTracker:
     backend = "kubeflow"
 
-    def __init__(self, target: Kubeflow, timeout: float = 30.0):
-        self.rest = KubeflowRest(target, timeout=timeout)
+    def __init__(self, target: Kubeflow, timeout: float = 120.0):
+        self.timeout = check_timeout(timeout)
+        self.rest = KubeflowRest(target, timeout=min(self.timeout, 30.0))
 
     def get(self, run: str) -> RunRecord:
+        """The run ``run`` (a KFP run id), within ``timeout`` seconds in all."""
         if not _RUN_ID.match(run):
             raise ValueError(f"{run!r} is not a Kubeflow Pipelines run id")
+        with deadline(self.timeout, f"Kubeflow Pipelines at {self.rest.host}"):
+            return self._get(run)
+
+    def _get(self, run: str) -> RunRecord:
         found = self.rest.get("runs", run)
         if found is None:
             raise ValueError(f"no run {run!r} on Kubeflow Pipelines at {self.rest.host}")
