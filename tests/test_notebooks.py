@@ -90,6 +90,8 @@ def _check_evaluation(executed: Any, tmp: Path) -> None:
     assert "| 2018 | 2017 vs 2015 | 20,000 | auc |" in shown and "real?" in shown
     assert "Gaps over `RAC1P`" in shown and "too few rows for an interval" in shown
     assert "# Model evaluation:" in shown and "<svg" in shown
+    # the top features: the candidate's attributions, overall and per slice value
+    assert "| feature | all rows | SEX=1 | SEX=2 |" in shown and "| AGEP |" in shown
 
 
 def _check_tracking(executed: Any, tmp: Path) -> None:
