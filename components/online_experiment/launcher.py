@@ -25,14 +25,14 @@ def settings_from(executor: Executor) -> Settings:
     return Settings(
         control=control,
         treatments=(treatment,) if treatment else (),
-        metric=str(executor.param("metric", "accuracy")),
-        alpha=executor.number_param("alpha", 0.05),
-        min_labelled_rows=_integer(executor, "min_labelled_rows", 200),
-        mixture_sd=executor.number_param("mixture_sd", 0.0),
-        threshold=executor.number_param("threshold", 0.5),
-        max_latency_p99_ms=executor.number_param("max_latency_p99_ms", 0.0),
-        max_error_rate=executor.number_param("max_error_rate", 0.0),
-        confidence=executor.number_param("confidence", 0.95),
+        metric=str(executor.param("metric", Settings.metric)),
+        alpha=executor.number_param("alpha", Settings.alpha),
+        min_labelled_rows=_integer(executor, "min_labelled_rows", Settings.min_labelled_rows),
+        mixture_sd=executor.number_param("mixture_sd", Settings.mixture_sd),
+        threshold=executor.number_param("threshold", Settings.threshold),
+        max_latency_p99_ms=executor.number_param("max_latency_p99_ms", Settings.max_latency_p99_ms),
+        max_error_rate=executor.number_param("max_error_rate", Settings.max_error_rate),
+        confidence=executor.number_param("confidence", Settings.confidence),
     )
 
 
