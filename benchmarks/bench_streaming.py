@@ -230,6 +230,7 @@ def main() -> None:
                 "best_epoch": trained["metrics"]["best_epoch"],
                 "validation_auc": trained["metrics"]["validation_auc"],
                 "test_auc": tested["test_auc"],
+                "test_accuracy": tested["test_accuracy"],
                 "val_auc_by_epoch": trained["val_auc_by_epoch"],
                 "train_seconds_by_epoch": trained["train_seconds_by_epoch"],
                 "time_to_validation_auc": time_to(TARGETS, trained["val_auc_by_epoch"],
