@@ -24,6 +24,7 @@ def test_hyperparameters_defaults_json_text_and_tuner_text():
     assert (hp.learning_rate, hp.hidden_units, hp.epochs) == (0.01, (128, 64), 3)
     assert parse_hyperparameters({"hidden_units": "[8]"}).hidden_units == (8,)
     assert parse_hyperparameters({"hidden_units": []}).hidden_units == ()
+    assert parse_hyperparameters({"early_stopping_min_delta": "0"}).early_stopping_min_delta == 0
 
 
 @pytest.mark.parametrize(
@@ -37,6 +38,7 @@ def test_hyperparameters_defaults_json_text_and_tuner_text():
         ({"dropout": 1.0}, r"'dropout'\] = 1.0 is out of range"),
         ({"batch_size": 0}, r"'batch_size'\] = 0 is out of range"),
         ({"epochs": 0}, r"'epochs'\] = 0"),
+        ({"early_stopping_min_delta": -0.001}, r"'early_stopping_min_delta'\] = -0.001 is out"),
         ({"epochs": 2.5}, "must be a whole number, not 2.5"),
         ({"batch_size": True}, "must be a number, not True"),
         ({"learning_rate": "fast"}, "must be a number, not 'fast'"),
