@@ -120,10 +120,12 @@ bench: setup images
 	.venvs/train/bin/python benchmarks/bench_tune.py
 	.venvs/train/bin/python benchmarks/bench_serve.py
 	.venvs/train/bin/python benchmarks/bench_explain.py
+	.venvs/train/bin/python benchmarks/bench_evaluate.py
 	$(PY) benchmarks/bench_pipeline.py
 	$(PY) benchmarks/bench_continuous.py
 	$(PY) benchmarks/bench_online.py
 	$(PY) benchmarks/bench_online_replay.py
+	.venvs/train/bin/python benchmarks/evaluate_intervals_demo.py
 	.venvs/tfdv/bin/python benchmarks/bench_monitor.py
 
 # kfpkit beside TFX 1.16's LocalDagRunner, same rows and model (TFX in its own environment,
