@@ -5,6 +5,7 @@ BigQuery and no emulator. Needs Docker and the images (`make images`)."""
 from __future__ import annotations
 
 import glob
+import json
 import subprocess
 import sys
 
@@ -45,3 +46,29 @@ def test_training_runs_on_own_csv_data_without_bigquery(tmp_path):
         seen += len(people)
     assert seen == 20_000
     assert (root / "serving" / "my-survey").is_dir() or "blessed = False" in done.stdout
+
+    # tracked in MLflow beside the registry; compared; the model's lineage leads back to it
+    db = str(root / "registry" / "mlflow.db")
+    assert f"recorded run {run_dir.name}" in done.stdout
+    compare = subprocess.run([sys.executable, "-m", "kfpkit.cli", "runs", "compare",
+                              run_dir.name, "--tracking-uri", db],
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert compare.returncode == 0, compare.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in compare.stdout.splitlines() if line}
+    assert rows["status"] == ["FINISHED"] and rows["label_column"] == ["has_job"]
+    assert rows["tuning_trials"] == ["0"] and rows["bigquery-split/rows_total"] == ["20000"]
+    assert "evaluate/auc" in rows and "train/validation_auc" in rows
+    assert "train/hyperparameters/learning_rate" in rows
+    lineage = subprocess.run([sys.executable, "-m", "kfpkit.cli", "models", "lineage",
+                              "my-survey", "--registry-uri", db, "--json"],
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert lineage.returncode == 0, lineage.stderr
+    doc = json.loads(lineage.stdout)  # blessed: the champion; else the challenger
+    assert doc["run"]["name"] == run_dir.name
+    assert doc["run"]["tracked"]["status"] == "FINISHED"
+    assert doc["data"]["source"].endswith("my survey.csv")
+    assert float(doc["data"]["train_rows"]) == float(rows["bigquery-split/rows_train"][0])
+    assert doc["statistics"]["statistics_uri"].startswith(str(run_dir))
+    assert str(doc["hyperparameters"]["learning_rate"]) == rows[
+        "train/hyperparameters/learning_rate"][0]  # fmt: skip
+    assert f"{doc['evaluation']['metrics']['auc']:.6g}" == rows["evaluate/auc"][0]
