@@ -40,19 +40,19 @@ def request_from(executor: Executor) -> PushRequest:
         name=executor.param("model_name", ""),
         namespace=executor.param("namespace", "") or "default",
         storage_uri=uri,
-        runtime=executor.param("runtime", "tensorflow"),
+        runtime=executor.param("runtime", isvc.ServingSettings.runtime),
         runtime_version=executor.param("runtime_version", ""),
-        deployment_mode=executor.param("deployment_mode", isvc.SERVERLESS),
-        cpu=str(executor.param("cpu", "1")),
-        memory=str(executor.param("memory", "2Gi")),
-        gpu=_int(executor, "gpu", 0),
-        min_replicas=_int(executor, "min_replicas", 1),
-        max_replicas=_int(executor, "max_replicas", 1),
-        scale_target=_int(executor, "scale_target", 0),
+        deployment_mode=executor.param("deployment_mode", isvc.ServingSettings.deployment_mode),
+        cpu=str(executor.param("cpu", isvc.ServingSettings.cpu)),
+        memory=str(executor.param("memory", isvc.ServingSettings.memory)),
+        gpu=_int(executor, "gpu", isvc.ServingSettings.gpu),
+        min_replicas=_int(executor, "min_replicas", isvc.ServingSettings.min_replicas),
+        max_replicas=_int(executor, "max_replicas", isvc.ServingSettings.max_replicas),
+        scale_target=_int(executor, "scale_target", isvc.ServingSettings.scale_target),
         scale_metric=executor.param("scale_metric", ""),
         service_account=executor.param("service_account", ""),
         logger_url=executor.param("logger_url", ""),
-        logger_mode=executor.param("logger_mode", "all"),
+        logger_mode=executor.param("logger_mode", isvc.ServingSettings.logger_mode),
     )
     return PushRequest(
         action=executor.param("action", "apply"),
@@ -60,17 +60,21 @@ def request_from(executor: Executor) -> PushRequest:
         settings=settings,
         model_path=uri_to_path(serving_dir) if serving_dir else None,
         test_path=test_data.path if test_data is not None and test_data.uri else None,
-        canary_traffic_percent=_int(executor, "canary_traffic_percent", 10),
-        mirror_percent=executor.number_param("mirror_percent", 100.0),
-        timeout_seconds=executor.number_param("timeout_seconds", 900.0),
-        infra_validation_rows=_int(executor, "infra_validation_rows", 100),
+        canary_traffic_percent=_int(
+            executor, "canary_traffic_percent", PushRequest.canary_traffic_percent
+        ),
+        mirror_percent=executor.number_param("mirror_percent", PushRequest.mirror_percent),
+        timeout_seconds=executor.number_param("timeout_seconds", PushRequest.timeout_seconds),
+        infra_validation_rows=_int(
+            executor, "infra_validation_rows", PushRequest.infra_validation_rows
+        ),
         owner=step_key(executor_identity(executor.raw)),
         kubeconfig=executor.param("kubeconfig", ""),
         experiment_decision=executor.param("experiment_decision", ""),
         variant_weights=_weights(executor),
-        sticky=bool(executor.param("sticky", False)),
+        sticky=bool(executor.param("sticky", PushRequest.sticky)),
         served_logs=executor.param("served_logs", ""),
-        bandit_floor=executor.number_param("bandit_floor", 0.05),
+        bandit_floor=executor.number_param("bandit_floor", PushRequest.bandit_floor),
     )
 
 
