@@ -145,3 +145,26 @@ def test_a_bad_explain_setting_stops_the_server_at_start(mixed_model, tmp_path, 
         extra = [str(bad) if e == "BAD" else e for e in extra]
     with pytest.raises(ValueError, match=message):  # the server's refusal (exit 2)
         start(mixed_model, tmp_path, *extra)
+
+
+def test_explained_rows_are_logged_with_their_attributions(imputing_model, tmp_path):
+    from kfpkit.serving.served_logs import read_served
+
+    logs = tmp_path / "logs"
+    server = start(imputing_model, tmp_path, "--log-dir", str(logs),
+                   "--log-flush-seconds", "0.2")  # fmt: skip
+    try:
+        assert post(server, {"instances": ROWS}, "predict")[0] == 200
+        status, answer = post(server, {"instances": ROWS})
+        assert status == 200, answer
+    finally:
+        server.stop()
+    table = read_served(str(logs / "candidate")).to_pylist()
+    predicted = [r for r in table if r["attributions"] is None]
+    explained = [r for r in table if r["attributions"] is not None]
+    assert len(predicted) == 2 and len(explained) == 2
+    assert {r["request_id"] for r in explained} == {answer["request_id"]}
+    for row in explained:
+        found = answer["explanations"][row["row"]]["attributions"][0]
+        assert json.loads(row["attributions"]) == found["featureAttributions"]
+        assert row["prediction"] == pytest.approx(found["instanceOutputValue"])

@@ -364,7 +364,8 @@ def test_a_log_folder_with_files_of_two_schemas_refuses_the_start(models, tmp_pa
         now = datetime.now(UTC)
         values = {"prediction": 0.5, "model_name": NAME, "model_version": "1", "variant": "a",
                   "protocol": "v1", "request_id": f"r-{agep_type}", "row": 0, "timestamp": now,
-                  "latency_ms": 1.0, "status": 200, "out_of_domain": ""}  # fmt: skip
+                  "latency_ms": 1.0, "status": 200, "out_of_domain": "",
+                  "attributions": None}  # fmt: skip
         columns = {"AGEP": pa.array([30.0 if agep_type == "double" else "30"]),
                    "SEX": pa.array(["1"])}  # fmt: skip
         columns |= {k: pa.array([values[k]], t) for k, t in REQUEST_COLUMNS.items()}

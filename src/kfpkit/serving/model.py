@@ -352,8 +352,16 @@ class TabularModel(kserve.Model):
             raise RefusedRequest(str(e)) from None
         if explainer.unavailable:
             raise RefusedRequest(explainer.unavailable)
+        received, started = time.time(), time.perf_counter()
         found = await asyncio.to_thread(explainer.explain, decoded.features)
         request_id = (headers or {}).get("x-request-id") or uuid.uuid4().hex
+        if self.request_log is not None:  # served rows too, with their attributions
+            rows = [json.dumps(row) for row in found.rows()]
+            self.request_log.record(
+                LoggedRequest(decoded.features, found.predictions, "v1", request_id, received,
+                              next(iter(self.variants)), self.version,
+                              (time.perf_counter() - started) * 1000, attributions=rows)
+            )  # fmt: skip
         return {**explainer.answer(found), "model_version": self.version,
                 "variant": next(iter(self.variants)), "request_id": request_id}  # fmt: skip
 

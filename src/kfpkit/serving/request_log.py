@@ -15,7 +15,8 @@ version when one model is served), ``protocol`` (``v1``/``v2``), ``request_id`` 
 ``row`` (the example's index in its request), ``timestamp`` (UTC, when the request arrived),
 ``latency_ms`` (the whole request, decoding to answer), ``status`` (200) and
 ``out_of_domain`` (comma-separated features whose value is outside the schema's domain, ""
-when none or without a schema; computed here, off the request path). Point TFDV at
+when none or without a schema; computed here, off the request path) and ``attributions``
+(JSON ``{feature: attribution}`` of a row answered by ``:explain``, null otherwise). Point TFDV at
 ``<log_dir>/<model_name>/``; skew is measured on the schema's features only, so the extra
 columns do not disturb it (validate the log statistics themselves in the schema's ``SERVING``
 environment, and expect the extra columns to be reported as new).
@@ -52,6 +53,7 @@ from kfpkit.tabular import CATEGORICAL, FeatureSpec
 _log = logging.getLogger("kfpkit")
 
 _STOP = object()
+_NO_ATTRIBUTIONS: list[str | None] = [None]  # a predicted row's (typed for the list below)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class LoggedRequest:
     model_version: str = ""  # "": the log's model version
     latency_ms: float | None = None
     status: int = 200
+    attributions: list[str] | None = None  # per row, JSON {feature: attribution} (:explain)
 
 
 def log_schema(specs: Sequence[FeatureSpec]) -> pa.Schema:
@@ -235,6 +238,10 @@ class RequestLog(ParquetBatchWriter):
             "latency_ms": repeat([e.latency_ms for e in entries], pa.float64()),
             "status": repeat([e.status for e in entries], pa.int32()),
             "out_of_domain": pa.array(flags, type=pa.string()),
+            "attributions": pa.array(
+                [a for e in entries for a in (e.attributions or _NO_ATTRIBUTIONS * self.rows(e))],
+                type=pa.string(),
+            ),
         }
         columns += [by_name[name] for name in REQUEST_COLUMNS]
         return pa.Table.from_arrays(columns, schema=self.schema)

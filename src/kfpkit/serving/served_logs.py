@@ -45,7 +45,9 @@ FEEDBACK_FILES = "feedback-*.parquet"
 
 # The contract's request columns, besides the features. Optional ones (absent from older
 # logs) are filled: ``variant`` with the model version, ``status`` with 200 (only answered
-# requests were logged), ``out_of_domain`` with "" and ``latency_ms`` with null (unknown).
+# requests were logged), ``out_of_domain`` with "" and ``latency_ms`` with null (unknown),
+# ``attributions`` with null (a row answered by ``:explain`` carries its attributions as JSON
+# ``{feature: attribution}``; a predicted row has none).
 REQUEST_COLUMNS: dict[str, pa.DataType] = {
     "prediction": pa.float64(),
     "model_name": pa.string(),
@@ -58,8 +60,9 @@ REQUEST_COLUMNS: dict[str, pa.DataType] = {
     "latency_ms": pa.float64(),
     "status": pa.int32(),
     "out_of_domain": pa.string(),
+    "attributions": pa.string(),
 }
-OPTIONAL_COLUMNS = ("variant", "latency_ms", "status", "out_of_domain")
+OPTIONAL_COLUMNS = ("variant", "latency_ms", "status", "out_of_domain", "attributions")
 FEEDBACK_COLUMNS: dict[str, pa.DataType] = {
     "request_id": pa.string(),
     "row": pa.int32(),
