@@ -158,3 +158,10 @@ def test_sigterm_during_a_step_stops_container_and_emulator_and_records_cancelle
     assert "recorded outcome: CANCELLED, failed: tfdv-validate-splits" in text
     assert str(outcome_file) in text
     assert took < 60, f"{took:.0f}s from SIGTERM to exit"
+    # tracked as KILLED (MLflow's word for a cancelled run), with what the split measured
+    from kfpkit.tracking import open_tracker
+
+    tracker = open_tracker("mlflow", tracking_uri=str(run.root / "registry" / "mlflow.db"))
+    tracked = tracker.get(run_dir.name)
+    assert tracked.status == "KILLED" and f"recorded run {run_dir.name}" in text
+    assert tracked.metrics["bigquery-split/rows_total"] == 20_000
