@@ -95,7 +95,9 @@ def test_two_workers_reach_the_one_worker_accuracy(splits, tmp_path):
     results = [json.loads(out.strip().splitlines()[-1]) for out in outs]
 
     # both workers saw the same all-reduced metrics; only the chief's export is kept
-    assert results[0]["metrics"] == results[1]["metrics"]
+    measured = [{k: v for k, v in r["metrics"].items() if k != "examples_per_second"}
+                for r in results]  # fmt: skip (each worker times itself)
+    assert measured[0] == measured[1]
     assert results[0]["metrics"]["workers"] == 2 and results[0]["replicas"] == 2
     assert results[0]["metrics"]["global_batch_size"] == one.metrics["global_batch_size"]
     assert results[0]["export_dir"] == str(tmp_path / "model0" / "1")
