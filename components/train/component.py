@@ -27,13 +27,14 @@ def train(
 
     Numeric features are standardized and categorical features looked up and embedded
     inside the model, with statistics and vocabularies from the train split, so the exported
-    SavedModel takes raw features. Early stopping on validation loss keeps the best epoch.
+    SavedModel takes raw features. Early stopping on validation AUC keeps the best epoch.
     The tf.distribute strategy follows the node: TPU, several workers in ``TF_CONFIG``,
     several GPUs (mirrored), one GPU, or CPU (the shipped image is a CPU build; see README).
 
     Args:
         train_data: Parquet files (``data-*.parquet`` or any ``*.parquet``) under the
-            artifact, e.g. bigquery_split's ``train``. Read whole into memory.
+            artifact, e.g. bigquery_split's ``train``. Streamed a row group at a time
+            (memory does not grow with rows).
         validation_data: Parquet files, as ``train_data``; drives early stopping.
         schema: Optional TFDV schema (``schema.pbtxt`` under the artifact, as tfdv_schema
             writes it). Gives each feature's kind (BYTES: categorical; FLOAT: numeric; INT:
@@ -45,7 +46,9 @@ def train(
         hyperparameters: JSON dict (or its text) with any of ``learning_rate`` (0, 10],
             ``hidden_units`` (list of layer sizes, or "64,32"), ``dropout`` [0, 1),
             ``batch_size`` (per replica, >= 1), ``epochs`` >= 1,
-            ``early_stopping_patience`` >= 0, ``embedding_dim`` (0: automatic), ``seed``.
+            ``early_stopping_patience`` >= 0 (epochs in a row that raise validation AUC by
+            at most ``early_stopping_min_delta`` [0, 1], default 0.001, before stopping),
+            ``embedding_dim`` (0: automatic), ``seed``.
             Numbers given as text are accepted (tuners pass text). Other keys are an error.
         feature_columns: Feature columns; empty: every column (or schema feature) but the
             label and ``exclude_columns``.
