@@ -214,3 +214,17 @@ def test_training_curve_is_self_contained():
     page = training_curve_html(history, "v1 <test>")
     assert page.count("<svg") == 3 and "v1 &lt;test&gt;" in page
     assert not any(s in page for s in ("<script", "src=", "href=", "@import", "url("))
+
+
+def test_iter_split_reads_bounded_batches_and_checks_columns_first(tmp_path):
+    files = _rows_files(tmp_path)
+    batches = list(trainer.tabular.iter_split(str(tmp_path), "test_data", ["a", "y"], 3))
+    assert max(t.num_rows for t in batches) <= 3 and sum(t.num_rows for t in batches) == 10
+    assert np.concatenate([t["a"].to_numpy() for t in batches]).tolist() == list(range(10))
+    with pytest.raises(ValueError, match=r"test_data: column\(s\) \['nope'\] not in the data"):
+        next(trainer.tabular.iter_split(str(tmp_path), "test_data", ["a", "nope"]))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pq.write_table(pq.read_table(files[0]).slice(0, 0), empty / "data-0.parquet")
+    with pytest.raises(ValueError, match="test_data: the split at .* has 0 rows"):
+        list(trainer.tabular.iter_split(str(empty), "test_data", ["a"]))
