@@ -42,10 +42,11 @@ MODELS = ROOT / ".cache/online_replay/models"
 DATA = ROOT / ".cache/demo/employment.parquet"
 RESULTS_JSON = ROOT / "benchmarks/results_evaluate_intervals.json"
 LABEL = "employed"
-PAIRS = {2017: (("B", "A"), ("W", "A")), 2018: (("B", "A"), ("W", "A"))}  # (candidate, baseline)
+Pairs = dict[int, tuple[tuple[str, str], ...]]  # test year -> (candidate, baseline) pairs
+PAIRS: Pairs = {2017: (("B", "A"), ("W", "A")), 2018: (("B", "A"), ("W", "A"))}
 # --train: a model per year named by it; each retrained model against the frozen 2015 one
 TRAIN_YEARS = (2015, 2016, 2017)
-TRAIN_PAIRS = {2017: (("2016", "2015"),), 2018: (("2016", "2015"), ("2017", "2015"))}
+TRAIN_PAIRS: Pairs = {2017: (("2016", "2015"),), 2018: (("2016", "2015"), ("2017", "2015"))}
 TRAIN_HYPERPARAMETERS = {"epochs": 4, "early_stopping_patience": 1, "seed": 42}
 SLICE_COLUMNS = ("SEX", "RAC1P", "age_band")
 AGE_BANDS = (0, 25, 45, 65, 200)
