@@ -8,7 +8,7 @@ Two sources of models:
 - ``--train DIR``: models trained here, by the train component's runtime, on one whole year
   each (90 % train, 10 % validation, seeded), 2015 (the frozen model), 2016 and 2017; each
   retrained model against the frozen one on every later year (2017: 2016 vs 2015; 2018: 2016
-  vs 2015 and 2017 vs 2015). notebooks/evaluation.ipynb runs this (about 1.5 min on 2 cores).
+  vs 2015 and 2017 vs 2015). notebooks/evaluation.ipynb runs this (42 s on 2 idle cores).
 
 Each pair is evaluated with ``kfpkit.components.evaluate.evaluator`` (the evaluate
 component's runtime) with paired bootstrap intervals (1,000 resamples, seed 0), sliced by SEX,

@@ -120,7 +120,7 @@ NOTEBOOKS = [
     Notebook("experiment_tracking.ipynb", check=_check_tracking),
     # reads the committed online replay (benchmarks/results_online_replay.json): no server
     Notebook("online_experiments.ipynb", check=_check_online),
-    # trains three small models and evaluates them in the train venv (.venvs/train): ~2 min
+    # trains three models and evaluates them in the train venv (.venvs/train): 42 s idle
     Notebook(
         "evaluation.ipynb",
         env=lambda f, tmp: {"KFPKIT_NOTEBOOK_OUTPUTS": str(tmp / "outputs")},
