@@ -2,12 +2,15 @@
 answered requests that feedback may name, the feedback log and the policy's saved state.
 
 The model (``kfpkit.serving.model``) asks it which variant answers a request and tells it what
-was answered; ``POST /v1/models/<name>/feedback`` is answered by :meth:`Experiment.feedback`.
+was answered; ``POST /v1/models/<name>/feedback`` is answered by :meth:`Experiment.feedback`
+(``kfpkit.serving.feedback.FeedbackIntake``'s rules and files, shared with the logger sink,
+plus the bandit's update).
 
 Files, beside the request log in ``<log_dir>/<model_name>/`` (the served-traffic contract):
 
 - ``feedback/feedback-<UTC>-<pid>-<n>.parquet``: ``request_id``, ``row``, ``label``,
-  ``reward``, ``timestamp``; batched on the request log's own writer (temporary name, rename);
+  ``reward``, ``timestamp``; batched on a writer like the request log's (temporary name,
+  rename);
 - ``policy.json``: the routing state (:meth:`kfpkit.serving.routing.Router.state`), written
   atomically (temporary file, fsync, rename) whenever a log or feedback file is written and at
   shutdown; read back at start (a state of other variants refuses the start). A server killed
@@ -22,27 +25,19 @@ Prometheus endpoint (``GET /metrics``) and in the server's status.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import tempfile
 import threading
-import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from kfpkit.serving import feedback, routing
-from kfpkit.serving.feedback import Feedback, Rejected, ServedIndex
-from kfpkit.serving.request_log import ParquetBatchWriter
 from kfpkit.serving.requests import BadRequest
-from kfpkit.serving.served_logs import FEEDBACK_COLUMNS, FEEDBACK_FOLDER, REQUEST_FILES
 
-_log = logging.getLogger("kfpkit")
 POLICY_FILE = "policy.json"
 
 
@@ -99,25 +94,6 @@ def _rejected_metric() -> Any:
     return _REJECTED_METRIC
 
 
-class FeedbackLog(ParquetBatchWriter):
-    """Accepted feedback rows as Parquet files (the contract's feedback columns)."""
-
-    prefix = "feedback"
-    schema = pa.schema([pa.field(n, t) for n, t in FEEDBACK_COLUMNS.items()])
-
-    def table(self, entries: list[tuple[Feedback, float]]) -> pa.Table:
-        return pa.Table.from_pydict(
-            {
-                "request_id": [f.request_id for f, _ in entries],
-                "row": [f.row for f, _ in entries],
-                "label": [f.label for f, _ in entries],
-                "reward": [f.reward for f, _ in entries],
-                "timestamp": [int(t * 1e6) for _, t in entries],
-            },
-            schema=self.schema,
-        )
-
-
 class Experiment:
     """Routing, feedback and the policy state of one served model."""
 
@@ -145,25 +121,29 @@ class Experiment:
             model_name if options.unit_salt is None else options.unit_salt,
             options.seed,
         )
-        self.index = ServedIndex(options.retention_seconds, options.max_requests)
-        self.rejected: Counter[str] = Counter()
-        self.accepted = 0
         self._save_lock = threading.Lock()
-        self.folder = os.path.join(log_dir, model_name) if log_dir else None
-        self.policy_path = os.path.join(self.folder, POLICY_FILE) if self.folder else None
-        self.feedback_log: FeedbackLog | None = None
-        if self.folder is not None:
-            self._restore()
-            self.feedback_log = FeedbackLog(
-                os.path.join(self.folder, FEEDBACK_FOLDER),
-                batch_rows,
-                flush_seconds,
-                after_write=self.save_policy,
-            )
+        folder = os.path.join(log_dir, model_name) if log_dir else None
+        self.policy_path = os.path.join(folder, POLICY_FILE) if folder else None
+        if self.policy_path is not None:
+            self._restore_policy()
+        self.intake = feedback.FeedbackIntake(
+            folder,
+            options.retention_seconds,
+            options.max_requests,
+            batch_rows,
+            flush_seconds,
+            after_write=self.save_policy,
+            on_rejected=lambda reason: _rejected_metric().labels(reason).inc(),
+        )
+        self.index = self.intake.index
 
-    def _restore(self) -> None:
-        """The policy state and the recent answered requests, from the files of a former run."""
-        assert self.folder is not None and self.policy_path is not None
+    @property
+    def feedback_log(self) -> feedback.FeedbackLog | None:
+        return self.intake.log
+
+    def _restore_policy(self) -> None:
+        """The policy state a former run saved."""
+        assert self.policy_path is not None
         if os.path.exists(self.policy_path):
             try:
                 with open(self.policy_path, encoding="utf-8") as f:
@@ -171,39 +151,6 @@ class Experiment:
             except (OSError, ValueError) as e:
                 raise ValueError(f"{self.policy_path}: cannot read the routing state: {e}") from e
             self.router.restore(state, self.policy_path)
-        if not os.path.isdir(self.folder) or not any(
-            name.startswith("data-") and name.endswith(".parquet")
-            for name in os.listdir(self.folder)
-        ):
-            return
-        from kfpkit.serving.served_logs import read_served
-
-        start = datetime.now(UTC) - timedelta(seconds=self.options.retention_seconds)
-        table = read_served(self.folder, start=start)
-        if table.num_rows == 0:
-            return
-        seconds = table["timestamp"].cast(pa.int64()).to_numpy() / 1e6
-        answered = table.filter(table["feedback_timestamp"].is_valid())
-        self.index.restore(
-            {
-                "request_id": table["request_id"].to_numpy(zero_copy_only=False),
-                "row": table["row"].to_numpy(),
-                "prediction": table["prediction"].to_numpy(),
-                "variant": table["variant"].to_numpy(zero_copy_only=False),
-                "timestamp": seconds,
-            },
-            {
-                "request_id": answered["request_id"].to_numpy(zero_copy_only=False),
-                "row": answered["row"].to_numpy(),
-            },
-        )
-        _log.info(
-            "feedback: %d request(s) of the last %g s from %s (%s)",
-            len(self.index),
-            self.options.retention_seconds,
-            self.folder,
-            REQUEST_FILES,
-        )
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -267,26 +214,13 @@ class Experiment:
 
     def feedback(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """(HTTP status, JSON answer) of a feedback request; a refusal is a counted 4xx."""
-        try:
-            try:
-                decoded = json.loads(body)
-            except ValueError as e:
-                raise Rejected(400, "bad_body", f"the body is not JSON: {e}") from None
-            items = feedback.parse(decoded)
-            now = time.time()
-            accepted = self.index.accept(items, now, unit_rewards=self.router.policy == "bandit")
-        except Rejected as e:
-            self.rejected[e.reason] += 1
-            _rejected_metric().labels(e.reason).inc()
-            return e.status, {"error": str(e), "reason": e.reason}
-        for item, served, reward in accepted:
+        bandit = self.router.policy == "bandit"
+        status, answer, accepted = self.intake.receive(body, unit_rewards=bandit)
+        for _, served, reward in accepted:
             # a request of a former run's variant (its policy.json moved away) is logged only
             if reward is not None and served.variant in self.router.arms:
                 self.router.reward(served.variant, reward)
-            if self.feedback_log is not None:
-                self.feedback_log.record((item, now))
-        self.accepted += len(accepted)
-        return 200, {"accepted": len(accepted)}
+        return status, answer
 
     # -- state ------------------------------------------------------------------------------
 
@@ -312,19 +246,11 @@ class Experiment:
 
     def close(self) -> None:
         """Flushes the feedback log, then saves the policy (after the request log closed)."""
-        if self.feedback_log is not None:
-            self.feedback_log.close()
+        self.intake.close()
         self.save_policy()
 
     def status(self) -> dict[str, Any]:
         return {
             "routing": self.router.state(),
-            "feedback": {
-                "accepted": self.accepted,
-                "rejected": dict(self.rejected),
-                "requests_remembered": len(self.index),
-                "retention_seconds": self.options.retention_seconds,
-                "rows_written": self.feedback_log.rows_written if self.feedback_log else 0,
-                "errors": self.feedback_log.errors if self.feedback_log else 0,
-            },
+            "feedback": self.intake.status(),
         }

@@ -17,19 +17,41 @@ second feedback for one row is refused across restarts too.
 
 The reward of a row for the bandit: the ``reward`` sent, else 1.0 when the label agrees with
 the predicted class (probability >= 0.5), 0.0 when not.
+
+:class:`FeedbackIntake` is the endpoint's one implementation, used by the local server
+(``kfpkit.serving.experiment``, which adds the bandit's update) and by KServe's logger sink
+(``kfpkit.serving.logger_sink``): a body in, a status and answer out, every refusal counted by
+reason, accepted rows written by :class:`FeedbackLog` to
+``<log_dir>/<model_name>/feedback/feedback-<UTC>-<pid>-<n>.parquet`` (``request_id``, ``row``,
+``label``, ``reward``, ``timestamp``: what ``kfpkit.serving.served_logs.read_served`` joins).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import os
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+
+from kfpkit.serving.request_log import ParquetBatchWriter
+from kfpkit.serving.served_logs import (
+    FEEDBACK_COLUMNS,
+    FEEDBACK_FOLDER,
+    REQUEST_FILES,
+    read_served,
+)
+
+_log = logging.getLogger("kfpkit")
 
 FIELDS = {"request_id", "row", "label", "reward"}
 MAX_ITEMS = 10_000  # feedback items in one body
@@ -271,3 +293,143 @@ def reward_of(item: Feedback, prediction: float) -> float | None:
         return item.reward if 0.0 <= item.reward <= 1.0 else None
     assert item.label is not None
     return float((prediction >= THRESHOLD) == (item.label == 1.0))
+
+
+class FeedbackLog(ParquetBatchWriter):
+    """Accepted feedback rows as Parquet files (the contract's feedback columns)."""
+
+    prefix = "feedback"
+    schema = pa.schema([pa.field(n, t) for n, t in FEEDBACK_COLUMNS.items()])
+
+    def table(self, entries: list[tuple[Feedback, float]]) -> pa.Table:
+        return pa.Table.from_pydict(
+            {
+                "request_id": [f.request_id for f, _ in entries],
+                "row": [f.row for f, _ in entries],
+                "label": [f.label for f, _ in entries],
+                "reward": [f.reward for f, _ in entries],
+                "timestamp": [int(t * 1e6) for _, t in entries],
+            },
+            schema=self.schema,
+        )
+
+
+Accepted = tuple[Feedback, Served, float | None]
+
+
+class FeedbackIntake:
+    """The feedback of one model: the requests it may name, the refusals by reason, the
+    accepted rows' files.
+
+    With a ``folder`` (``<log_dir>/<model_name>``) the index is first rebuilt from the request
+    and feedback files of the retention window there (a restart keeps taking feedback, and
+    keeps refusing a second one for a row), and accepted rows are written under
+    ``<folder>/feedback/``; without one, feedback is checked and counted only.
+
+    Args:
+        folder: the model's log folder, or None.
+        retention_seconds: how long an answered request takes feedback.
+        max_requests: answered requests remembered (oldest forgotten first).
+        batch_rows: feedback rows a file at most.
+        flush_seconds: the longest an accepted row waits to be written.
+        after_write: called after each feedback file is written.
+        on_rejected: called with the reason of each refusal (e.g. a Prometheus counter).
+    """
+
+    def __init__(
+        self,
+        folder: str | None = None,
+        retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+        max_requests: int = DEFAULT_MAX_REQUESTS,
+        batch_rows: int = 10_000,
+        flush_seconds: float = 5.0,
+        after_write: Callable[[], None] | None = None,
+        on_rejected: Callable[[str], None] | None = None,
+    ):
+        self.index = ServedIndex(retention_seconds, max_requests)
+        self.folder = folder
+        self.rejected: Counter[str] = Counter()
+        self.accepted = 0
+        self._on_rejected = on_rejected
+        self._count_lock = threading.Lock()
+        self.log: FeedbackLog | None = None
+        if folder is not None:
+            self.restore()
+            self.log = FeedbackLog(
+                os.path.join(folder, FEEDBACK_FOLDER), batch_rows, flush_seconds, after_write
+            )
+
+    def restore(self) -> None:
+        """Remembers the requests of the retention window logged in the folder, and which of
+        their rows have feedback already."""
+        folder = self.folder
+        if (
+            folder is None
+            or not os.path.isdir(folder)
+            or not any(
+                name.startswith("data-") and name.endswith(".parquet")
+                for name in os.listdir(folder)
+            )
+        ):
+            return
+        start = datetime.now(UTC) - timedelta(seconds=self.index.retention_seconds)
+        table = read_served(folder, start=start)
+        if table.num_rows == 0:
+            return
+        seconds = table["timestamp"].cast(pa.int64()).to_numpy() / 1e6
+        answered = table.filter(table["feedback_timestamp"].is_valid())
+        self.index.restore(
+            {
+                "request_id": table["request_id"].to_numpy(zero_copy_only=False),
+                "row": table["row"].to_numpy(),
+                "prediction": table["prediction"].to_numpy(zero_copy_only=False),
+                "variant": table["variant"].to_numpy(zero_copy_only=False),
+                "timestamp": seconds,
+            },
+            {
+                "request_id": answered["request_id"].to_numpy(zero_copy_only=False),
+                "row": answered["row"].to_numpy(),
+            },
+        )
+        _log.info("feedback: %d request(s) of the last %g s from %s (%s)", len(self.index),
+                  self.index.retention_seconds, folder, REQUEST_FILES)  # fmt: skip
+
+    def receive(self, body: bytes, unit_rewards: bool = False) -> tuple[int, dict, list[Accepted]]:
+        """(HTTP status, JSON answer, the accepted items with their request and reward) of a
+        feedback request body; a refusal is a counted 4xx and accepts nothing."""
+        try:
+            try:
+                decoded = json.loads(body)
+            except ValueError as e:
+                raise Rejected(400, "bad_body", f"the body is not JSON: {e}") from None
+            now = time.time()
+            accepted = self.index.accept(parse(decoded), now, unit_rewards)
+        except Rejected as e:
+            with self._count_lock:
+                self.rejected[e.reason] += 1
+            if self._on_rejected is not None:
+                self._on_rejected(e.reason)
+            return e.status, {"error": str(e), "reason": e.reason}, []
+        if self.log is not None:
+            for item, _, _ in accepted:
+                self.log.record((item, now))
+        with self._count_lock:
+            self.accepted += len(accepted)
+        return 200, {"accepted": len(accepted)}, accepted
+
+    def close(self) -> None:
+        """Writes the feedback still queued."""
+        if self.log is not None:
+            self.log.close()
+
+    def status(self) -> dict[str, Any]:
+        with self._count_lock:
+            accepted, rejected = self.accepted, dict(self.rejected)
+        return {
+            "accepted": accepted,
+            "rejected": rejected,
+            "requests_remembered": len(self.index),
+            "retention_seconds": self.index.retention_seconds,
+            "rows_written": self.log.rows_written if self.log else 0,
+            "errors": self.log.errors if self.log else 0,
+        }
