@@ -14,8 +14,9 @@ leaves no files that look complete.
 Checks, each a ValueError naming the bad value: a path that does not exist or cannot be read,
 no data files, Parquet and CSV mixed, files that disagree on a column's type (both files
 named), a ragged CSV line, key or label columns missing (named, with the columns there are),
-key types that do not split repeatably, an empty source, NULL keys (counted), a label that is
-NULL, constant, or has a third value.
+key types that do not split repeatably, an empty source, NULL keys (counted, and a key column
+NULL in every row named), a label that is NULL, constant, or has a third value
+(kfpkit.splitting.data.LabelCheck).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kfpkit.components.bigquery_split.source import SplitResult
@@ -97,37 +97,6 @@ class _SplitWriter:
             os.remove(self.temp_path)
 
 
-@dataclass
-class _LabelCheck:
-    """A label column's NULLs and distinct values (at most three are kept: a binary label
-    has two; a third is the error's example)."""
-
-    column: str
-    nulls: int = 0
-    values: list[object] = field(default_factory=list)
-
-    def add(self, values: pa.Array) -> None:
-        self.nulls += values.null_count
-        if len(self.values) < 3:
-            for v in pc.unique(values.drop_null()).to_pylist():
-                if v not in self.values and len(self.values) < 3:
-                    self.values.append(v)
-
-    def check(self, source: str, total: int) -> None:
-        where = f"label column {self.column!r} of {source!r}"
-        if self.nulls == total:
-            raise ValueError(f"{where} is NULL in every row")
-        if self.nulls:
-            raise ValueError(f"{where} is NULL in {self.nulls} of {total} rows")
-        if len(self.values) == 1:
-            raise ValueError(f"{where} has one value ({self.values[0]!r}) in every row")
-        if len(self.values) > 2:
-            raise ValueError(
-                f"{where} has a third value {self.values[2]!r} (after {self.values[0]!r} and "
-                f"{self.values[1]!r}); the label must be binary"
-            )
-
-
 def split_files(
     source_uri: str,
     key_columns: list[str],
@@ -152,8 +121,9 @@ def split_files(
             keys.kind_of_arrow_type(c, schema.field(c).type)
     out_schema = data.output_schema(schema).remove_metadata()
     writers = [_SplitWriter(r.name, output_folders[r.name], out_schema) for r in ranges]
-    label = _LabelCheck(label_column) if label_column else None
+    label = data.LabelCheck(label_column) if label_column else None
     total = null_keys = 0
+    nulls_in = dict.fromkeys(key_columns, 0)  # per key column: which one to name
     try:
         for w in writers:
             w.open()
@@ -166,6 +136,8 @@ def split_files(
                 label.add(table.column(label_column).combine_chunks())
             if key.null_count:
                 null_keys += key.null_count
+                for c in key_columns:
+                    nulls_in[c] += table.column(c).null_count
             if null_keys:  # the split fails: only count from here on
                 continue
             split_of_row = keys.split_index(keys.buckets(fingerprint64(key)), ranges)
@@ -174,10 +146,7 @@ def split_files(
         if total == 0:
             raise ValueError(f"source {source_uri!r} has no rows: nothing to split")
         if null_keys:
-            raise ValueError(
-                f"{null_keys} of {total} rows of {source_uri!r} have a NULL in key column(s) "
-                f"{key_columns}; NULL keys cannot be split repeatably: filter or fill them first"
-            )
+            raise ValueError(_null_keys_message(source_uri, nulls_in, null_keys, total))
         if label is not None:
             label.check(source_uri, total)
         files = [w.finish() for w in writers]
@@ -192,6 +161,19 @@ def split_files(
         SplitResult(w.name, "", w.rows, metadata_schema, os.path.dirname(f))
         for w, f in zip(writers, files, strict=True)
     ]
+
+
+def _null_keys_message(source_uri: str, nulls_in: dict[str, int], null_keys: int,
+                       total: int) -> str:  # fmt: skip
+    empty = [c for c, n in nulls_in.items() if n == total]
+    if empty:
+        return (f"key column(s) {empty} of {source_uri!r} are NULL in every row ({total} rows): "
+                "a key must identify each row; choose other key columns")  # fmt: skip
+    where = f"{list(nulls_in)}"
+    if len(nulls_in) > 1:
+        where += " (" + ", ".join(f"{c!r} in {n}" for c, n in nulls_in.items() if n) + ")"
+    return (f"{null_keys} of {total} rows of {source_uri!r} have a NULL in key column(s) "
+            f"{where}; NULL keys cannot be split repeatably: filter or fill them first")  # fmt: skip
 
 
 def assigned_buckets(table: pa.Table, key_columns: Sequence[str]) -> np.ndarray:

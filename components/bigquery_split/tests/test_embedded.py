@@ -5,7 +5,11 @@ written."""
 from __future__ import annotations
 
 import glob
+import json
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +19,7 @@ import pytest
 
 from kfpkit.components.bigquery_split import embedded, reference
 from kfpkit.splitting import data
+from kfpkit.testing.permissions import unprivileged
 
 SAMPLE = Path(__file__).parent / "data" / "employment_sample.parquet"
 RATIOS = {"train": 0.8, "validation": 0.1, "test": 0.1}
@@ -138,6 +143,8 @@ ROWS = {"id": [1, 2, 3, 4], "y": [0, 1, 1, 0]}
     ("make", "kwargs", "message"),
     [
         (lambda d: d / "missing.parquet", {}, r"missing.parquet' does not exist"),
+        (lambda d: os.mkfifo(d / "f.parquet") or d / "f.parquet", {},
+         r"f.parquet' is neither a file nor a folder"),
         (lambda d: write(d, "e.parquet", pa.table({"id": pa.array([], pa.int64())})), {},
          "has no rows"),
         (lambda d: write(d, "e.csv", pa.table({"id": pa.array([], pa.int64())})), {},
@@ -149,6 +156,20 @@ ROWS = {"id": [1, 2, 3, 4], "y": [0, 1, 1, 0]}
          r"label column \['label'\] not in"),
         (lambda d: write(d, "t.parquet", pa.table({"id": [1, None, None], "y": [0, 1, 0]})), {},
          r"2 of 3 rows .* NULL in key column\(s\) \['id'\]"),
+        (lambda d: write(d, "t.parquet", pa.table({"id": [None, None, None], "y": [0, 1, 0]})),
+         {}, r"key column\(s\) \['id'\] of .*t.parquet' are NULL in every row \(3 rows\)"),
+        (lambda d: write(d, "t.parquet", pa.table({"id": pa.array([None] * 3, pa.int64()),
+                                                   "y": [0, 1, 0]})),
+         {}, r"key column\(s\) \['id'\] of .* are NULL in every row \(3 rows\)"),
+        (lambda d: write(d, "t.csv", pa.table({"id": pa.array([None, None], pa.string()),
+                                               "y": [0, 1]})), {},
+         r"key column\(s\) \['id'\] of .*t.csv' are NULL in every row \(2 rows\)"),
+        (lambda d: write(d, "t.parquet", pa.table({"id": [1, 2], "k": pa.array([None, None],
+                                                                             pa.string())})),
+         {"key_columns": ["id", "k"]}, r"key column\(s\) \['k'\] of .* NULL in every row"),
+        (lambda d: write(d, "t.parquet", pa.table({"id": [1, 2, 3], "k": ["a", None, "c"]})),
+         {"key_columns": ["id", "k"]},
+         r"1 of 3 rows .* NULL in key column\(s\) \['id', 'k'\] \('k' in 1\)"),
         (lambda d: write(d, "t.parquet", pa.table({"id": [1.5, 2.5], "y": [0, 1]})), {},
          "key column 'id' has type double"),
         (lambda d: write(d, "t.parquet", pa.table({"id": [1, 2], "y": [1, 1]})),
@@ -158,13 +179,63 @@ ROWS = {"id": [1, 2, 3, 4], "y": [0, 1, 1, 0]}
         (lambda d: write(d, "t.parquet", pa.table({"id": [1, 2], "y": [None, None]})),
          {"label_column": "y"}, "is NULL in every row"),
     ],
-    ids=["missing-path", "no-rows", "no-rows-csv", "no-files", "missing-key", "missing-label",
-         "null-keys", "float-key", "constant-label", "third-label", "null-label"],
+    ids=["missing-path", "fifo", "no-rows", "no-rows-csv", "no-files", "missing-key", "missing-label",
+         "null-keys", "all-null-key", "all-null-int-key", "all-null-csv-key",
+         "all-null-second-key", "null-in-second-key", "float-key", "constant-label",
+         "third-label", "null-label"],
 )  # fmt: skip
 def test_bad_input_is_refused_and_nothing_is_written(tmp_path, make, kwargs, message):
     source = make(tmp_path)
     with pytest.raises(ValueError, match=message):
         split(source, tmp_path, **kwargs)
+    assert leftovers(tmp_path) == []
+
+
+def locked(path: Path) -> Path:
+    """``path`` with no permission for anyone (root too: see unprivileged)."""
+    path.chmod(0)
+    return path
+
+
+def folder_of(d: Path, fmt: str) -> Path:
+    """A folder with two data files, a.<fmt> and sub/b.<fmt>."""
+    (d / "data" / "sub").mkdir(parents=True)
+    write(d / "data", f"a.{fmt}", pa.table(ROWS))
+    write(d / "data" / "sub", f"b.{fmt}", pa.table(ROWS))
+    return d / "data"
+
+
+SPLIT_IN_A_CHILD = """
+import json, sys
+from kfpkit.components.bigquery_split import embedded
+embedded.split_files(sys.argv[1], ["id"], json.loads(sys.argv[2]), json.loads(sys.argv[3]), "y")
+"""
+
+
+@pytest.mark.parametrize(
+    ("lock", "message"),
+    [
+        (lambda d: locked(write(d, "t.parquet", pa.table(ROWS))),
+         r"{d}/t.parquet cannot be read: .*Permission denied"),
+        (lambda d: locked(folder_of(d, "parquet") / "sub") and d / "data",
+         r"source '{d}/data' cannot be read: .*'{d}/data/sub'.*Permission denied"),
+        (lambda d: locked(folder_of(d, "csv") / "sub" / "b.csv") and d / "data",
+         r"{d}/data/sub/b.csv cannot be read: .*Permission denied"),
+    ],
+    ids=["file", "subfolder", "second-csv-file"],
+)  # fmt: skip
+def test_an_unreadable_path_is_named_and_nothing_is_written(tmp_path, lock, message):
+    """The split as a process that file permissions stop (root's override dropped)."""
+    source = lock(tmp_path)
+    command = unprivileged([sys.executable, "-c", SPLIT_IN_A_CHILD, str(source),
+                            json.dumps(RATIOS), json.dumps(folders(tmp_path))])  # fmt: skip
+    if command is None:
+        pytest.skip("root without setpriv: a file of mode 000 is readable")
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    error = proc.stderr.strip().splitlines()[-1]
+    assert re.fullmatch("ValueError: " + message.format(d=re.escape(str(tmp_path))) + ".*",
+                        error), error  # fmt: skip
     assert leftovers(tmp_path) == []
 
 

@@ -7,11 +7,13 @@ Shared by the embedded split engine (bigquery_split) and host-side checks (``kfp
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -69,6 +71,8 @@ def list_source(uri: str) -> Source:
             candidates = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
     except PermissionError as e:
         raise ValueError(f"source {uri!r} cannot be read: {e}") from e
+    except NotADirectoryError as e:  # a special file (FIFO, device) named as the source
+        raise ValueError(f"source {uri!r} is neither a file nor a folder: {e}") from e
     files: dict[str, list[str]] = {}
     for entry in candidates:
         parts = os.path.relpath(entry.path, path).split("/") if entry.path != path else []
@@ -116,16 +120,25 @@ def bigquery_schema(schema: pa.Schema) -> list[dict[str, str]]:
     return fields
 
 
-def _file_schema(source: Source, path: str) -> pa.Schema:
+@contextlib.contextmanager
+def _open(source: Source, path: str) -> Iterator[pa.NativeFile]:
+    """One of the source's files, opened for reading; ValueError naming it when its
+    permissions (or the folders' above it) do not let this process read it."""
     try:
         with source.filesystem.open_input_file(path) as f:
+            yield f
+    except PermissionError as e:
+        raise ValueError(f"{source.label(path)} cannot be read: {e}") from e
+
+
+def _file_schema(source: Source, path: str) -> pa.Schema:
+    try:
+        with _open(source, path) as f:
             if source.format == "parquet":
                 return pq.read_schema(f)
             return pcsv.open_csv(
                 f, read_options=pcsv.ReadOptions(block_size=CSV_INFERENCE_BYTES)
             ).schema
-    except PermissionError as e:
-        raise ValueError(f"{source.label(path)} cannot be read: {e}") from e
     except pa.ArrowInvalid as e:
         raise ValueError(f"{source.label(path)} is not readable {source.format}: {e}") from e
 
@@ -155,14 +168,20 @@ def common_schema(source: Source) -> pa.Schema:
     return first
 
 
-def batches(source: Source, csv_schema: pa.Schema | None) -> Iterator[tuple[str, pa.RecordBatch]]:
+def batches(
+    source: Source, csv_schema: pa.Schema | None, columns: Sequence[str] | None = None
+) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """Every file's rows in record batches, in file order; ``columns``: only these columns
+    are read (Parquet) or converted (CSV). A CSV is read in ``csv_schema``'s types."""
     for path in source.files:
         try:
-            with source.filesystem.open_input_file(path) as f:
+            with _open(source, path) as f:
                 if source.format == "parquet":
-                    yield from ((path, b) for b in pq.ParquetFile(f).iter_batches(BATCH_ROWS))
+                    rows = pq.ParquetFile(f).iter_batches(BATCH_ROWS, columns=columns)
+                    yield from ((path, b) for b in rows)
                 else:
-                    convert = pcsv.ConvertOptions(column_types=csv_schema)
+                    convert = pcsv.ConvertOptions(column_types=csv_schema,
+                                                  include_columns=columns)  # fmt: skip
                     reader = pcsv.open_csv(f, convert_options=convert)
                     yield from ((path, b) for b in reader)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
@@ -178,7 +197,7 @@ def check_columns(source: Source, schema: pa.Schema, wanted: Sequence[str], what
 def row_count_at_least_one(source: Source) -> bool:
     """Whether the source has a row: Parquet footers, or a CSV's first batch, per file."""
     for path in source.files:
-        with source.filesystem.open_input_file(path) as f:
+        with _open(source, path) as f:
             if source.format == "parquet":
                 if pq.ParquetFile(f).metadata.num_rows:
                     return True
@@ -187,9 +206,57 @@ def row_count_at_least_one(source: Source) -> bool:
     return False
 
 
+@dataclass
+class LabelCheck:
+    """A binary label column's NULLs and distinct values, added batch by batch (at most three
+    values are kept: a binary label has two; a third is the error's example). The one check
+    of a label's values: the split step runs it over the rows it splits, ``kfpkit run --data``
+    over the label column alone before a run."""
+
+    column: str
+    nulls: int = 0
+    values: list[object] = field(default_factory=list)
+
+    def add(self, values: pa.Array | pa.ChunkedArray) -> None:
+        self.nulls += values.null_count
+        if len(self.values) < 3:
+            for v in pc.unique(values.drop_null()).to_pylist():
+                if v not in self.values and len(self.values) < 3:
+                    self.values.append(v)
+
+    def check(self, source: str, total: int) -> None:
+        """ValueError naming the column and the values, unless its ``total`` rows hold two
+        values and no NULL."""
+        where = f"label column {self.column!r} of {source!r}"
+        if self.nulls == total:
+            raise ValueError(f"{where} is NULL in every row")
+        if self.nulls:
+            raise ValueError(f"{where} is NULL in {self.nulls} of {total} rows")
+        if len(self.values) == 1:
+            raise ValueError(f"{where} has one value ({self.values[0]!r}) in every row")
+        if len(self.values) > 2:
+            raise ValueError(
+                f"{where} has a third value {self.values[2]!r} (after {self.values[0]!r} and "
+                f"{self.values[1]!r}); the label must be binary"
+            )
+
+
+def check_label(source: Source, schema: pa.Schema, column: str) -> None:
+    """The label's values checked as the split checks them, reading only that column in
+    batches (memory does not grow with rows). ValueError naming the column and values."""
+    label, total = LabelCheck(column), 0
+    csv_types = schema if source.format == "csv" else None
+    for _path, batch in batches(source, csv_types, [column]):
+        total += batch.num_rows
+        label.add(batch.column(0))
+    if total:  # no rows: the caller's error
+        label.check(source.uri, total)
+
+
 def check_source(uri: str, key_columns: Sequence[str], label_column: str = "") -> pa.Schema:
-    """What can be checked before a run without reading every row: the path, its files and
-    their schemas, the key and label columns, at least one row. ValueError naming the value."""
+    """What can be checked before a run without reading the rows' other columns: the path,
+    its files and their schemas, the key and label columns, at least one row, and the label's
+    values (:func:`check_label`). ValueError naming the bad value."""
     source = list_source(uri)
     schema = common_schema(source)
     check_columns(source, schema, key_columns, "key column(s)")
@@ -197,4 +264,6 @@ def check_source(uri: str, key_columns: Sequence[str], label_column: str = "") -
         check_columns(source, schema, [label_column], "label column")
     if not row_count_at_least_one(source):
         raise ValueError(f"source {uri!r} has no rows: nothing to split")
+    if label_column:
+        check_label(source, schema, label_column)
     return schema
