@@ -16,10 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from kfpkit.serving.logger_sink import REQUEST_TYPE, RESPONSE_TYPE, Sink, make_server
+from kfpkit.serving.logger_sink import REQUEST_TYPE, RESPONSE_TYPE, Event, Sink, make_server
 from kfpkit.serving.served_logs import read_served
 
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -195,7 +196,8 @@ def test_files_of_one_folder_share_one_schema_across_flushes(sink, tmp_path):
 
 
 def test_sigterm_writes_everything_held_and_leaves_no_partial_file(tmp_path):
-    """``kfpkit serve-sink`` as a process, stopped with SIGTERM after a burst of events."""
+    """``kfpkit serve-sink`` as a process, stopped with SIGTERM after a burst of events and a
+    feedback: the request log and the feedback file are both written."""
     log_dir = tmp_path / "logs"
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "kfpkit"), "serve-sink", "--log-dir", str(log_dir),
@@ -213,6 +215,8 @@ def test_sigterm_writes_everything_held_and_leaves_no_partial_file(tmp_path):
             post_event(url, f"r{i}", REQUEST_TYPE, V1_REQUEST, service="m")
             post_event(url, f"r{i}", RESPONSE_TYPE, V1_RESPONSE, service="m")
         post_event(url, "no-answer", REQUEST_TYPE, V1_REQUEST, service="m")
+        log_pair(url, "labelled", "m", datetime.now(UTC))
+        assert post_feedback(url, {"request_id": "labelled", "label": 1})[0] == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     finally:
@@ -221,8 +225,10 @@ def test_sigterm_writes_everything_held_and_leaves_no_partial_file(tmp_path):
     folder = log_dir / "employment"
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
     table = read_served(str(folder))
-    assert table.num_rows == 102
+    assert table.num_rows == 104
     assert sorted(set(table.column("status").to_pylist())) == [0, 200]
+    assert table.filter(pc.field("request_id") == "labelled").column("label").to_pylist() == [
+        1.0, None]  # fmt: skip
 
 
 def test_the_sink_manifests_are_accepted_by_a_real_api_server(kube_server):
@@ -246,3 +252,137 @@ def test_the_sink_manifests_are_accepted_by_a_real_api_server(kube_server):
     assert read.spec.template.spec.volumes[0].persistent_volume_claim.claim_name == "served-logs"
     with pytest.raises(ValueError, match="claim 'Logs'"):
         kubernetes_manifests("sink", "img", "Logs")
+
+
+def post_feedback(url: str, body: object, model: str = "employment") -> tuple[int, dict]:
+    """``POST /v1/models/<model>/feedback`` as a client sends it: (status, JSON answer)."""
+    request = urllib.request.Request(f"{url}/v1/models/{model}/feedback", method="POST",
+                                     data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def metrics(url: str) -> str:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def log_pair(url: str, event_id: str, service: str, sent: datetime, request: dict = V1_REQUEST,
+             response: dict = V1_RESPONSE) -> None:  # fmt: skip
+    assert post_event(url, event_id, REQUEST_TYPE, request, service=service, sent=sent) == 202
+    assert post_event(url, event_id, RESPONSE_TYPE, response, service=service,
+                      sent=sent + timedelta(milliseconds=3)) == 202  # fmt: skip
+
+
+def test_feedback_of_logged_requests_is_written_and_joined_by_the_reader(sink, tmp_path):
+    """Events in KServe's logger format, then their labels; online_experiment reads the folder
+    with read_served (its launcher's reader), which joins the sink's feedback files."""
+    now = datetime.now(UTC)
+    log_pair(sink.url, "r-1", "employment-2015", now)
+    log_pair(sink.url, "r-2", "employment-2016", now, V2_REQUEST, V2_RESPONSE)
+    # a label a row (batch), a reward
+    assert post_feedback(sink.url, {"feedback": [{"request_id": "r-1", "row": 0, "label": 1},
+                                                 {"request_id": "r-1", "row": 1, "label": 0}]}
+                         ) == (200, {"accepted": 2})  # fmt: skip
+    assert post_feedback(sink.url, {"request_id": "r-2", "reward": 0.25}) == (200, {"accepted": 1})
+    sink.close()
+
+    folder = tmp_path / "logs" / "employment"
+    (feedback_file,) = (folder / "feedback").glob("feedback-*.parquet")
+    assert not [p for p in (folder / "feedback").iterdir() if p.name.startswith(".")]
+    rows = {(r["request_id"], r["row"]): r for r in read_served(str(folder)).to_pylist()}
+    assert (rows[("r-1", 0)]["label"], rows[("r-1", 1)]["label"]) == (1.0, 0.0)
+    assert rows[("r-2", 0)]["reward"] == 0.25 and rows[("r-2", 0)]["label"] is None
+    assert rows[("r-2", 0)]["variant"] == "employment-2016"
+    assert all(r["feedback_timestamp"] is not None for r in rows.values())
+    assert pq.read_schema(feedback_file).names == ["request_id", "row", "label", "reward",
+                                                   "timestamp"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason", "words"),
+    [
+        ({"request_id": "never-logged", "label": 1}, 404, "unknown_request", "'never-logged'"),
+        ({"request_id": "r-1", "label": 2}, 400, "bad_label", "got 2"),
+        ({"request_id": "r-1", "row": 2, "label": 1}, 400, "bad_row", "no row 2"),
+        ({"request_id": "r-1", "label": 1, "user": "x"}, 400, "unknown_field", "['user']"),
+        ("not an object", 400, "bad_body", "must be an object"),
+    ],
+)
+def test_bad_feedback_is_a_counted_4xx_naming_the_problem(sink, body, status, reason, words):
+    log_pair(sink.url, "r-1", "employment-2015", datetime.now(UTC))
+    answer = post_feedback(sink.url, body)
+    assert answer[0] == status and answer[1]["reason"] == reason, answer
+    assert words in answer[1]["error"]
+    assert f'kfpkit_feedback_rejected_total{{reason="{reason}"}} 1\n' in metrics(sink.url)
+    assert "kfpkit_sink_feedback_accepted_total 0\n" in metrics(sink.url)
+
+
+def test_a_second_feedback_for_a_row_is_409_and_an_unknown_model_404(sink, tmp_path):
+    log_pair(sink.url, "r-1", "employment-2015", datetime.now(UTC))
+    assert post_feedback(sink.url, {"request_id": "r-1", "label": 1})[0] == 200
+    status, answer = post_feedback(sink.url, {"request_id": "r-1", "label": 0})
+    assert (status, answer["reason"]) == (409, "duplicate")
+    assert "row 0 already has feedback" in answer["error"]
+    # one duplicate in a batch refuses the whole batch: row 1 is still open
+    twice = {"request_id": "r-1", "row": 1, "label": 1}
+    assert post_feedback(sink.url, {"feedback": [twice, twice]})[0] == 409
+    assert post_feedback(sink.url, {"request_id": "r-1", "row": 1, "label": 1})[0] == 200
+    status, answer = post_feedback(sink.url, {"request_id": "r-1", "label": 1}, model="churn")
+    assert (status, answer["reason"]) == (404, "unknown_model")
+    text = metrics(sink.url)
+    assert 'kfpkit_feedback_rejected_total{reason="duplicate"} 2\n' in text
+    assert "kfpkit_sink_feedback_accepted_total 2\n" in text
+    sink.close()
+    assert read_served(str(tmp_path / "logs" / "employment")).column("label").to_pylist() == [
+        1.0, 1.0]  # fmt: skip
+
+
+def test_feedback_after_the_retention_is_410(tmp_path):
+    sink = Sink(str(tmp_path), flush_seconds=60, feedback_retention_seconds=1.0)
+    server = make_server(sink, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        log_pair(url, "old", "employment-2015", datetime.now(UTC) - timedelta(seconds=0.5))
+        time.sleep(0.7)
+        status, answer = post_feedback(url, {"request_id": "old", "label": 1})
+    finally:
+        server.shutdown()
+        server.server_close()
+        sink.close()
+    assert (status, answer["reason"]) == (410, "expired_request")
+    assert "beyond the feedback retention of 1 s" in answer["error"]
+
+
+def test_a_restarted_sink_takes_feedback_for_what_it_wrote_before(tmp_path):
+    """The index is read back from the folder: requests logged (one with no response, so a
+    null prediction) before the restart take feedback, a row answered before stays closed."""
+    now = datetime.now(UTC)
+    first = Sink(str(tmp_path), flush_seconds=60)
+    for kind, body in ((REQUEST_TYPE, V1_REQUEST), (RESPONSE_TYPE, V1_RESPONSE)):
+        first.add(Event("r-1", kind, "src", now, "employment-2015", "predictor", "default", body,
+                        model_name="employment"))  # fmt: skip
+    first.add(Event("lost", REQUEST_TYPE, "src", now, "employment-2015", "predictor", "default",
+                    V1_REQUEST, model_name="employment"))  # fmt: skip
+    assert first.feedback("employment", b'{"request_id": "r-1", "label": 1}')[0] == 200
+    first.close()  # the unpaired request is written with status 0
+
+    again = Sink(str(tmp_path), flush_seconds=60)
+    try:
+        assert again.feedback("employment", b'{"request_id": "lost", "row": 1, "label": 0}') == (
+            200, {"accepted": 1})  # fmt: skip
+        status, answer = again.feedback("employment", b'{"request_id": "r-1", "label": 1}')
+        assert (status, answer["reason"]) == (409, "duplicate")
+        second_row = b'{"request_id": "r-1", "row": 1, "label": 0}'
+        assert again.feedback("employment", second_row)[0] == 200
+    finally:
+        again.close()
+    rows = {(r["request_id"], r["row"]): r for r in read_served(str(tmp_path / "employment"))
+            .to_pylist()}  # fmt: skip
+    assert rows[("lost", 1)]["status"] == 0 and rows[("lost", 1)]["label"] == 0.0
+    assert (rows[("r-1", 0)]["label"], rows[("r-1", 1)]["label"]) == (1.0, 0.0)

@@ -28,6 +28,7 @@ reason, accepted rows written by :class:`FeedbackLog` to
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import math
@@ -317,6 +318,13 @@ class FeedbackLog(ParquetBatchWriter):
 Accepted = tuple[Feedback, Served, float | None]
 
 
+def has_request_log(folder: str) -> bool:
+    """Whether ``folder`` holds request log files (what feedback may name)."""
+    return os.path.isdir(folder) and any(
+        fnmatch.fnmatch(name, REQUEST_FILES) for name in os.listdir(folder)
+    )
+
+
 class FeedbackIntake:
     """The feedback of one model: the requests it may name, the refusals by reason, the
     accepted rows' files.
@@ -324,7 +332,8 @@ class FeedbackIntake:
     With a ``folder`` (``<log_dir>/<model_name>``) the index is first rebuilt from the request
     and feedback files of the retention window there (a restart keeps taking feedback, and
     keeps refusing a second one for a row), and accepted rows are written under
-    ``<folder>/feedback/``; without one, feedback is checked and counted only.
+    ``<folder>/feedback/`` (made by the first); without one, feedback is checked and counted
+    only.
 
     Args:
         folder: the model's log folder, or None.
@@ -351,26 +360,18 @@ class FeedbackIntake:
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
         self._on_rejected = on_rejected
+        self._log_settings = (batch_rows, flush_seconds, after_write)
         self._count_lock = threading.Lock()
-        self.log: FeedbackLog | None = None
+        self._closed = False
+        self.log: FeedbackLog | None = None  # opened by the first accepted feedback
         if folder is not None:
             self.restore()
-            self.log = FeedbackLog(
-                os.path.join(folder, FEEDBACK_FOLDER), batch_rows, flush_seconds, after_write
-            )
 
     def restore(self) -> None:
         """Remembers the requests of the retention window logged in the folder, and which of
         their rows have feedback already."""
         folder = self.folder
-        if (
-            folder is None
-            or not os.path.isdir(folder)
-            or not any(
-                name.startswith("data-") and name.endswith(".parquet")
-                for name in os.listdir(folder)
-            )
-        ):
+        if folder is None or not has_request_log(folder):
             return
         start = datetime.now(UTC) - timedelta(seconds=self.index.retention_seconds)
         table = read_served(folder, start=start)
@@ -410,15 +411,20 @@ class FeedbackIntake:
             if self._on_rejected is not None:
                 self._on_rejected(e.reason)
             return e.status, {"error": str(e), "reason": e.reason}, []
+        with self._count_lock:
+            self.accepted += len(accepted)
+            if self.log is None and self.folder is not None and not self._closed:
+                self.log = FeedbackLog(os.path.join(self.folder, FEEDBACK_FOLDER),
+                                       *self._log_settings)  # fmt: skip
         if self.log is not None:
             for item, _, _ in accepted:
                 self.log.record((item, now))
-        with self._count_lock:
-            self.accepted += len(accepted)
         return 200, {"accepted": len(accepted)}, accepted
 
     def close(self) -> None:
         """Writes the feedback still queued."""
+        with self._count_lock:
+            self._closed = True
         if self.log is not None:
             self.log.close()
 

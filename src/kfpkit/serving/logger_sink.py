@@ -28,6 +28,17 @@ response never came (KServe logs no response for a non-200 answer) is written af
 ``flush_seconds`` or ``batch_rows``, and on SIGTERM / SIGINT (everything held is written
 before the process exits).
 
+Feedback: ``POST /v1/models/<model_name>/feedback`` takes the true outcomes of logged
+requests, with the local server's body, rules and files (``kfpkit.serving.feedback``:
+``{"request_id": ce-id, "row": 0, "label": 0 | 1}`` and / or ``"reward"``, or
+``{"feedback": [...]}``): a request id is accepted once the sink has both events of that request
+(or wrote it unpaired) and for ``feedback_retention_seconds`` after, a row once; an unknown or
+expired id, a second feedback for a row and a bad label are 4xx, counted in ``GET /metrics`` as
+``kfpkit_feedback_rejected_total{reason=...}``; accepted rows go to
+``<log_dir>/<model_name>/feedback/feedback-*.parquet``, which ``read_served`` joins by
+(``request_id``, ``row``). The requests of the retention window are read back from the folder
+when a model is first seen after a restart.
+
 Run: ``kfpkit serve-sink --log-dir DIR`` (or ``python -m kfpkit.serving.logger_sink``).
 """
 
@@ -36,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -50,12 +62,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported where used: `kfpkit serve-sink --help` needs no pyarrow
     import pyarrow as pa
 
+    from kfpkit.serving.feedback import FeedbackIntake
+
 _log = logging.getLogger("kfpkit")
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 NO_RESPONSE_STATUS = 0
 _NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?\Z")
+FEEDBACK_PATH = re.compile(r"^/v1/models/([^/?]+)/feedback\Z")
 _MAX_BODY = 64 * 1024 * 1024
 
 
@@ -194,9 +209,19 @@ class Sink:
     one writer thread flushes)."""
 
     def __init__(self, log_dir: str, *, flush_seconds: float = 5.0, batch_rows: int = 10_000,
-                 pair_timeout: float = 60.0, categorical: Iterable[str] = ()):  # fmt: skip
+                 pair_timeout: float = 60.0, categorical: Iterable[str] = (),
+                 feedback_retention_seconds: float | None = None,
+                 feedback_max_requests: int | None = None):  # fmt: skip
+        from kfpkit.serving import feedback  # None: the local server's defaults
+
         if flush_seconds <= 0 or batch_rows < 1 or pair_timeout <= 0:
             raise ValueError("flush_seconds and pair_timeout must be > 0, batch_rows >= 1")
+        self.feedback_retention_seconds = (feedback.DEFAULT_RETENTION_SECONDS
+                                           if feedback_retention_seconds is None
+                                           else feedback_retention_seconds)  # fmt: skip
+        self.feedback_max_requests = (feedback.DEFAULT_MAX_REQUESTS if feedback_max_requests
+                                      is None else feedback_max_requests)  # fmt: skip
+        feedback.ServedIndex(self.feedback_retention_seconds, self.feedback_max_requests)  # checks
         self.log_dir = log_dir
         self.flush_seconds, self.batch_rows, self.pair_timeout = (
             flush_seconds, batch_rows, pair_timeout)  # fmt: skip
@@ -207,6 +232,8 @@ class Sink:
         self._ready: dict[str, list[dict[str, Any]]] = {}
         self._types: dict[str, dict[str, pa.DataType]] = {}  # folder -> feature -> type
         self._sequence = 0
+        self._intakes: dict[str, FeedbackIntake] = {}  # model folder -> its feedback
+        self._intakes_lock = threading.Lock()
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
@@ -219,6 +246,7 @@ class Sink:
 
     def add(self, event: Event) -> None:
         key = (event.folder, event.id)
+        self.intake(event.folder)  # before the lock: the first one of a folder reads its log
         with self._lock:
             self.counts["events"] += 1
             pending = self._pending.setdefault(key, _Pending())
@@ -235,6 +263,8 @@ class Sink:
 
     def _rows(self, pending: _Pending) -> None:
         """The log rows of a pair (or of a lone request/response); under the lock."""
+        import numpy as np
+
         request, response = pending.request, pending.response
         event = request or response
         assert event is not None
@@ -264,6 +294,12 @@ class Sink:
             latency = (response.sent - request.sent).total_seconds() * 1000.0
         stamp = start or datetime.fromtimestamp(event.received, UTC)
         status = 200 if response is not None else NO_RESPONSE_STATUS
+        # what feedback may name: a null prediction (no response) is NaN there
+        answered = [math.nan if p is None else p for p in predictions] + [math.nan] * (
+            n - len(predictions))  # fmt: skip
+        self._intakes[event.folder].index.add(event.id, event.variant,
+                                              np.array(answered, dtype=float),
+                                              stamp.timestamp())  # fmt: skip
         rows = self._ready.setdefault(event.folder, [])
         for i in range(n):
             rows.append({
@@ -273,6 +309,48 @@ class Sink:
                 "variant": event.variant, "protocol": protocol, "request_id": event.id,
                 "row": i, "timestamp": stamp, "latency_ms": latency, "status": status,
             })  # fmt: skip
+
+    def intake(self, folder: str, create: bool = True) -> FeedbackIntake | None:
+        """The feedback of a model folder; made (its log's requests of the retention window
+        read back) when first needed. Without ``create``: None for a folder that has neither
+        events in this process nor request files."""
+        with self._intakes_lock:
+            intake = self._intakes.get(folder)
+            if intake is not None:
+                return intake
+            from kfpkit.serving.feedback import FeedbackIntake, has_request_log
+
+            directory = os.path.join(self.log_dir, folder)
+            if not create and not has_request_log(directory):
+                return None
+            intake = self._intakes[folder] = FeedbackIntake(
+                directory, self.feedback_retention_seconds, self.feedback_max_requests,
+                self.batch_rows, self.flush_seconds)  # fmt: skip
+            return intake
+
+    def feedback(self, model_name: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, JSON answer) of ``POST /v1/models/<model_name>/feedback``."""
+        intake = self.intake(model_name, create=False) if _NAME.match(model_name) else None
+        if intake is None:
+            return 404, {"error": f"model {model_name!r} has no logged traffic in this sink "
+                                  f"(no events, nothing under {self.log_dir})",
+                         "reason": "unknown_model"}  # fmt: skip
+        status, answer, _ = intake.receive(body)
+        return status, answer
+
+    def feedback_counts(self) -> dict[str, Any]:
+        """The feedback of every model folder, summed: accepted, rejected by reason, rows
+        written, write errors."""
+        from kfpkit.serving.feedback import REASONS
+
+        with self._intakes_lock:
+            states = [intake.status() for intake in self._intakes.values()]
+        return {
+            "accepted": sum(s["accepted"] for s in states),
+            "rejected": {r: sum(s["rejected"].get(r, 0) for s in states) for r in REASONS},
+            "rows_written": sum(s["rows_written"] for s in states),
+            "errors": sum(s["errors"] for s in states),
+        }
 
     def _expire(self, everything: bool = False) -> None:
         now = time.monotonic()
@@ -339,11 +417,16 @@ class Sink:
             self.flush()
 
     def close(self) -> None:
-        """Stops the writer and writes everything held, unpaired events included."""
+        """Stops the writers and writes everything held, unpaired events and feedback
+        included."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(30)
         self.flush(everything=True)
+        with self._intakes_lock:
+            intakes = list(self._intakes.values())
+        for intake in intakes:
+            intake.close()
 
 
 def _feature_type(name: str, value: Any, categorical: frozenset[str]) -> pa.DataType:
@@ -369,8 +452,9 @@ def _cast(value: Any, kind: pa.DataType) -> Any:
 
 
 def make_server(sink: Sink, host: str = "0.0.0.0", port: int = 8080) -> ThreadingHTTPServer:
-    """An HTTP server feeding ``sink``: POST any path (the first segment names the model
-    folder) takes an event (202; 400 for a malformed one); GET /healthz and /metrics."""
+    """An HTTP server feeding ``sink``: ``POST /v1/models/<name>/feedback`` takes feedback
+    (200; a counted 4xx when refused), POST any other path (the first segment names the model
+    folder) an event (202; 400 for a malformed one); GET /healthz and /metrics."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
@@ -379,6 +463,10 @@ def make_server(sink: Sink, host: str = "0.0.0.0", port: int = 8080) -> Threadin
                 self._answer(413, {"error": f"body over {_MAX_BODY} bytes"})
                 return
             body = self.rfile.read(length) if length else b""
+            feedback = FEEDBACK_PATH.match(self.path.split("?", 1)[0])
+            if feedback:
+                self._answer(*sink.feedback(feedback.group(1), body))
+                return
             try:
                 event = Event.from_http(self.path, dict(self.headers.items()), body)
             except ValueError as e:
@@ -395,7 +483,13 @@ def make_server(sink: Sink, host: str = "0.0.0.0", port: int = 8080) -> Threadin
             elif self.path == "/metrics":
                 with sink._lock:
                     counts = dict(sink.counts)
+                feedback = sink.feedback_counts()
                 text = "".join(f"kfpkit_sink_{k}_total {v}\n" for k, v in counts.items())
+                text += "".join(f"kfpkit_sink_feedback_{k}_total {feedback[k]}\n"
+                                for k in ("accepted", "rows_written", "errors"))  # fmt: skip
+                # the local server's metric, by the same reasons
+                text += "".join(f'kfpkit_feedback_rejected_total{{reason="{r}"}} {n}\n'
+                                for r, n in feedback["rejected"].items())  # fmt: skip
                 self._answer(200, text)
             else:
                 self._answer(404, {"error": "GET /healthz or /metrics"})
@@ -451,7 +545,10 @@ def kubernetes_manifests(
     """A Deployment and a Service running the sink in a cluster, writing to the
     PersistentVolumeClaim ``claim`` (mounted at ``/logs``; a GCS bucket through GKE's Cloud
     Storage FUSE CSI driver works the same and is then read as ``gs://``). Point each
-    variant's logger at ``http://<name>.<namespace>.svc.cluster.local/<model_name>``.
+    variant's logger at ``http://<name>.<namespace>.svc.cluster.local/<model_name>``; whatever
+    knows the true outcomes posts them to the same Service, at
+    ``/v1/models/<model_name>/feedback`` (one port serves events, feedback, ``/healthz`` and
+    ``/metrics``).
 
     One replica, replaced with ``Recreate``: the two events of a request must reach the same
     sink to be paired, and the old pod writes what it holds when it gets SIGTERM (within
@@ -516,6 +613,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds to wait for a request's response event",
     )
     parser.add_argument(
+        "--feedback-retention-seconds",
+        type=float,
+        default=None,
+        help="how long a logged request takes feedback (default: a day, as kfpkit serve)",
+    )
+    parser.add_argument(
+        "--feedback-max-requests",
+        type=int,
+        default=None,
+        help="logged requests remembered for feedback, oldest forgotten first (default: "
+        "1,000,000, as kfpkit serve)",
+    )
+    parser.add_argument(
         "--categorical",
         action="append",
         default=[],
@@ -527,7 +637,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_from_args(args: argparse.Namespace) -> None:
     serve(args.log_dir, args.host, args.port, flush_seconds=args.flush_seconds,
           batch_rows=args.batch_rows, pair_timeout=args.pair_timeout,
-          categorical=args.categorical)  # fmt: skip
+          categorical=args.categorical,
+          feedback_retention_seconds=args.feedback_retention_seconds,
+          feedback_max_requests=args.feedback_max_requests)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
