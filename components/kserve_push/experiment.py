@@ -13,7 +13,7 @@ them behind one entry point, by deterministic names:
   that variant's predictor, any other request to the graph (the weighted split). Istio can
   match a header but cannot hash one into buckets, so the sticky assignment is computed
   where the unit is known, with the same function as offline and as ``kfpkit serve
-  --policy ab`` (``kfpkit.serving.routing.assign_variant``: FarmHash buckets of
+  --routing ab`` (``kfpkit.serving.routing.assign_variant``: FarmHash buckets of
   ``salt|unit``), and carried in that header; one user then always reaches one variant.
 
 Why a graph rather than Knative's ``canaryTrafficPercent``: that splits between two
