@@ -112,6 +112,8 @@ compat: .venv/.synced
 	VIRTUAL_ENV=.venvs/kfp-oldest uv pip install -q --no-deps -e .
 	.venvs/kfp-oldest/bin/python -m kfpkit.cli compile --out build/compiled-kfp-$(KFP_OLDEST)
 
+# bench_serve.py --experiment: the online experiment's overhead as benchmarks/RESULTS.md
+# reports it (16 alternating rounds of 2 s per server).
 bench: setup images
 	$(PY) benchmarks/bench_split.py
 	.venvs/tfdv/bin/python benchmarks/bench_tfdv.py
@@ -119,6 +121,7 @@ bench: setup images
 	$(PY) benchmarks/bench_streaming.py
 	.venvs/train/bin/python benchmarks/bench_tune.py
 	.venvs/train/bin/python benchmarks/bench_serve.py
+	.venvs/train/bin/python benchmarks/bench_serve.py --experiment --rounds 16 --seconds 2
 	.venvs/train/bin/python benchmarks/bench_explain.py
 	.venvs/train/bin/python benchmarks/bench_evaluate.py
 	$(PY) benchmarks/bench_pipeline.py
