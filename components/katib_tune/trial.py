@@ -128,6 +128,7 @@ def run_trial(
 ) -> TrialOutcome:
     """Trains once with ``hyperparameters`` (the dict ``train`` takes); the model goes to a
     scratch folder that is removed (a trial's product is its metrics)."""
+    from kfpkit.training import run as training
     from kfpkit.training import trainer
 
     hp = parse_hyperparameters(dict(hyperparameters))
@@ -144,7 +145,7 @@ def run_trial(
             exclude_columns=data.exclude_columns,
         )
         callback = make_callback(reporter)
-        result = trainer.train(request, callbacks=[callback])
+        result = training.train(request, callbacks=[callback])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     metrics = {name: float(result.metrics[key]) for name, key in OBJECTIVE_METRICS.items()}

@@ -17,6 +17,7 @@ from kfpkit.components.train.curve import training_curve_html
 from kfpkit.hyperparameters import hyperparameters_dict, parse_hyperparameters
 from kfpkit.runtime.executor import Executor, main
 from kfpkit.runtime.model_versions import FIRST_VERSION
+from kfpkit.training import run as training
 from kfpkit.training import trainer
 from kfpkit.training.objective_metrics import metric_lines
 
@@ -58,7 +59,7 @@ def run(executor: Executor) -> None:
         multiworker.launch(executor, distribution)
         return
     request = request_from(executor)
-    result = trainer.train(request)
+    result = training.train(request)
     model = executor.output("model")
     model.metadata.update(
         {

@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
             _log.error("no TF_CONFIG and no %s: not a worker of a job", cluster_jobs.TRAINJOB_ENV)
             return EXIT_USER_ERROR
         os.environ["TF_CONFIG"] = config
-    from kfpkit.components.train import launcher  # TensorFlow: after TF_CONFIG is set
+    # TensorFlow: after TF_CONFIG is set
+    from kfpkit.components.train import launcher
+    from kfpkit.training import run as training
 
     if distributed.cluster_from(os.environ["TF_CONFIG"]).is_chief:
         return launch(launcher.run, argv)
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args, _ = parser.parse_known_args(argv)
     try:
         request = launcher.request_from(Executor.from_json(args.executor_input))
-        launcher.trainer.train(request)
+        training.train(request)
         return 0
     except ValueError as e:
         _log.error("Invalid input: %s", e)

@@ -9,7 +9,7 @@ import os
 import sys
 
 from kfpkit.hyperparameters import parse_hyperparameters
-from kfpkit.training import distributed, trainer
+from kfpkit.training import run, trainer
 
 
 def main(spec: dict) -> None:
@@ -20,8 +20,9 @@ def main(spec: dict) -> None:
         label_column=spec["label"],
         exclude_columns=tuple(spec.get("exclude", ())),
         hyperparameters=parse_hyperparameters(spec["hyperparameters"]),
+        worker_timeout=spec["worker_timeout"],
     )
-    result = distributed.train(request, worker_timeout=spec["worker_timeout"])
+    result = run.train(request)  # TF_CONFIG names the workers: the multi-worker loop
     out = dataclasses.asdict(result)
     out["features"] = [f.name for f in result.features]
     print(json.dumps(out), flush=True)

@@ -208,6 +208,15 @@ def test_failed_export_leaves_no_version_folder(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_fit_refuses_a_multi_worker_tf_config(splits, monkeypatch):
+    """model.fit cannot train multi-worker (keras-team/keras#20585): kfpkit.training.run
+    sends such a cluster to the distributed loop, and the trainer alone refuses it."""
+    two = '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}'
+    monkeypatch.setenv("TF_CONFIG", two)
+    with pytest.raises(RuntimeError, match="TF_CONFIG names 2 workers: kfpkit.training.run"):
+        trainer.train(_request(splits))
+
+
 def test_training_curve_is_self_contained():
     history = {"loss": [0.7, 0.5, 0.45], "val_loss": [0.69, 0.55, 0.5], "accuracy": [0.6, 0.7, 0.8],
                "val_accuracy": [0.6, 0.68, 0.75], "auc": [0.6, 0.7, 0.8]}  # fmt: skip

@@ -381,14 +381,16 @@ def train(request: TrainRequest, callbacks: Sequence[Any] = ()) -> TrainResult:
 
     ``callbacks`` are extra Keras callbacks (a tuner's per-epoch reporting and pruning); a
     callback that sets ``model.stop_training`` ends the run early like early stopping does.
+    One worker only: :func:`kfpkit.training.run.train` chooses between this and the workers
+    of ``$TF_CONFIG``.
     """
     if request.model_version < 1:
         raise ValueError(f"model_version must be a positive integer, not {request.model_version}")
-    if strategies.workers_in(os.environ.get("TF_CONFIG"))[0] > 1:
-        # model.fit cannot train multi-worker on Keras 3 (keras-team/keras#20585): own loop
-        from kfpkit.training import distributed
-
-        return distributed.train(request, callbacks, request.worker_timeout)
+    workers = strategies.workers_in(os.environ.get("TF_CONFIG"))[0]
+    if workers > 1:  # model.fit cannot train multi-worker on Keras 3 (keras-team/keras#20585)
+        raise RuntimeError(
+            f"TF_CONFIG names {workers} workers: kfpkit.training.run.train trains them"
+        )
     hp = request.hyperparameters
     data = scan_inputs(request)
     specs, label = data.features, request.label_column
