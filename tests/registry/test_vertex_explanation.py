@@ -10,18 +10,8 @@ import pytest
 
 from kfpkit.explain.vertex import explanation_spec
 from kfpkit.registry import CHAMPION, open_registry
+from kfpkit.testing.explanations import SUMMARY
 from kfpkit.testing.registry_servers import VertexModelServer
-
-# what evaluate writes (explanation.json), trimmed to what the spec reads
-SUMMARY = {
-    "method": "sampled_shapley",
-    "steps": None,
-    "paths": 10,
-    "rows": 1000,
-    "features": [{"name": "AGEP", "kind": "numeric"}, {"name": "SEX", "kind": "categorical"}],
-    "output": "output_0",
-    "baseline": {"AGEP": 42.0, "SEX": "1"},
-}
 
 
 @pytest.fixture()

@@ -11,17 +11,8 @@ from kfpkit import testing
 from kfpkit.components.register_model import launcher
 from kfpkit.explain.vertex import explanation_spec
 from kfpkit.runtime import executor
+from kfpkit.testing.explanations import SUMMARY
 from kfpkit.testing.registry_servers import VertexModelServer
-
-SUMMARY = {
-    "method": "sampled_shapley",
-    "steps": None,
-    "paths": 10,
-    "rows": 1000,
-    "features": [{"name": "AGEP", "kind": "numeric"}, {"name": "SEX", "kind": "categorical"}],
-    "output": "output_0",
-    "baseline": {"AGEP": 42.0, "SEX": "1"},
-}
 
 
 @pytest.fixture()

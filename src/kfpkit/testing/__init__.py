@@ -6,7 +6,8 @@ Stand-ins on 127.0.0.1: ``kube_apiserver`` (a real kube-apiserver and etcd), ``h
 Kubeflow Model Registry), ``pipeline_servers`` (Kubeflow Pipelines and Vertex AI Pipelines),
 ``vertex_jobs`` (Vertex AI CustomJobs), ``kserve_crd`` (the InferenceService CRD from the kserve SDK's models). Data and models:
 ``splits`` (the demo sample as split folders), ``tfdv`` (statistics of a table),
-``serving`` (a candidate SavedModel). Launchers: :func:`executor_input`.
+``serving`` (a candidate SavedModel), ``explanations`` (evaluate's attribution summary).
+Launchers: :func:`executor_input`.
 """
 
 from kfpkit.testing.launcher_input import executor_input
