@@ -24,28 +24,19 @@ from kfpkit.components import (
     SaveWindowStateOp,
     TfdvValidateOp,
 )
-from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
+from kfpkit.pipelines import defaults
 from kfpkit.pipelines.model_chain import (
+    ChainParameters,
     monitor_served_traffic,
     outcome_recorder,
     split_and_validate,
     tune_train_evaluate_push,
     validation_thresholds,
 )
-from kfpkit.pipelines.training import (
-    LABEL_COLUMN,
-    MAX_AUC_REGRESSION,
-    MIN_AUC,
-    MODEL_NAME,
-    NOT_COMPARED_FEATURES,
-    TUNING_SEARCH_SPACE,
-    TUNING_TRIALS,
-    WINDOW_THRESHOLD,
-)
 
 PIPELINE_NAME = "kfpkit-continuous-training"
 # the features that differ between windows by construction: threshold 0, never compared
-NOT_COMPARED = {feature: 0.0 for feature in NOT_COMPARED_FEATURES}
+NOT_COMPARED = {feature: 0.0 for feature in defaults.NOT_COMPARED_FEATURES}
 
 
 @dsl.pipeline(
@@ -63,42 +54,48 @@ def continuous_training(
     state_uri: str,
     destination_dataset: str,
     serving_model_uri: str,
-    key_columns: list = ["id"],  # noqa: B006 - KFP needs a literal default
-    split_ratios: dict = DEFAULT_RATIOS,  # noqa: B006
-    location: str = "US",
+    key_columns: list = defaults.KEY_COLUMNS,
+    split_ratios: dict = defaults.SPLIT_RATIOS,
+    location: str = defaults.BIGQUERY_LOCATION,
     bigquery_endpoint: str = "",
-    categorical_drift_threshold: float = WINDOW_THRESHOLD,
-    numeric_drift_threshold: float = WINDOW_THRESHOLD,
-    drift_thresholds: dict = NOT_COMPARED,  # noqa: B006
-    categorical_skew_threshold: float = WINDOW_THRESHOLD,
-    numeric_skew_threshold: float = WINDOW_THRESHOLD,
-    skew_thresholds: dict = NOT_COMPARED,  # noqa: B006
+    categorical_drift_threshold: float = defaults.WINDOW_THRESHOLD,
+    numeric_drift_threshold: float = defaults.WINDOW_THRESHOLD,
+    drift_thresholds: dict = NOT_COMPARED,
+    categorical_skew_threshold: float = defaults.WINDOW_THRESHOLD,
+    numeric_skew_threshold: float = defaults.WINDOW_THRESHOLD,
+    skew_thresholds: dict = NOT_COMPARED,
     max_model_age_windows: int = 2,
     max_model_age_days: float = 0.0,
     retrain_on_skew: bool = True,
-    ignored_features: list = NOT_COMPARED_FEATURES,  # noqa: B006
+    ignored_features: list = defaults.NOT_COMPARED_FEATURES,
     serving_logs: str = "",
     serving_start: str = "",
     serving_end: str = "",
-    label_column: str = LABEL_COLUMN,
-    hyperparameters: dict = {},  # noqa: B006
-    tuning_trials: int = TUNING_TRIALS,
-    tuning_parallel_trials: int = 1,
-    tuning_algorithm: str = "tpe",
-    tuning_search_space: list = TUNING_SEARCH_SPACE,  # noqa: B006
-    tuning_backend: str = "local",
-    tuning_namespace: str = "kubeflow",
-    slice_columns: list = ["SEX"],  # noqa: B006
-    min_auc: float = MIN_AUC,
-    max_auc_regression: float = MAX_AUC_REGRESSION,
-    serving_model_name: str = MODEL_NAME,
-    serving_backend: str = "local",
-    serving_namespace: str = "default",
-    push_action: str = "apply",
-    canary_traffic_percent: int = 10,
-    registry_backend: str = "mlflow",
+    label_column: str = defaults.LABEL_COLUMN,
+    hyperparameters: dict = defaults.HYPERPARAMETERS,
+    tuning_trials: int = defaults.TUNING_TRIALS,
+    tuning_parallel_trials: int = defaults.TUNING_PARALLEL_TRIALS,
+    tuning_algorithm: str = defaults.TUNING_ALGORITHM,
+    tuning_search_space: list = defaults.TUNING_SEARCH_SPACE,
+    tuning_backend: str = defaults.TUNING_BACKEND,
+    tuning_namespace: str = defaults.TUNING_NAMESPACE,
+    slice_columns: list = ["SEX"],  # noqa: B006 - KFP needs a literal default
+    min_auc: float = defaults.MIN_AUC,
+    max_auc_regression: float = defaults.MAX_AUC_REGRESSION,
+    bootstrap_resamples: int = defaults.BOOTSTRAP_RESAMPLES,
+    confidence: float = defaults.CONFIDENCE,
+    min_lower_bound: float = defaults.MIN_LOWER_BOUND,
+    require_noninferiority: bool = defaults.REQUIRE_NONINFERIORITY,
+    noninferiority_margin: float = defaults.NONINFERIORITY_MARGIN,
+    slice_thresholds: dict = defaults.SLICE_THRESHOLDS,
+    serving_model_name: str = defaults.MODEL_NAME,
+    serving_backend: str = defaults.SERVING_BACKEND,
+    serving_namespace: str = defaults.SERVING_NAMESPACE,
+    push_action: str = defaults.PUSH_ACTION,
+    canary_traffic_percent: int = defaults.CANARY_TRAFFIC_PERCENT,
+    registry_backend: str = defaults.REGISTRY_BACKEND,
     registry_uri: str = "",
-    registry_location: str = "us-central1",
+    registry_location: str = defaults.REGISTRY_LOCATION,
     registry_server_address: str = "",
 ):
     """Continuous-training pipeline (one window a run).
@@ -151,6 +148,15 @@ def continuous_training(
         min_auc: Test AUC a model needs to be blessed.
         max_auc_regression: How much lower than the production model's AUC on this
             window's test split a new model's may be.
+        bootstrap_resamples: Paired bootstrap resamples behind evaluate's intervals (see
+            the training pipeline).
+        confidence: Level of the intervals, in [0.5, 1).
+        min_lower_bound: Lowest acceptable lower bound of the test AUC's interval (0: none).
+        require_noninferiority: Bless only if the new model is not worse than the
+            production model at ``confidence``: the lower bound of the paired AUC difference
+            on this window's test rows >= -``noninferiority_margin``.
+        noninferiority_margin: How much worse than the production model that bound may be.
+        slice_thresholds: ``{"column=value": floor}``: per-slice AUC floors.
         serving_model_name: Name of the served model.
         serving_backend: ``local`` or ``kserve`` (see the training pipeline).
         serving_namespace: Kubernetes namespace of the InferenceService.
@@ -162,20 +168,10 @@ def continuous_training(
         registry_location: vertex: the Vertex AI region.
         registry_server_address: kubeflow: the Model Registry's ``http(s)://host:port``.
     """
+    parameters = locals()  # the steps take this pipeline's parameters by name (model_chain)
     # Runs last, whatever happened inside the handler: the run's outcome as an artifact.
     with dsl.ExitHandler(outcome_recorder(PIPELINE_NAME), name="continuous-training"):
-        split, validation = split_and_validate(
-            source_table=source_table,
-            key_columns=key_columns,
-            split_ratios=split_ratios,
-            destination_dataset=destination_dataset,
-            project=project,
-            location=location,
-            bigquery_endpoint=bigquery_endpoint,
-            categorical_drift_threshold=categorical_drift_threshold,
-            numeric_drift_threshold=numeric_drift_threshold,
-            drift_thresholds=drift_thresholds,
-        )
+        split, validation = split_and_validate(parameters)
         # the window itself: its statistics, and its splits against each other
         window_statistics = validation.outputs["train_statistics"]
 
@@ -185,14 +181,7 @@ def continuous_training(
         state.set_display_name("load-state")
         state.set_caching_options(False)  # reads the state folder, which no input names
 
-        thresholds = validation_thresholds(
-            categorical_drift_threshold=categorical_drift_threshold,
-            numeric_drift_threshold=numeric_drift_threshold,
-            drift_thresholds=drift_thresholds,
-            categorical_skew_threshold=categorical_skew_threshold,
-            numeric_skew_threshold=numeric_skew_threshold,
-            skew_thresholds=skew_thresholds,
-        )
+        thresholds = validation_thresholds(parameters)
         # drift against the previous window, skew against the production model's data
         comparison = TfdvValidateOp(
             statistics=window_statistics,
@@ -247,37 +236,14 @@ def continuous_training(
 
         with dsl.If(decision.outputs["retrain"] == True, name="retrain"):  # noqa: E712
             tune_train_evaluate_push(
+                ChainParameters.of(parameters),
                 train_data=split.outputs["train"],
                 validation_data=split.outputs["validation"],
                 test_data=split.outputs["test"],
                 schema=validation.outputs["schema"],
+                training_statistics=window_statistics,
                 after=decision,
-                label_column=label_column,
-                hyperparameters=hyperparameters,
-                tuning_trials=tuning_trials,
-                tuning_parallel_trials=tuning_parallel_trials,
-                tuning_algorithm=tuning_algorithm,
-                tuning_search_space=tuning_search_space,
-                tuning_backend=tuning_backend,
-                tuning_namespace=tuning_namespace,
-                slice_columns=slice_columns,
-                min_auc=min_auc,
-                max_auc_regression=max_auc_regression,
-                serving_model_uri=serving_model_uri,
-                serving_model_name=serving_model_name,
-                serving_backend=serving_backend,
-                serving_namespace=serving_namespace,
-                push_action=push_action,
-                canary_traffic_percent=canary_traffic_percent,
-                when_pushed=record_production,
                 # constant within a window, new in the next: never a feature
                 exclude_columns=ignored_features,
-                registry={
-                    "backend": registry_backend,
-                    "registry_uri": registry_uri,
-                    "project": project,
-                    "location": registry_location,
-                    "server_address": registry_server_address,
-                    "statistics": window_statistics,
-                },
+                when_pushed=record_production,
             )

@@ -15,12 +15,12 @@ the run's time.
 from kfp import dsl
 
 from kfpkit.components import ResolveModelOp, RetrainDecisionOp, TriggerPipelineOp
+from kfpkit.pipelines import defaults
 from kfpkit.pipelines.model_chain import (
     monitor_served_traffic,
     outcome_recorder,
     validation_thresholds,
 )
-from kfpkit.pipelines.training import MODEL_NAME, NOT_COMPARED_FEATURES, WINDOW_THRESHOLD
 
 PIPELINE_NAME = "kfpkit-monitoring"
 
@@ -37,23 +37,23 @@ def monitoring(
     retrain_pipeline: str,
     window_hours: float = 24.0,
     end: str = "",
-    model_name: str = MODEL_NAME,
-    registry_backend: str = "mlflow",
+    model_name: str = defaults.MODEL_NAME,
+    registry_backend: str = defaults.REGISTRY_BACKEND,
     registry_uri: str = "",
     project: str = "",
-    registry_location: str = "us-central1",
+    registry_location: str = defaults.REGISTRY_LOCATION,
     registry_server_address: str = "",
-    categorical_drift_threshold: float = WINDOW_THRESHOLD,
-    numeric_drift_threshold: float = WINDOW_THRESHOLD,
+    categorical_drift_threshold: float = defaults.WINDOW_THRESHOLD,
+    numeric_drift_threshold: float = defaults.WINDOW_THRESHOLD,
     drift_thresholds: dict = {},  # noqa: B006 - KFP needs a literal default
-    categorical_skew_threshold: float = WINDOW_THRESHOLD,
-    numeric_skew_threshold: float = WINDOW_THRESHOLD,
+    categorical_skew_threshold: float = defaults.WINDOW_THRESHOLD,
+    numeric_skew_threshold: float = defaults.WINDOW_THRESHOLD,
     skew_thresholds: dict = {},  # noqa: B006
     metric: str = "auc",
     max_decay: float = 0.02,
     min_labelled_rows: int = 100,
     retrain_on_skew: bool = True,
-    ignored_features: list = NOT_COMPARED_FEATURES,  # noqa: B006
+    ignored_features: list = defaults.NOT_COMPARED_FEATURES,
     bigquery_endpoint: str = "",
     retrain_target: str = "kubeflow",
     retrain_parameters: dict = {},  # noqa: B006
@@ -106,6 +106,7 @@ def monitoring(
         vertex_pipeline_root: Vertex AI: the retraining run's ``gs://`` pipeline root.
         service_account: The retraining run's service account.
     """
+    parameters = locals()  # the steps take this pipeline's parameters by name (model_chain)
     with dsl.ExitHandler(outcome_recorder(PIPELINE_NAME), name="monitoring"):
         champion = ResolveModelOp(
             model_name=model_name,
@@ -136,14 +137,7 @@ def monitoring(
                 max_decay=max_decay,
                 min_labelled_rows=min_labelled_rows,
                 bigquery_endpoint=bigquery_endpoint,
-                thresholds=validation_thresholds(
-                    categorical_drift_threshold=categorical_drift_threshold,
-                    numeric_drift_threshold=numeric_drift_threshold,
-                    drift_thresholds=drift_thresholds,
-                    categorical_skew_threshold=categorical_skew_threshold,
-                    numeric_skew_threshold=numeric_skew_threshold,
-                    skew_thresholds=skew_thresholds,
-                ),
+                thresholds=validation_thresholds(parameters),
             )
             # no window state: served skew and decay are the reasons
             decision = RetrainDecisionOp(

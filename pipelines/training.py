@@ -7,31 +7,15 @@ next stage (validation, training, evaluation, push) can take them without reshap
 
 from kfp import dsl
 
-from kfpkit.components.bigquery_split.sql import DEFAULT_RATIOS
+from kfpkit.pipelines import defaults
 from kfpkit.pipelines.model_chain import (
+    ChainParameters,
     outcome_recorder,
     split_and_validate,
     tune_train_evaluate_push,
 )
 
 PIPELINE_NAME = "kfpkit-training"
-# The demo data's label and the tune step's trial budget: set here once, read by every
-# pipeline (the components have no label default; their own defaults are their own).
-LABEL_COLUMN = "employed"
-TUNING_TRIALS = 3
-# What the tune step searches by default: the learning rate and the network's width.
-TUNING_SEARCH_SPACE = [
-    {"name": "learning_rate", "type": "double", "min": 3e-4, "max": 1e-2, "log": True},
-    {"name": "hidden_units", "type": "categorical", "values": ["64,32", "128,64"]},
-]
-# The served model's name and the evaluation gate a candidate passes, in every pipeline.
-MODEL_NAME = "employment"
-MIN_AUC = 0.8
-MAX_AUC_REGRESSION = 0.005
-# Continuous training and monitoring: drift or skew beyond this moved a feature; the demo's
-# id and year differ between windows by construction, never compared, never a reason.
-WINDOW_THRESHOLD = 0.03
-NOT_COMPARED_FEATURES = ["id", "year"]
 
 
 @dsl.pipeline(
@@ -49,34 +33,40 @@ def training(
     serving_model_uri: str,
     project: str = "",
     destination_dataset: str = "",
-    key_columns: list = ["id"],  # noqa: B006 - KFP needs a literal default
-    split_ratios: dict = DEFAULT_RATIOS,  # noqa: B006
-    location: str = "US",
+    key_columns: list = defaults.KEY_COLUMNS,
+    split_ratios: dict = defaults.SPLIT_RATIOS,
+    location: str = defaults.BIGQUERY_LOCATION,
     bigquery_endpoint: str = "",
     categorical_drift_threshold: float = 0.1,
     numeric_drift_threshold: float = 0.1,
-    drift_thresholds: dict = {},  # noqa: B006
+    drift_thresholds: dict = {},  # noqa: B006 - KFP needs a literal default
     fail_on_anomalies: bool = False,
-    label_column: str = LABEL_COLUMN,
+    label_column: str = defaults.LABEL_COLUMN,
     exclude_columns: list = ["id"],  # noqa: B006
-    hyperparameters: dict = {},  # noqa: B006
-    tuning_trials: int = TUNING_TRIALS,
-    tuning_parallel_trials: int = 1,
-    tuning_algorithm: str = "tpe",
-    tuning_search_space: list = TUNING_SEARCH_SPACE,  # noqa: B006
-    tuning_backend: str = "local",
-    tuning_namespace: str = "kubeflow",
+    hyperparameters: dict = defaults.HYPERPARAMETERS,
+    tuning_trials: int = defaults.TUNING_TRIALS,
+    tuning_parallel_trials: int = defaults.TUNING_PARALLEL_TRIALS,
+    tuning_algorithm: str = defaults.TUNING_ALGORITHM,
+    tuning_search_space: list = defaults.TUNING_SEARCH_SPACE,
+    tuning_backend: str = defaults.TUNING_BACKEND,
+    tuning_namespace: str = defaults.TUNING_NAMESPACE,
     slice_columns: list = ["SEX", "year"],  # noqa: B006
-    min_auc: float = MIN_AUC,
-    max_auc_regression: float = MAX_AUC_REGRESSION,
-    serving_model_name: str = MODEL_NAME,
-    serving_backend: str = "local",
-    serving_namespace: str = "default",
-    push_action: str = "apply",
-    canary_traffic_percent: int = 10,
-    registry_backend: str = "mlflow",
+    min_auc: float = defaults.MIN_AUC,
+    max_auc_regression: float = defaults.MAX_AUC_REGRESSION,
+    bootstrap_resamples: int = defaults.BOOTSTRAP_RESAMPLES,
+    confidence: float = defaults.CONFIDENCE,
+    min_lower_bound: float = defaults.MIN_LOWER_BOUND,
+    require_noninferiority: bool = defaults.REQUIRE_NONINFERIORITY,
+    noninferiority_margin: float = defaults.NONINFERIORITY_MARGIN,
+    slice_thresholds: dict = defaults.SLICE_THRESHOLDS,
+    serving_model_name: str = defaults.MODEL_NAME,
+    serving_backend: str = defaults.SERVING_BACKEND,
+    serving_namespace: str = defaults.SERVING_NAMESPACE,
+    push_action: str = defaults.PUSH_ACTION,
+    canary_traffic_percent: int = defaults.CANARY_TRAFFIC_PERCENT,
+    registry_backend: str = defaults.REGISTRY_BACKEND,
     registry_uri: str = "",
-    registry_location: str = "us-central1",
+    registry_location: str = defaults.REGISTRY_LOCATION,
     registry_server_address: str = "",
 ):
     """Training pipeline.
@@ -117,6 +107,18 @@ def training(
         max_auc_regression: How much lower than the model last published under
             ``serving_model_uri`` (the baseline) the test AUC may be; the first run has no
             baseline.
+        bootstrap_resamples: Paired bootstrap resamples of the test rows behind evaluate's
+            confidence intervals (candidate, baseline, their difference, per slice).
+        confidence: Level of the intervals, in [0.5, 1).
+        min_lower_bound: Bless only if the lower bound of the test AUC's interval reaches
+            this (0: no check).
+        require_noninferiority: Bless only if the candidate is not worse than the baseline
+            at ``confidence``: the lower bound of the paired AUC difference
+            >= -``noninferiority_margin``.
+        noninferiority_margin: How much worse than the baseline that interval may reach (at
+            0 the candidate must be significantly better; e.g. 0.001).
+        slice_thresholds: ``{"column=value": floor}``: a slice's AUC below its floor blocks
+            the blessing (e.g. ``{"SEX=2": 0.8}``; the column in ``slice_columns``).
         serving_model_name: Name of the served model (the InferenceService on a cluster).
         serving_backend: ``local`` (infra validation on KServe's model server only; serve
             with ``kfpkit serve``) or ``kserve`` (an InferenceService; ``serving_model_uri``
@@ -133,53 +135,19 @@ def training(
         registry_location: vertex: the Vertex AI region.
         registry_server_address: kubeflow: the Model Registry's ``http(s)://host:port``.
     """
+    parameters = locals()  # the steps take this pipeline's parameters by name (model_chain)
     # Runs last, whatever happened inside the handler: the run's outcome as an artifact.
     with dsl.ExitHandler(outcome_recorder(PIPELINE_NAME), name="training"):
         split, validation = split_and_validate(
-            source_table=source_table,
-            key_columns=key_columns,
-            split_ratios=split_ratios,
-            destination_dataset=destination_dataset,
-            project=project,
-            location=location,
-            bigquery_endpoint=bigquery_endpoint,
-            categorical_drift_threshold=categorical_drift_threshold,
-            numeric_drift_threshold=numeric_drift_threshold,
-            drift_thresholds=drift_thresholds,
-            fail_on_anomalies=fail_on_anomalies,
-            label_column=label_column,
+            parameters, fail_on_anomalies=fail_on_anomalies, label_column=label_column
         )
-
         tune_train_evaluate_push(
+            ChainParameters.of(parameters),
             train_data=split.outputs["train"],
             validation_data=split.outputs["validation"],
             test_data=split.outputs["test"],
             schema=validation.outputs["schema"],
+            training_statistics=validation.outputs["train_statistics"],
             after=validation,
-            label_column=label_column,
             exclude_columns=exclude_columns,
-            hyperparameters=hyperparameters,
-            tuning_trials=tuning_trials,
-            tuning_parallel_trials=tuning_parallel_trials,
-            tuning_algorithm=tuning_algorithm,
-            tuning_search_space=tuning_search_space,
-            tuning_backend=tuning_backend,
-            tuning_namespace=tuning_namespace,
-            slice_columns=slice_columns,
-            min_auc=min_auc,
-            max_auc_regression=max_auc_regression,
-            serving_model_uri=serving_model_uri,
-            serving_model_name=serving_model_name,
-            serving_backend=serving_backend,
-            serving_namespace=serving_namespace,
-            push_action=push_action,
-            canary_traffic_percent=canary_traffic_percent,
-            registry={
-                "backend": registry_backend,
-                "registry_uri": registry_uri,
-                "project": project,
-                "location": registry_location,
-                "server_address": registry_server_address,
-                "statistics": validation.outputs["train_statistics"],
-            },
         )
