@@ -172,8 +172,10 @@ def _null_keys_message(source_uri: str, nulls_in: dict[str, int], null_keys: int
     where = f"{list(nulls_in)}"
     if len(nulls_in) > 1:
         where += " (" + ", ".join(f"{c!r} in {n}" for c, n in nulls_in.items() if n) + ")"
-    return (f"{null_keys} of {total} rows of {source_uri!r} have a NULL in key column(s) "
-            f"{where}; NULL keys cannot be split repeatably: filter or fill them first")  # fmt: skip
+    return (
+        f"{null_keys} of {total} rows of {source_uri!r} have a NULL in key column(s) {where}; "
+        "NULL keys cannot be split repeatably: filter or fill them first"
+    )
 
 
 def assigned_buckets(table: pa.Table, key_columns: Sequence[str]) -> np.ndarray:

@@ -4,6 +4,7 @@ written."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -19,6 +20,7 @@ import pytest
 
 from kfpkit.components.bigquery_split import embedded, reference
 from kfpkit.splitting import data
+from kfpkit.testing.gcs import GcsStandIn
 from kfpkit.testing.permissions import unprivileged
 
 SAMPLE = Path(__file__).parent / "data" / "employment_sample.parquet"
@@ -179,8 +181,8 @@ ROWS = {"id": [1, 2, 3, 4], "y": [0, 1, 1, 0]}
         (lambda d: write(d, "t.parquet", pa.table({"id": [1, 2], "y": [None, None]})),
          {"label_column": "y"}, "is NULL in every row"),
     ],
-    ids=["missing-path", "fifo", "no-rows", "no-rows-csv", "no-files", "missing-key", "missing-label",
-         "null-keys", "all-null-key", "all-null-int-key", "all-null-csv-key",
+    ids=["missing-path", "fifo", "no-rows", "no-rows-csv", "no-files", "missing-key",
+         "missing-label", "null-keys", "all-null-key", "all-null-int-key", "all-null-csv-key",
          "all-null-second-key", "null-in-second-key", "float-key", "constant-label",
          "third-label", "null-label"],
 )  # fmt: skip
@@ -236,6 +238,49 @@ def test_an_unreadable_path_is_named_and_nothing_is_written(tmp_path, lock, mess
     error = proc.stderr.strip().splitlines()[-1]
     assert re.fullmatch("ValueError: " + message.format(d=re.escape(str(tmp_path))) + ".*",
                         error), error  # fmt: skip
+    assert leftovers(tmp_path) == []
+
+
+def sample_in_a_bucket(tmp_path: Path) -> Path:
+    """The sample as two files, gs://bucket/data/a.parquet and .../sub/b.parquet."""
+    folder = tmp_path / "gcs" / "bucket" / "data"
+    (folder / "sub").mkdir(parents=True)
+    sample = pq.read_table(SAMPLE)
+    pq.write_table(sample.slice(0, 700), folder / "a.parquet")
+    pq.write_table(sample.slice(700), folder / "sub" / "b.parquet")
+    return folder
+
+
+@contextlib.contextmanager
+def bucket_served(tmp_path: Path, monkeypatch, forbidden=()):  # type: ignore[no-untyped-def]
+    """tmp_path/gcs served as gs:// by the stand-in, pyarrow's GCS client pointed at it."""
+    with GcsStandIn(tmp_path / "gcs", forbidden) as gcs:
+        for name, value in gcs.environment(tmp_path).items():
+            monkeypatch.setenv(name, value)
+        yield
+
+
+def test_a_gs_source_splits_as_its_local_copy(tmp_path, monkeypatch):
+    """gs:// through pyarrow's GCS filesystem (google-cloud-cpp) against a stand-in."""
+    local = sample_in_a_bucket(tmp_path)
+    split(local, tmp_path / "local", label_column="employed")
+    with bucket_served(tmp_path, monkeypatch):
+        results = split("gs://bucket/data", tmp_path / "gs", label_column="employed")
+    assert sum(r.row_count for r in results) == 2000
+    for r in results:
+        ids = read_out(tmp_path / "gs", r.name).column("id").to_pylist()
+        assert sorted(ids) == sorted(read_out(tmp_path / "local", r.name).column("id").to_pylist())
+        assert r.row_count == len(ids)
+
+
+def test_a_gs_object_the_credentials_cannot_read_is_named(tmp_path, monkeypatch):
+    sample_in_a_bucket(tmp_path)
+    message = r"^gs://bucket/data/sub/b.parquet cannot be read: .*PERMISSION_DENIED"
+    with (
+        bucket_served(tmp_path, monkeypatch, forbidden=["bucket/data/sub/b.parquet"]),
+        pytest.raises(ValueError, match=message),
+    ):
+        split("gs://bucket/data", tmp_path)
     assert leftovers(tmp_path) == []
 
 
