@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
+from kfpkit.components.online_experiment import defaults
+
 PROMOTE, ROLLBACK, CONTINUE = "promote", "rollback", "continue"
 # metric -> whether higher is better
 METRICS = {"accuracy": True, "auc": True, "log_loss": False, "reward": True}
@@ -39,14 +41,14 @@ class Settings:
 
     control: str
     treatments: tuple[str, ...] = ()  # empty: every other variant with traffic
-    metric: str = "accuracy"
-    alpha: float = 0.05
-    min_labelled_rows: int = 200
-    mixture_sd: float = 0.0  # 0: 0.1 x the per-row metric's standard deviation (see README)
-    threshold: float = 0.5  # prediction >= threshold counts as class 1 (accuracy)
-    max_latency_p99_ms: float = 0.0  # 0: no latency guardrail
-    max_error_rate: float = 0.0  # 0: no error-rate guardrail
-    confidence: float = 0.95  # of the per-variant intervals and the guardrail checks
+    metric: str = defaults.METRIC
+    alpha: float = defaults.ALPHA
+    min_labelled_rows: int = defaults.MIN_LABELLED_ROWS
+    mixture_sd: float = defaults.MIXTURE_SD
+    threshold: float = defaults.THRESHOLD
+    max_latency_p99_ms: float = defaults.MAX_LATENCY_P99_MS
+    max_error_rate: float = defaults.MAX_ERROR_RATE
+    confidence: float = defaults.CONFIDENCE
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -3,6 +3,7 @@
 from kfp import dsl
 
 from kfpkit import images
+from kfpkit.components.online_experiment import defaults
 
 
 @dsl.container_component
@@ -16,14 +17,14 @@ def online_experiment(
     treatment_variant: str = "",
     start: str = "",
     end: str = "",
-    metric: str = "accuracy",
-    alpha: float = 0.05,
-    min_labelled_rows: int = 200,
-    mixture_sd: float = 0.0,
-    threshold: float = 0.5,
-    max_latency_p99_ms: float = 0.0,
-    max_error_rate: float = 0.0,
-    confidence: float = 0.95,
+    metric: str = defaults.METRIC,
+    alpha: float = defaults.ALPHA,
+    min_labelled_rows: int = defaults.MIN_LABELLED_ROWS,
+    mixture_sd: float = defaults.MIXTURE_SD,
+    threshold: float = defaults.THRESHOLD,
+    max_latency_p99_ms: float = defaults.MAX_LATENCY_P99_MS,
+    max_error_rate: float = defaults.MAX_ERROR_RATE,
+    confidence: float = defaults.CONFIDENCE,
     bigquery_endpoint: str = "",
 ):
     """Decides an online experiment (A/B test, canary) on served traffic and its feedback.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from kfpkit.components.online_experiment import defaults
 from kfpkit.components.online_experiment.analysis import Analysis, Settings, analyse
 from kfpkit.components.online_experiment.report import experiment_html
 from kfpkit.runtime.executor import Executor, main, write_json_artifact, write_text_artifact
@@ -25,14 +26,14 @@ def settings_from(executor: Executor) -> Settings:
     return Settings(
         control=control,
         treatments=(treatment,) if treatment else (),
-        metric=str(executor.param("metric", Settings.metric)),
-        alpha=executor.number_param("alpha", Settings.alpha),
-        min_labelled_rows=_integer(executor, "min_labelled_rows", Settings.min_labelled_rows),
-        mixture_sd=executor.number_param("mixture_sd", Settings.mixture_sd),
-        threshold=executor.number_param("threshold", Settings.threshold),
-        max_latency_p99_ms=executor.number_param("max_latency_p99_ms", Settings.max_latency_p99_ms),
-        max_error_rate=executor.number_param("max_error_rate", Settings.max_error_rate),
-        confidence=executor.number_param("confidence", Settings.confidence),
+        metric=str(executor.param("metric", defaults.METRIC)),
+        alpha=executor.number_param("alpha", defaults.ALPHA),
+        min_labelled_rows=_integer(executor, "min_labelled_rows", defaults.MIN_LABELLED_ROWS),
+        mixture_sd=executor.number_param("mixture_sd", defaults.MIXTURE_SD),
+        threshold=executor.number_param("threshold", defaults.THRESHOLD),
+        max_latency_p99_ms=executor.number_param("max_latency_p99_ms", defaults.MAX_LATENCY_P99_MS),
+        max_error_rate=executor.number_param("max_error_rate", defaults.MAX_ERROR_RATE),
+        confidence=executor.number_param("confidence", defaults.CONFIDENCE),
     )
 
 
