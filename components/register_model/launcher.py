@@ -26,7 +26,7 @@ def run(executor: Executor) -> None:
         model_name=executor.param("model_name", ""),
         model=executor.required_input("model"),
         metrics=executor.required_input("metrics"),
-        blessed=parse_bool("blessed", executor.param("blessed", False)),
+        blessed=parse_bool("blessed", executor.param("blessed")),  # KFP passes its default
         optional_inputs={name: executor.input(name) for name in OPTIONAL_INPUTS},
         pipeline_run=executor.param("pipeline_run", ""),
         pipeline_run_id=executor.param("pipeline_run_id", ""),
