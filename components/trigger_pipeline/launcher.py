@@ -33,14 +33,17 @@ def run(executor: Executor) -> None:
         pipeline_root=executor.param("pipeline_root", ""),
         service_account=executor.param("service_account", ""),
     )
+    # KFP passes the component's declared ``enabled``; an input without one leaves trigger's
+    enabled = executor.param("enabled")
+    options = {} if enabled is None else {"enabled": bool(enabled)}
     outcome = trigger(
         uri_to_path(uri),
         target,
         executor.json_param("parameters", {}) or {},
         executor_identity(executor.raw),
         name_prefix=executor.param("run_name", ""),
-        enabled=bool(executor.param("enabled", True)),
         reason=executor.param("reason", ""),
+        **options,
     )
     doc = outcome.to_dict()
     write_json_artifact(executor.output("triggered_run"), RUN_FILE, doc)
