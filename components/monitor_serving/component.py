@@ -3,6 +3,7 @@
 from kfp import dsl
 
 from kfpkit import images
+from kfpkit.components.monitor_serving import defaults
 
 
 @dsl.container_component
@@ -16,19 +17,19 @@ def monitor_serving(
     logs: str = "",
     start: str = "",
     end: str = "",
-    window_hours: float = 0.0,
+    window_hours: float = defaults.WINDOW_HOURS,
     training_statistics: dsl.Input[dsl.Artifact] = None,
     previous_statistics: dsl.Input[dsl.Artifact] = None,
     reference_metrics: dsl.Input[dsl.Artifact] = None,
-    default_categorical_drift_threshold: float = 0.03,
-    default_numeric_drift_threshold: float = 0.03,
+    default_categorical_drift_threshold: float = defaults.THRESHOLD,
+    default_numeric_drift_threshold: float = defaults.THRESHOLD,
     drift_thresholds: dict = {},  # noqa: B006 - KFP needs a literal default
-    default_categorical_skew_threshold: float = 0.03,
-    default_numeric_skew_threshold: float = 0.03,
+    default_categorical_skew_threshold: float = defaults.THRESHOLD,
+    default_numeric_skew_threshold: float = defaults.THRESHOLD,
     skew_thresholds: dict = {},  # noqa: B006
-    metric: str = "auc",
-    max_decay: float = 0.02,
-    min_labelled_rows: int = 100,
+    metric: str = defaults.METRIC,
+    max_decay: float = defaults.MAX_DECAY,
+    min_labelled_rows: int = defaults.MIN_LABELLED_ROWS,
     bigquery_endpoint: str = "",
 ):
     """Watches one window of served traffic: skew from the training data, drift from the

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kfpkit.components.monitor_serving import defaults
 from kfpkit.components.monitor_serving.monitor import (
     Monitoring,
     Settings,
@@ -46,7 +47,6 @@ from kfpkit.tfdv.validation import metric_name, thresholds_from
 
 _log = logging.getLogger("kfpkit")
 MONITORING_FILE = "monitoring.json"
-DEFAULT_THRESHOLD = 0.03  # the component's default of every threshold
 
 
 def _baseline(executor: Executor, name: str) -> Statistics | None:
@@ -86,14 +86,14 @@ def _reference(given: Artifact | None) -> dict[str, Any] | None:
 
 
 def settings_from(executor: Executor) -> Settings:
-    rows = executor.number_param("min_labelled_rows", Settings.min_labelled_rows)
+    rows = executor.number_param("min_labelled_rows", defaults.MIN_LABELLED_ROWS)
     if rows != int(rows):
         raise ValueError(f"min_labelled_rows must be an integer >= 1, got {rows!r}")
     return Settings(
-        drift=thresholds_from(executor, "drift", DEFAULT_THRESHOLD),
-        skew=thresholds_from(executor, "skew", DEFAULT_THRESHOLD),
-        metric=executor.param("metric", Settings.metric),
-        max_decay=executor.number_param("max_decay", Settings.max_decay),
+        drift=thresholds_from(executor, "drift", defaults.THRESHOLD),
+        skew=thresholds_from(executor, "skew", defaults.THRESHOLD),
+        metric=executor.param("metric", defaults.METRIC),
+        max_decay=executor.number_param("max_decay", defaults.MAX_DECAY),
         min_labelled_rows=int(rows),
     )
 
@@ -142,7 +142,7 @@ def metrics_of(result: Monitoring) -> dict[str, float]:
 def run(executor: Executor) -> None:
     source = (executor.param("logs", "") or "").strip()
     start, end = executor.param("start", "") or "", executor.param("end", "") or ""
-    hours = executor.number_param("window_hours", 0.0)
+    hours = executor.number_param("window_hours", defaults.WINDOW_HOURS)
     window, before = windows(start, end, hours, datetime.now(UTC))
     settings = settings_from(executor)
     training = _baseline(executor, "training_statistics")

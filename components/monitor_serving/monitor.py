@@ -34,6 +34,7 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
 from kfpkit.classification import binary_metrics
+from kfpkit.components.monitor_serving import defaults
 from kfpkit.serving.served_logs import JOINED_COLUMNS, REQUEST_COLUMNS, Window, as_utc
 from kfpkit.tfdv.in_process import statistics_of_table
 from kfpkit.tfdv.validation import DRIFT, SKEW, Thresholds, anomaly_lines, measurements, validate
@@ -47,15 +48,20 @@ PERFORMANCE_METRICS = ("auc", "accuracy")
 Statistics: TypeAlias = statistics_pb2.DatasetFeatureStatisticsList
 
 
+def _default_thresholds() -> Thresholds:
+    """The component's default thresholds of one comparison (drift or skew)."""
+    return Thresholds(categorical=defaults.THRESHOLD, numeric=defaults.THRESHOLD)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Thresholds of one monitoring run (see the component's arguments)."""
 
-    drift: Thresholds = field(default_factory=Thresholds)
-    skew: Thresholds = field(default_factory=Thresholds)
-    metric: str = "auc"  # the performance metric compared with the reference
-    max_decay: float = 0.02  # alert when the metric fell by more than this
-    min_labelled_rows: int = 100  # fewer labelled rows: measured, never an alert
+    drift: Thresholds = field(default_factory=_default_thresholds)
+    skew: Thresholds = field(default_factory=_default_thresholds)
+    metric: str = defaults.METRIC
+    max_decay: float = defaults.MAX_DECAY
+    min_labelled_rows: int = defaults.MIN_LABELLED_ROWS
 
     def __post_init__(self) -> None:
         if self.metric not in PERFORMANCE_METRICS:
