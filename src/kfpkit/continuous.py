@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kfpkit import demo_data, images, scoring
+from kfpkit.window_state import check_window
 
 PIPELINE = "continuous_training"
 WINDOWS = ("2015", "2016", "2017", "2018")
@@ -47,10 +48,10 @@ def window_table(window: str) -> str:
 
 def window_parquet(window: str, out_dir: Path, source: Path | None = None) -> Path:
     """The demo rows of one year as their own Parquet file (cached under ``out_dir``)."""
-    # as written: the label names the state folder, the table and the registry's lineage, so
-    # '02015' would be a second window of 2015's rows
-    if not window.isdigit() or window != str(int(window)):
-        raise ValueError(f"demo windows are years written as such (2015-2018), got {window!r}")
+    # the pipeline's own label check first ('02015' refused: a second window of 2015's rows)
+    check_window(window)
+    if not window.isdigit():
+        raise ValueError(f"demo windows are years (2015-2018), got {window!r}")
     out = out_dir / f"employment_{window}.parquet"
     if not out.exists():
         table = pq.read_table(source or demo_data.demo_parquet())
