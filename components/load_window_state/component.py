@@ -24,7 +24,8 @@ def load_window_state(
     Args:
         state_uri: The state folder (a path under the pipeline root locally, ``gs://...`` on
             a cluster, read through KFP's ``/gcs/`` mount). Empty on the first run is fine.
-        window: This run's window label (letters, digits, ``_ . -``).
+        window: This run's window label (letters, digits, ``_ . -``; a number without
+            leading zeros).
         current_statistics: Statistics of the new window (``FeatureStats.pb``): copied into
             a baseline output that has nothing to compare with, so the comparison step always
             has an input; such an output has metadata ``fallback: true``.
@@ -35,8 +36,9 @@ def load_window_state(
             baseline).
         state: ``state.json``: ``window``, ``previous_window`` (empty on the first window),
             ``recorded_windows``, ``production`` (``window``, ``model_uri``, ``version``,
-            ``promoted_at``; null when none), ``windows_since_production``; the same in the
-            artifact's metadata.
+            ``promoted_at``; null when none), ``windows_since_production``,
+            ``window_trained_before`` (an earlier run's recorded decision trained on this
+            window); the same in the artifact's metadata.
 
     Limits:
         The state folder is this pipeline's own record, not a model registry: the model in

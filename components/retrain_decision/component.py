@@ -28,7 +28,10 @@ def retrain_decision(
     and the window state (``load_window_state``). Retrains when no model is in production,
     when any counted distance is over its threshold, or when the production model reached a
     maximum age; otherwise the decision says why not (the largest distances against their
-    thresholds, the model's age against the limits). With ``monitoring`` (monitor_serving's,
+    thresholds, the model's age against the limits). A re-run of a window never retrains
+    when a model was already trained on it (the production model's window or an earlier one,
+    or a window an earlier run trained, blessed or not): the reasons say what would have
+    retrained it. With ``monitoring`` (monitor_serving's,
     a step that always runs, so no ``dsl.OneOf`` is needed on any platform) served skew from
     the training data and performance decay on feedback labels are reasons too. Branch on
     ``retrain`` with ``dsl.If``.
@@ -47,14 +50,16 @@ def retrain_decision(
         max_model_age_days: Retrain when the production model was pushed this many days ago
             (wall clock; 0: never for age).
         retrain_on_skew: Count skew against the production model's training data.
-        ignored_features: Never count these features (``id`` and ``year`` differ between
-            windows by construction); give them a threshold of 0 in ``tfdv_validate`` too.
+        ignored_features: Never count these features (default none; e.g. an id and the
+            window's own column, which differ between windows by construction); give them a
+            threshold of 0 in ``tfdv_validate`` too.
 
     Returns:
         decision: ``decision.json`` (``window``, ``retrain``, ``reasons``, ``drifted`` and
             ``skewed`` (feature, measure, distance, threshold), every counted measurement,
             the model's age, ``served``: rows, skewed and measured served features,
-            performance); the same in the artifact's metadata.
+            performance, ``window_trained``: this run or an earlier one trains on the
+            window); the same in the artifact's metadata.
         retrain: True when the run should retrain.
         reasons: The reasons, one line each.
 

@@ -12,9 +12,12 @@ Layout under the state URI (a local path, or gs:// read through KFP's /gcs/ moun
 Window labels sort in time order (years ``2016``, ISO dates ``2016-01-31``): the previous
 window is the greatest recorded label below the current one, and a model's age in windows is
 the number of recorded windows after its own, up to and including the current one (0 when
-the current window is the model's own or an earlier one: a re-run trains nothing new). Every
-file is written under a temporary name and renamed into place, so a reader never sees half
-of one and a restarted step simply writes it again.
+the current window is the model's own or an earlier one: a re-run trains nothing new). A
+window whose recorded decision trained on it (``window_trained``) is never trained again:
+the decision is recorded before the training starts, so this holds whether that training was
+blessed, not blessed, or is still running. Every file is written under a temporary name and
+renamed into place, so a reader never sees half of one and a restarted step simply writes it
+again.
 """
 
 from __future__ import annotations
@@ -33,32 +36,28 @@ DECISION_FILE = "decision.json"
 PRODUCTION_FILE = "production.json"
 WINDOWS = "windows"
 PRODUCTION = "production"
+# the decision's key: True once a run of the window trained (or started training) on its data
+WINDOW_TRAINED = "window_trained"
 
 _WINDOW_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 def check_window(window: str) -> str:
-    """A window label: letters, digits, ``_``, ``.``, ``-`` (it names a folder and a table)."""
+    """A window label: letters, digits, ``_``, ``.``, ``-`` (it names a folder and a table),
+    and a number written without leading zeros (a label is an identifier: ``02015`` would be
+    a second window of 2015's data, with its own folder, table and registry lineage)."""
     if not isinstance(window, str) or not _WINDOW_RE.match(window):
         raise ValueError(
             f"window must be a label such as '2016' or '2016-01-31' (letters, digits, _ . -), "
             f"got {window!r}"
         )
-    return window
-
-
-def _check_not_renamed(window: str, recorded: list[str]) -> None:
-    """Refuses a numeric label that is a recorded window written differently ('02015' for
-    '2015'): it would be a new window (folder, table, registry lineage) of the same data,
-    and would sort before every year."""
-    if not window.isdigit():
-        return
-    same = [w for w in recorded if w.isdigit() and w != window and int(w) == int(window)]
-    if same:
+    if window.isdigit() and len(window) > 1 and window.startswith("0"):
         raise ValueError(
-            f"window {window!r} is the recorded window {same[0]!r} written differently: "
-            f"use {same[0]!r} to re-run it"
+            f"window {window!r} is a number written with leading zeros: write it "
+            f"{str(int(window))!r} (a label is an identifier: {window!r} and "
+            f"{str(int(window))!r} would be two windows of the same data)"
         )
+    return window
 
 
 def check_state_dir(path: str) -> str:
@@ -90,6 +89,8 @@ class WindowState:
     recorded_windows: tuple[str, ...]  # before this run, in order
     production: Production | None
     windows_since_production: int  # 0 without a production model
+    # an earlier run of this window decided to train on its data (see trained_before)
+    window_trained_before: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -105,6 +106,7 @@ class WindowState:
             recorded_windows=tuple(doc.get("recorded_windows", ())),
             production=Production(**prod) if prod else None,
             windows_since_production=int(doc.get("windows_since_production", 0)),
+            window_trained_before=bool(doc.get("window_trained_before", False)),
         )
 
 
@@ -136,7 +138,6 @@ def load(state_dir: str, window: str) -> WindowState:
     check_window(window)
     check_state_dir(state_dir)
     windows = [w for w in recorded_windows(state_dir) if w != window]
-    _check_not_renamed(window, windows)
     earlier = [w for w in windows if w < window]
     production = read_production(state_dir)
     since = 0
@@ -150,7 +151,26 @@ def load(state_dir: str, window: str) -> WindowState:
         recorded_windows=tuple(windows),
         production=production,
         windows_since_production=since,
+        window_trained_before=trained_before(state_dir, window),
     )
+
+
+def trained_before(state_dir: str, window: str) -> bool:
+    """Whether a recorded decision of ``window`` trained on its data (``window_trained``;
+    ``retrain`` in records older than that key). Read from the decision alone, which is
+    written before the training starts: a run stopped between the two still counts (its
+    model may be registered)."""
+    path = os.path.join(state_dir, WINDOWS, window, DECISION_FILE)
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except ValueError as e:
+        raise RuntimeError(f"{path} is not a decision record: {e}") from e
+    if not isinstance(doc, dict):
+        raise RuntimeError(f"{path} is not a decision record: {doc!r}")
+    return bool(doc.get(WINDOW_TRAINED, doc.get("retrain", False)))
 
 
 def window_statistics(state_dir: str, window: str) -> str:

@@ -60,6 +60,46 @@ def test_bad_window_labels_are_refused(tmp_path, bad):
         state.load(str(tmp_path), bad)
 
 
+@pytest.mark.parametrize("label", ["02015", "00", "0001"])
+def test_a_number_with_leading_zeros_is_refused_even_as_the_first_window(tmp_path, label):
+    root = tmp_path / "state"
+    with pytest.raises(ValueError, match=rf"window '{label}' is a number written with leading"):
+        state.load(str(root), label)
+    with pytest.raises(ValueError, match=rf"window '{label}'"):
+        state.record_window(str(root), label, str(stats_dir(tmp_path, "s")), {})
+    assert not root.exists()
+    # zero itself, and labels that only start with a zero digit, are identifiers as written
+    for fine in ("0", "0a", "0-1", "2015"):
+        assert state.load(str(root), fine).window == fine
+
+
+def test_a_window_counts_as_trained_once_its_recorded_decision_trained_on_it(tmp_path):
+    root = str(tmp_path / "state")
+    stats = str(stats_dir(tmp_path, "s"))
+    assert state.load(root, "2016").window_trained_before is False  # never run
+    records = {
+        "2015": {"retrain": True},  # a record older than the window_trained key
+        "2016": {"retrain": False, "window_trained": True},  # a re-run of a trained window
+        "2017": {"retrain": False, "window_trained": False},
+        "2018": {"retrain": False},
+    }
+    for window, decision in records.items():
+        state.record_window(root, window, stats, {"window": window, **decision})
+    got = {w: state.load(root, w).window_trained_before for w in records}
+    assert got == {"2015": True, "2016": True, "2017": False, "2018": False}
+    # the state.json round trip keeps it
+    loaded = state.load(root, "2016")
+    assert state.WindowState.from_dict(loaded.to_dict()) == loaded
+    # the decision alone counts (written before the training; the statistics after it)
+    crashed = tmp_path / "state" / "windows" / "2019"
+    crashed.mkdir()
+    (crashed / "decision.json").write_text(json.dumps({"retrain": True}))
+    assert state.load(root, "2019").window_trained_before is True
+    (crashed / "decision.json").write_text("{not json")
+    with pytest.raises(RuntimeError, match=r"2019/decision.json is not a decision record"):
+        state.load(root, "2019")
+
+
 def test_state_uri_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(ValueError, match="not a directory"):
