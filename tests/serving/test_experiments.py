@@ -35,8 +35,36 @@ def models(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("variants")
     out = {name: write_constant_model(root / name, p) for name, p in ANSWER.items()}
     out["broken"] = write_broken_model(root / "broken")
+    out["corrupt"] = write_model_with_corrupt_variables(root / "corrupt")
     out["schema"] = write_schema(root / "schema")
     return out
+
+
+def write_model_with_corrupt_variables(path: Path) -> Path:
+    """A SavedModel whose saved_model.pb is sound (it passes the check without TensorFlow) but
+    whose variable's bytes were damaged on disk (same size, bytes flipped)."""
+    import tensorflow as tf
+
+    from kfpkit.serving.loading import check_saved_model
+
+    class Mean(tf.Module):
+        def __init__(self):
+            self.weights = tf.Variable(tf.fill([4096], 0.5))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="AGEP"),
+                                      tf.TensorSpec([None], tf.string, name="SEX")])  # fmt: skip
+        def serve(self, AGEP, SEX):  # noqa: N803 - input names are the feature names
+            rows = tf.shape(AGEP)[0] + 0 * tf.shape(SEX)[0]
+            return {"probability": tf.fill([rows], tf.reduce_mean(self.weights))}
+
+    module = Mean()
+    tf.saved_model.save(module, str(path / "1"), signatures={"serving_default": module.serve})
+    data = path / "1" / "variables" / "variables.data-00000-of-00001"
+    damaged = bytearray(data.read_bytes())
+    damaged[100:200] = bytes(b ^ 0xFF for b in damaged[100:200])  # inside the 16 KiB tensor
+    data.write_bytes(bytes(damaged))
+    check_saved_model(str(path), "variant")  # the graph file is fine: only loading can tell
+    return path
 
 
 def variant_args(models, weights: dict[str, float]) -> list[str]:
@@ -336,6 +364,10 @@ def test_sigterm_under_load_flushes_logs_feedback_and_policy(models, tmp_path):
     ("args", "words"),
     [
         (["--variant", "a={a}", "--variant", "broken={broken}"], ["variant 'broken'", "{broken}"]),
+        (
+            ["--variant", "a={a}", "--variant", "corrupt={corrupt}"],
+            ["variant 'corrupt'", "{corrupt}", "Checksum does not match"],
+        ),
         (["--variant", "a={a}:0", "--variant", "b={b}:0"], ["sum to 0.0"]),
         (["--variant", "a={a}:-1", "--variant", "b={b}"], ["weight of variant 'a'"]),
         (["--variant", "a={a}", "--variant", "a={b}"], ["['a'] given more than once"]),
