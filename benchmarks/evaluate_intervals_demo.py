@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from kfpkit.components.evaluate import evaluator, intervals
+from kfpkit.components.evaluate import bands, evaluator, intervals
 from kfpkit.components.evaluate import metrics as m
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +49,7 @@ TRAIN_YEARS = (2015, 2016, 2017)
 TRAIN_PAIRS: Pairs = {2017: (("2016", "2015"),), 2018: (("2016", "2015"), ("2017", "2015"))}
 TRAIN_HYPERPARAMETERS = {"epochs": 4, "early_stopping_patience": 1, "seed": 42}
 SLICE_COLUMNS = ("SEX", "RAC1P", "age_band")
-AGE_BANDS = (0, 25, 45, 65, 200)
+AGE_EDGES = (25, 45, 65)  # bands <25, 25-45, 45-65, >=65 (evaluate's slice_bins)
 NONINFERIORITY_MARGIN = 0.001
 EXPLAIN_ROWS = 1000  # the candidate's feature attributions on this many sampled test rows
 
@@ -66,11 +66,8 @@ def _year(table: pa.Table, year: int, folder: Path, rows: int = 0) -> Path:
     if 0 < rows < found.num_rows:
         pick = np.random.default_rng(year).choice(found.num_rows, rows, replace=False)
         found = found.take(np.sort(pick))
-    band = np.digitize(found["AGEP"].to_numpy(), AGE_BANDS[1:-1])
-    names = np.array(
-        [f"{lo}-{hi - 1}" for lo, hi in zip(AGE_BANDS[:-1], AGE_BANDS[1:], strict=True)]
-    )
-    return _write(found.append_column("age_band", pa.array(names[band])), folder)
+    band = bands.slice_labels(found["AGEP"].to_numpy(), AGE_EDGES)
+    return _write(found.append_column("age_band", pa.array(band)), folder)
 
 
 def train_models(table: pa.Table, work: Path) -> dict[str, dict[str, Any]]:
@@ -158,6 +155,12 @@ def evaluate_pair(
                 ]
                 for v, f in vals.items()
             }
+            for c, vals in got.slice_intervals.items()
+        },
+        # per slice value the paired interval of (candidate - baseline) AUC, None when the
+        # slice is too small for one
+        "slice_auc_difference_ci": {
+            c: {v: intervals.as_json(f.difference.get("auc")) for v, f in vals.items()}
             for c, vals in got.slice_intervals.items()
         },
     }

@@ -3,6 +3,7 @@
 from kfp import dsl
 
 from kfpkit import images
+from kfpkit.components.evaluate import defaults
 
 
 @dsl.container_component
@@ -16,21 +17,22 @@ def evaluate(
     blessed: dsl.OutputPath(bool),  # type: ignore[valid-type]  # kfp's own idiom
     label_column: str,
     baseline_model: dsl.Input[dsl.Model] = None,
-    baseline_model_dir: str = "",
+    baseline_model_dir: str = defaults.BASELINE_MODEL_DIR,
     slice_columns: list = [],  # noqa: B006 - KFP needs a literal default
-    metric: str = "auc",
-    absolute_threshold: float = 0.5,
-    max_regression: float = 0.0,
-    min_improvement: float = 0.0,
-    bootstrap_resamples: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
-    min_lower_bound: float = 0.0,
-    require_noninferiority: bool = False,
-    noninferiority_margin: float = 0.0,
+    slice_bins: dict = {},  # noqa: B006 - KFP needs a literal default
+    metric: str = defaults.METRIC,
+    absolute_threshold: float = defaults.ABSOLUTE_THRESHOLD,
+    max_regression: float = defaults.MAX_REGRESSION,
+    min_improvement: float = defaults.MIN_IMPROVEMENT,
+    bootstrap_resamples: int = defaults.BOOTSTRAP_RESAMPLES,
+    seed: int = defaults.SEED,
+    confidence: float = defaults.CONFIDENCE,
+    min_lower_bound: float = defaults.MIN_LOWER_BOUND,
+    require_noninferiority: bool = defaults.REQUIRE_NONINFERIORITY,
+    noninferiority_margin: float = defaults.NONINFERIORITY_MARGIN,
     slice_thresholds: dict = {},  # noqa: B006 - KFP needs a literal default
-    explain_rows: int = 1000,
-    attribution_method: str = "auto",
+    explain_rows: int = defaults.EXPLAIN_ROWS,
+    attribution_method: str = defaults.ATTRIBUTION_METHOD,
 ):
     """Evaluates a SavedModel on a test split, overall and per slice, and decides whether
     it is good enough to deploy ("blessed"), against a baseline model when there is one.
@@ -59,6 +61,10 @@ def evaluate(
         label_column: Binary 0/1 label column; no nulls. Required (set by the pipeline).
         slice_columns: Columns whose values each get their metrics (the 50 most frequent
             values per column), e.g. ``["SEX", "year"]``.
+        slice_bins: Numeric columns sliced into bands at the given increasing edges, e.g.
+            ``{"AGEP": [25, 45, 65]}`` gives the slices ``AGEP=<25``, ``AGEP=25-45`` (25 <=
+            AGEP < 45), ``AGEP=45-65`` and ``AGEP=>=65`` (nulls: ``AGEP=missing``); the column
+            need not be in ``slice_columns``.
         metric: Blessing metric: ``auc``, ``accuracy``, ``precision`` or ``recall``.
         absolute_threshold: Lowest acceptable value of ``metric``, in [0, 1].
         max_regression: How much worse than the baseline ``metric`` may be, in [0, 1].
@@ -66,7 +72,8 @@ def evaluate(
             set this or ``max_regression``, not both.
         bootstrap_resamples: Bootstrap resamples of the test rows (> 0) for the confidence
             interval of every metric, overall and per slice; candidate and baseline are
-            resampled on the same rows (paired), which gives the interval of their difference.
+            resampled on the same rows (paired), which gives the interval of their difference,
+            overall and per slice (the slices' from the same resamples as the overall ones).
             A slice of fewer than 30 rows or one class gets no interval (reported, no error).
         seed: Seed of the resampling: the same seed, data and models give the same intervals.
         confidence: Level of the percentile intervals, in [0.5, 1).
@@ -76,7 +83,8 @@ def evaluate(
         noninferiority_margin: How much worse than the baseline the interval may reach; at
             0 the candidate must be significantly better, so set it (e.g. 0.001 AUC).
         slice_thresholds: ``{"column=value": floor}``: that slice's ``metric`` must reach its
-            floor (e.g. ``{"SEX=2": 0.8}``); the column must be in ``slice_columns``.
+            floor (e.g. ``{"SEX=2": 0.8}``, ``{"AGEP=<25": 0.7}`` for a band of
+            ``slice_bins``); the column must be in ``slice_columns`` or ``slice_bins``.
         explain_rows: Feature attributions of the candidate on this many test rows drawn at
             random (``seed``; 0: none), from a baseline row of their medians and most
             frequent values, on the served signature (``kfpkit.explain``). Sampled Shapley
@@ -88,7 +96,9 @@ def evaluate(
         metrics: count, positives, accuracy, precision, recall, auc, log_loss; the same
             prefixed ``baseline_``; per slice ``<column>=<value>/count|accuracy|auc``;
             ``blessed``; interval bounds ``<metric>_low|_high`` (also ``baseline_``,
-            ``difference_`` and ``<column>=<value>/auc_low|_high``); per slice column
+            ``difference_`` and ``<column>=<value>/auc_low|_high``); with a baseline, per
+            slice ``<column>=<value>/baseline_<metric>`` and the paired interval
+            ``<column>=<value>/difference_<metric>_low|_high``; per slice column
             ``<column>/demographic_parity_difference``, ``true_positive_rate_gap``,
             ``false_positive_rate_gap``, ``equalized_odds_difference``;
             ``expected_calibration_error``; per feature ``attribution/<feature>``, its mean
@@ -97,7 +107,8 @@ def evaluate(
             and ROC curve at thresholds 0.00 to 1.00 in KFP's layout.
         report: Markdown: the decision with every check and its outcome, what the data can
             and cannot tell apart, metrics and intervals against the baseline, a table per
-            slice column with its fairness gaps, the calibration curve (inline SVG), and the
+            slice column with the change to the baseline and its interval (with a chart), its
+            fairness gaps, the calibration curve (inline SVG), and the
             mean |attribution| per feature, overall and per slice value.
         explanation: ``explanation.json``: attribution method and settings, the baseline row
             and its prediction, the features, the completeness gap, the importance overall
@@ -108,7 +119,9 @@ def evaluate(
         A model folder with no SavedModel version; test data lacking a model input, the
         label or a slice column, empty, or with a label that is not binary; an unknown
         metric or thresholds outside [0, 1]; bootstrap_resamples <= 0; a slice threshold
-        on a slice that was not evaluated (named, with the slices present); explain_rows < 0
+        on a slice that was not evaluated (named, with the slices present); slice_bins on a
+        column that is not in the data or not numeric, or with edges that are empty, not
+        numbers or not increasing (named); explain_rows < 0
         or an unknown attribution method (integrated gradients on a model with string inputs,
         named).
     """

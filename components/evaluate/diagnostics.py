@@ -9,7 +9,7 @@ rate gaps likewise; equalized odds difference = the larger of the two gaps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -107,3 +107,43 @@ def calibration_svg(curve: Mapping[str, Any]) -> str:
         {"model": points, "perfectly calibrated": [(0.0, 0.0), (1.0, 1.0)]},
         x_label="mean predicted probability per bin; y: observed positive rate",
     )
+
+
+def difference_svg(
+    title: str, rows: Sequence[tuple[str, float, tuple[float, float]]], width: int = 460
+) -> str:
+    """Per slice value its change to the baseline (a dot) and that change's interval (a bar)
+    against a line at 0: a bar that crosses the line is a change the data cannot tell from
+    none. Inline SVG, as the report kit draws (offline, no script)."""
+    left, right, top, step = 120, 20, 34, 22
+    ends = [0.0, *(e for _, _, band in rows for e in band)]
+    low, high = min(ends), max(ends)
+    span = (high - low) or 1.0
+
+    def x(value: float) -> float:
+        return left + (width - left - right) * (value - low) / span
+
+    height = top + step * len(rows) + 24
+    esc = html_report.esc
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="{esc(title)}">',
+        f'<text x="{width / 2}" y="18" text-anchor="middle" font-weight="bold">{esc(title)}</text>',
+        f'<line x1="{x(0):.1f}" y1="{top - 6}" x2="{x(0):.1f}" y2="{height - 20}" stroke="#999"/>',
+        f'<text x="{left}" y="{height - 6}" font-size="11">{low:+.4f}</text>',
+        f'<text x="{width - right}" y="{height - 6}" text-anchor="end" font-size="11">'
+        f"{high:+.4f}</text>",
+    ]
+    for i, (label, point, (band_low, band_high)) in enumerate(rows):
+        y = top + step * i + step / 2
+        color = html_report.PALETTE[0 if band_low > 0 or band_high < 0 else 5]
+        parts += [
+            f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end" font-size="12">'
+            f"{esc(label)}</text>",
+            f'<line x1="{x(band_low):.1f}" y1="{y:.1f}" x2="{x(band_high):.1f}" y2="{y:.1f}" '
+            f'stroke="{color}" stroke-width="3"><title>{esc(label)}: {point:+.4f} '
+            f"[{band_low:+.4f}, {band_high:+.4f}]</title></line>",
+            f'<circle cx="{x(point):.1f}" cy="{y:.1f}" r="4" fill="{color}"/>',
+        ]
+    parts.append("</svg>")
+    return "\n".join(parts)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from kfpkit import tabular
-from kfpkit.components.evaluate import diagnostics, explanations, intervals
+from kfpkit.components.evaluate import bands, defaults, diagnostics, explanations, intervals
 from kfpkit.components.evaluate import metrics as m
 from kfpkit.components.evaluate.intervals import Intervals
 from kfpkit.explain import attributions as attr
@@ -34,6 +34,8 @@ class EvaluateRequest:
     label_column: str
     baseline_path: str | None = None
     slice_columns: tuple[str, ...] = ()
+    # Numeric columns sliced into bands at these edges (bands.check_bins); also slice columns.
+    slice_bins: Mapping[str, Sequence[float]] = field(default_factory=dict)
     rule: m.BlessingRule = m.BlessingRule()
     # None: no intervals (point estimates only, as before).
     bootstrap: intervals.BootstrapSettings | None = None
@@ -52,7 +54,9 @@ class EvaluationResult:
     decision: m.Decision
     report: str
     intervals: Intervals | None = None  # the field shadows the module inside the class
+    # per slice column and value: the candidate's and the baseline's, and their difference
     slice_intervals: dict[str, dict[str, Intervals]] | None = None
+    baseline_slices: dict[str, dict[str, dict[str, Any]]] | None = None
     fairness: dict[str, dict[str, Any]] | None = None
     calibration: dict[str, Any] | None = None
     explanation: dict[str, Any] | None = None  # explanations.explain's summary
@@ -65,9 +69,14 @@ def _probabilities(model: tabular.ServingModel, table: Any, name: str) -> np.nda
     return scores
 
 
+def sliced_columns(request: EvaluateRequest) -> list[str]:
+    """The slice columns, then the banded ones not among them."""
+    return list(dict.fromkeys([*request.slice_columns, *request.slice_bins]))
+
+
 def _columns(models: Sequence[tabular.ServingModel], request: EvaluateRequest) -> list[str]:
     names = [s.name for model in models for s in model.feature_specs]
-    names += [request.label_column, *request.slice_columns]
+    names += [request.label_column, *sliced_columns(request)]
     return list(dict.fromkeys(names))
 
 
@@ -86,8 +95,11 @@ def score_split(
     columns = _columns(list(models.values()), request)
     labels: list[np.ndarray] = []
     scores: dict[str, list[np.ndarray]] = {name: [] for name in models}
-    slices: dict[str, list[pa.ChunkedArray]] = {c: [] for c in request.slice_columns}
+    slices: dict[str, list[pa.ChunkedArray]] = {c: [] for c in sliced_columns(request)}
     for table in tabular.iter_split(request.test_path, "test_data", columns):
+        if not labels:  # before any row is scored
+            for column in request.slice_bins:
+                bands.check_numeric(column, table.schema.field(column).type)
         labels.append(tabular.binary_labels(table, request.label_column, "test_data"))
         for name, model in models.items():
             scores[name].append(_probabilities(model, table, name))
@@ -108,6 +120,7 @@ def _joined(chunks: Sequence[pa.ChunkedArray]) -> pa.ChunkedArray:
 
 def evaluate(request: EvaluateRequest) -> EvaluationResult:
     """Loads both models, scores the test split, applies the blessing rule."""
+    bins = bands.check_bins(request.slice_bins)
     model = tabular.ServingModel(request.model_path, "model")
     baseline = (
         tabular.ServingModel(request.baseline_path, "baseline_model")
@@ -122,8 +135,15 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
     baseline_metrics = (
         m.binary_metrics(labels, baseline_scores) if baseline_scores is not None else None
     )
-    columns = scored.columns
-    slices = m.slice_metrics(labels, scores, columns)
+    # each row's slice label per column, once: its value as text, or its band
+    columns = {c: bands.slice_labels(v, bins.get(c)) for c, v in scored.columns.items()}
+    orders = {c: bands.band_names(edges) for c, edges in bins.items()}
+    slices = m.slice_metrics(labels, scores, columns, orders)
+    baseline_slices = (
+        m.slice_metrics(labels, baseline_scores, columns, orders)
+        if baseline_scores is not None
+        else None
+    )
     m.check_slice_thresholds(request.rule, slices)
     settings = request.bootstrap
     overall_ci = slice_ci = None
@@ -131,25 +151,25 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
         named = {"model": scores}
         if baseline_scores is not None:
             named["baseline"] = baseline_scores
+        groups = {
+            column: {value: np.flatnonzero(columns[column] == value) for value in values}
+            for column, values in slices.items()
+        }
         overall_ci = intervals.bootstrap(
-            labels, named, settings, paired=("model", "baseline") if len(named) == 2 else None
+            labels,
+            named,
+            settings,
+            paired=("model", "baseline") if len(named) == 2 else None,
+            groups=groups,
         )
-        slice_ci = {}
-        for i, (column, values) in enumerate(columns.items()):
-            text = np.asarray(values).astype(str)
-            slice_ci[column] = {
-                value: intervals.bootstrap(
-                    labels[text == value], {"model": scores[text == value]}, settings, (i + 1, j)
-                )
-                for j, value in enumerate(slices[column])
-            }
-    confidence = settings.confidence if settings else 0.95
+        slice_ci = overall_ci.slices
+    confidence = settings.confidence if settings else defaults.CONFIDENCE
     fairness = diagnostics.fairness(labels, scores, columns)
     calibration = diagnostics.calibration(labels, scores)
     explanation = (
         explanations.explain(model, request.test_path, len(labels),
                              {c: list(v) for c, v in slices.items()}, request.explain_rows,
-                             request.attribution)
+                             request.attribution, bins)
         if request.explain_rows > 0
         else None
     )  # fmt: skip
@@ -170,6 +190,7 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
             slices,
             bootstrap=overall_ci,
             slice_intervals=slice_ci,
+            baseline_slices=baseline_slices,
             fairness=fairness,
             calibration_svg=diagnostics.calibration_svg(calibration),
             confidence=confidence,
@@ -177,6 +198,7 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
         + (explanations.report_markdown(explanation) if explanation else ""),
         intervals=overall_ci,
         slice_intervals=slice_ci,
+        baseline_slices=baseline_slices,
         fairness=fairness,
         calibration=calibration,
         explanation=explanation,

@@ -17,11 +17,11 @@ import numpy as np
 import pyarrow as pa
 
 from kfpkit import tabular
+from kfpkit.components.evaluate import bands, defaults
 from kfpkit.explain import attributions as attr
 from kfpkit.explain import baseline as baselines
 from kfpkit.runtime import html_report
 
-DEFAULT_ROWS = 1000
 # slice values shown per slice column in the report (the most frequent ones)
 REPORT_SLICE_VALUES = 8
 
@@ -44,12 +44,14 @@ def explain(
     test_path: str,
     total_rows: int,
     slice_values: Mapping[str, Sequence[str]],
-    rows: int = DEFAULT_ROWS,
+    rows: int = defaults.EXPLAIN_ROWS,
     settings: attr.Settings = attr.Settings(),  # noqa: B008 - frozen, immutable
+    slice_bins: Mapping[str, Sequence[float]] | None = None,
 ) -> dict[str, Any]:
     """The summary (JSON-ready): method, settings, baseline, baseline prediction, rows,
     completeness gap, ``importance`` {feature: mean |attribution|} and ``slices``
-    {column: {value: {"count", "importance"}}} for the given slice values."""
+    {column: {value: {"count", "importance"}}} for the given slice values (the bands of
+    the columns in ``slice_bins``)."""
     specs = model.feature_specs
     columns = list(dict.fromkeys([*(s.name for s in specs), *slice_values]))
     table = sample_rows(test_path, columns, total_rows, rows, settings.seed)
@@ -58,7 +60,9 @@ def explain(
     found = attr.attribute(model, features, baseline, settings)
     slices: dict[str, dict[str, Any]] = {}
     for column, values in slice_values.items():
-        text = np.asarray(table[column].to_numpy(zero_copy_only=False)).astype(str)
+        text = bands.slice_labels(
+            table[column].to_numpy(zero_copy_only=False), (slice_bins or {}).get(column)
+        )
         slices[column] = {
             value: {"count": int((text == value).sum()),
                     "importance": found.importance(text == value)}

@@ -3,9 +3,10 @@
 numpy only, by choice: scipy is not in the train image's lock, and once installed TensorFlow's
 bundled Keras imports it on every ``import tensorflow`` (+1.6-2 s per step of the image,
 35 MB wheel; README.md). ``scipy.stats.bootstrap`` would also resample each metric
-separately; here one resample of row indices serves every metric and both models (paired),
-as bootstrap weights: a resample is the count of times each row was drawn, so every metric is
-a weighted sum over the rows (vectorized over a block of resamples).
+separately; here one resample of row indices serves every metric, both models (paired) and
+every slice, as bootstrap weights: a resample is the count of times each row was drawn, so
+every metric is a weighted sum over the rows (vectorized over a block of resamples), and a
+slice's metric the same sum over its rows.
 
 Intervals are percentile intervals. A group with fewer than ``MIN_ROWS`` rows or one class
 only gets no interval (``None``) and a reason, not an error.
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from kfpkit.classification import DECISION_THRESHOLD
+from kfpkit.components.evaluate import defaults
 
 # Metrics given an interval; all are the ones kfpkit.classification.binary_metrics defines.
 INTERVAL_METRICS = ("accuracy", "precision", "recall", "auc", "log_loss")
@@ -35,9 +37,9 @@ Interval = tuple[float, float]
 
 @dataclass(frozen=True)
 class BootstrapSettings:
-    resamples: int = 1000
-    seed: int = 0
-    confidence: float = 0.95
+    resamples: int = defaults.BOOTSTRAP_RESAMPLES
+    seed: int = defaults.SEED
+    confidence: float = defaults.CONFIDENCE
 
     def __post_init__(self) -> None:
         if isinstance(self.resamples, bool) or not isinstance(self.resamples, int):
@@ -51,11 +53,13 @@ class BootstrapSettings:
 @dataclass
 class Intervals:
     """Per model name, ``{metric: (low, high) or None}``; ``difference`` is model minus
-    baseline on the same resamples; ``reason`` says why there are none."""
+    baseline on the same resamples; ``reason`` says why there are none; ``slices``: the
+    same per slice column and value, from the same resamples."""
 
     models: dict[str, dict[str, Interval | None]] = field(default_factory=dict)
     difference: dict[str, Interval | None] = field(default_factory=dict)
     reason: str = ""
+    slices: dict[str, dict[str, Intervals]] = field(default_factory=dict)
 
 
 Rows = np.ndarray | slice  # row indices, or a slice where they are consecutive (no copy)
@@ -65,15 +69,17 @@ Rows = np.ndarray | slice  # row indices, or a slice where they are consecutive 
 class _Prepared:
     """What one model's resampled metrics need, computed once from its scores."""
 
-    terms: np.ndarray  # 6 x rows: per-row terms of the weighted sums (see _SUMS)
+    terms: np.ndarray  # 3 x rows: per-row terms of the weighted sums (see _SUMS)
     negatives: Rows  # the negative rows in score order
     positives: Rows  # the positive rows in score order
     below: np.ndarray  # per positive: how many negatives score lower
     up_to: np.ndarray | None  # per positive: how many score lower or equal (None: no ties)
 
 
-# The weighted sums per resample, in the rows of _Prepared.terms.
-_SUMS = ("total", "positives", "true_positives", "predicted_positives", "correct", "loss")
+# The model's weighted sums per resample, in the rows of _Prepared.terms; the weight of all
+# rows and of the positives are the same for every model, and the correct ones follow:
+# correct = total - positives - predicted_positives + 2 true_positives.
+_SUMS = ("true_positives", "predicted_positives", "loss")
 
 
 def _consecutive(rows: np.ndarray) -> Rows:
@@ -87,9 +93,7 @@ def _prepare(labels: np.ndarray, scores: np.ndarray) -> _Prepared:
     predicted = scores >= DECISION_THRESHOLD
     p = np.clip(scores, _EPS, 1 - _EPS)
     loss = -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
-    terms = np.vstack(
-        [np.ones(len(labels)), actual, actual & predicted, predicted, predicted == actual, loss]
-    ).astype(float)
+    terms = np.vstack([actual & predicted, predicted, loss]).astype(float)
     negatives, positives = np.flatnonzero(~actual), np.flatnonzero(actual)
     negatives = negatives[np.argsort(scores[negatives], kind="mergesort")]
     positives = positives[np.argsort(scores[positives], kind="mergesort")]
@@ -116,7 +120,10 @@ def _weighted_metrics(weights: np.ndarray, model: _Prepared) -> dict[str, np.nda
     # numpy's own loop, not BLAS: in evaluate's process TensorFlow's spinning threads make
     # OpenBLAS' threaded products 10x slower (24 of 28 s on 277k rows), not this one.
     sums = dict(zip(_SUMS, np.einsum("ij,kj->ki", weights, model.terms), strict=True))
-    negatives = sums["total"] - sums["positives"]
+    positive_weights = _columns(weights, model.positives)
+    total, positives = weights.sum(axis=1), positive_weights.sum(axis=1)
+    negatives = total - positives
+    correct = negatives - sums["predicted_positives"] + 2 * sums["true_positives"]
     # AUC with ties counted half: each positive's weight times the weight of the negatives
     # scored lower (a cumulative sum over the negatives in score order, read at its place),
     # plus half the tied ones.
@@ -127,14 +134,14 @@ def _weighted_metrics(weights: np.ndarray, model: _Prepared) -> dict[str, np.nda
     if model.up_to is not None:
         lower += np.take(cumulative, model.up_to, axis=1)
         lower *= 0.5
-    pairs = np.einsum("ij,ij->i", _columns(weights, model.positives), lower)
+    pairs = np.einsum("ij,ij->i", positive_weights, lower)
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
-            "accuracy": sums["correct"] / sums["total"],
+            "accuracy": correct / total,
             "precision": sums["true_positives"] / sums["predicted_positives"],
-            "recall": sums["true_positives"] / sums["positives"],
-            "log_loss": sums["loss"] / sums["total"],
-            "auc": pairs / (sums["positives"] * negatives),
+            "recall": sums["true_positives"] / positives,
+            "log_loss": sums["loss"] / total,
+            "auc": pairs / (positives * negatives),
         }
 
 
@@ -156,29 +163,63 @@ def too_few(labels: np.ndarray) -> str:
     return ""
 
 
+Groups = Mapping[str, Mapping[str, np.ndarray]]  # slice column -> value -> its row indices
+
+
+@dataclass(frozen=True)
+class _Group:
+    rows: Rows  # in the resampled order (the first model's)
+    prepared: dict[str, _Prepared]  # per model
+
+
 def bootstrap(
     labels: np.ndarray,
     scores: Mapping[str, np.ndarray],
     settings: BootstrapSettings,
-    seed_key: tuple[int, ...] = (),
     paired: tuple[str, str] | None = None,
+    groups: Groups | None = None,
 ) -> Intervals:
     """Intervals of every metric of each model in ``scores`` (name -> probabilities), from
     the same ``settings.resamples`` resamples of the rows; with ``paired`` (model, baseline),
-    also of their difference. ``seed_key`` separates the streams of slices, reproducibly."""
+    also of their difference. Each group of rows (``groups``: slice column -> value -> row
+    indices) gets the same, in ``slices``, from the same resamples: a resample of the test
+    rows weighs a slice's rows as it weighs them overall, so no slice draws its own."""
     reason = too_few(labels)
     if reason:
-        return Intervals(reason=reason)
+        return Intervals(
+            reason=reason,
+            slices={
+                column: {
+                    value: Intervals(reason=too_few(labels[rows])) for value, rows in per.items()
+                }
+                for column, per in (groups or {}).items()
+            },
+        )
     n = len(labels)
-    rng = np.random.default_rng([settings.seed, *seed_key])
-    draws: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in scores}
+    rng = np.random.default_rng([settings.seed])  # as before slices shared it: same intervals
     # The rows in the first model's order (negatives, then positives, each by score): its
     # resampled AUC reads the weights in place, with no gather (any order resamples alike).
     first = _prepare(labels, next(iter(scores.values())))
     order = np.concatenate([np.arange(n)[first.negatives], np.arange(n)[first.positives]])
-    labels = labels[order]
-    prepared = {
-        name: _prepare(labels, model_scores[order]) for name, model_scores in scores.items()
+    position = np.empty(n, dtype=np.intp)
+    position[order] = np.arange(n)
+    original_labels, labels = labels, labels[order]
+    ordered = {name: model_scores[order] for name, model_scores in scores.items()}
+    overall = _Group(slice(0, n), {name: _prepare(labels, s) for name, s in ordered.items()})
+    # A group's rows kept in that order too: the first model reads its slice of them in place.
+    parts: dict[tuple[str, str] | None, _Group] = {None: overall}
+    result = Intervals(slices={column: {} for column in groups or {}})
+    for column, per in (groups or {}).items():
+        for value, rows in per.items():
+            result.slices[column][value] = Intervals(reason=too_few(original_labels[rows]))
+            if not result.slices[column][value].reason:
+                inside = np.sort(position[rows])
+                parts[(column, value)] = _Group(
+                    _consecutive(inside),
+                    {name: _prepare(labels[inside], s[inside]) for name, s in ordered.items()},
+                )
+    draws: dict[Any, dict[str, dict[str, list[np.ndarray]]]] = {
+        key: {name: {} for name in scores} for key in parts
     }
     block = max(1, _CELLS_PER_BLOCK // n, min(4, _MAX_CELLS // n))
     done = 0
@@ -187,26 +228,40 @@ def bootstrap(
         weights = np.empty((size, n))
         for i in range(size):  # row by row; int64 draws: np.bincount converts int32 (5x slower)
             weights[i] = np.bincount(rng.integers(0, n, size=n), minlength=n)
-        for name in scores:
-            found = _weighted_metrics(weights, prepared[name])
-            for metric, values in found.items():
-                draws[name].setdefault(metric, []).append(values)
+        for key, group in parts.items():
+            group_weights = _columns(weights, group.rows)
+            for name, prepared in group.prepared.items():
+                for metric, values in _weighted_metrics(group_weights, prepared).items():
+                    draws[key][name].setdefault(metric, []).append(values)
         done += size
+    found = {key: _summary(per, settings.confidence, paired) for key, per in draws.items()}
+    result.models, result.difference = found[None].models, found[None].difference
+    for key, group_found in found.items():
+        if key is not None:
+            result.slices[key[0]][key[1]] = group_found
+    return result
+
+
+def _summary(
+    draws: Mapping[str, Mapping[str, list[np.ndarray]]],
+    confidence: float,
+    paired: tuple[str, str] | None,
+) -> Intervals:
+    """The percentile intervals of the resampled metrics (per model, and of the pair)."""
     joined = {
         name: {metric: np.concatenate(parts) for metric, parts in per.items()}
         for name, per in draws.items()
     }
     result = Intervals(
         models={
-            name: {k: _percentile(joined[name][k], settings.confidence) for k in INTERVAL_METRICS}
-            for name in scores
+            name: {k: _percentile(joined[name][k], confidence) for k in INTERVAL_METRICS}
+            for name in joined
         }
     )
     if paired is not None:
         model, base = paired
         result.difference = {
-            k: _percentile(joined[model][k] - joined[base][k], settings.confidence)
-            for k in INTERVAL_METRICS
+            k: _percentile(joined[model][k] - joined[base][k], confidence) for k in INTERVAL_METRICS
         }
     return result
 

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 
-from kfpkit.components.evaluate import explanations, intervals
+from kfpkit.components.evaluate import defaults, intervals
 from kfpkit.components.evaluate import metrics as m
 from kfpkit.components.evaluate.evaluator import EvaluateRequest, EvaluationResult, evaluate
 from kfpkit.explain import attributions as attr
@@ -30,7 +30,7 @@ def baseline_path(executor: Executor) -> str | None:
     """The baseline: the ``baseline_model`` artifact, or the newest version published under
     ``baseline_model_dir``; None when neither holds a model (a first run)."""
     baseline = executor.input("baseline_model")
-    directory = executor.param("baseline_model_dir", "")
+    directory = executor.param("baseline_model_dir", defaults.BASELINE_MODEL_DIR)
     if baseline is not None and baseline.uri and directory:
         raise ValueError("Give baseline_model or baseline_model_dir, not both")
     if directory:
@@ -48,19 +48,23 @@ def request_from(executor: Executor) -> EvaluateRequest:
     test_data = executor.required_input("test_data")
     slice_columns = executor.string_list_param("slice_columns")
     rule = m.BlessingRule(
-        metric=executor.param("metric", "auc"),
-        absolute_threshold=executor.number_param("absolute_threshold", 0.5),
-        max_regression=executor.number_param("max_regression", 0.0),
-        min_improvement=executor.number_param("min_improvement", 0.0),
-        min_lower_bound=executor.number_param("min_lower_bound", 0.0),
-        require_noninferiority=_flag(executor, "require_noninferiority"),
-        noninferiority_margin=executor.number_param("noninferiority_margin", 0.0),
+        metric=executor.param("metric", defaults.METRIC),
+        absolute_threshold=executor.number_param("absolute_threshold", defaults.ABSOLUTE_THRESHOLD),
+        max_regression=executor.number_param("max_regression", defaults.MAX_REGRESSION),
+        min_improvement=executor.number_param("min_improvement", defaults.MIN_IMPROVEMENT),
+        min_lower_bound=executor.number_param("min_lower_bound", defaults.MIN_LOWER_BOUND),
+        require_noninferiority=_flag(
+            executor, "require_noninferiority", defaults.REQUIRE_NONINFERIORITY
+        ),
+        noninferiority_margin=executor.number_param(
+            "noninferiority_margin", defaults.NONINFERIORITY_MARGIN
+        ),
         slice_thresholds=executor.json_param("slice_thresholds", {}) or {},
     )
     settings = intervals.BootstrapSettings(
-        resamples=_integer(executor, "bootstrap_resamples", 1000),
-        seed=_integer(executor, "seed", 0),
-        confidence=executor.number_param("confidence", 0.95),
+        resamples=_integer(executor, "bootstrap_resamples", defaults.BOOTSTRAP_RESAMPLES),
+        seed=_integer(executor, "seed", defaults.SEED),
+        confidence=executor.number_param("confidence", defaults.CONFIDENCE),
     )
     return EvaluateRequest(
         model_path=model.path,
@@ -68,17 +72,19 @@ def request_from(executor: Executor) -> EvaluateRequest:
         baseline_path=baseline_path(executor),
         label_column=executor.required_param("label_column"),
         slice_columns=slice_columns,
+        slice_bins=executor.json_param("slice_bins", {}) or {},
         rule=rule,
         bootstrap=settings,
         explain_rows=_explain_rows(executor),
         attribution=attr.Settings(
-            method=executor.param("attribution_method", "auto"), seed=settings.seed
+            method=executor.param("attribution_method", defaults.ATTRIBUTION_METHOD),
+            seed=settings.seed,
         ),
     )
 
 
 def _explain_rows(executor: Executor) -> int:
-    rows = _integer(executor, "explain_rows", explanations.DEFAULT_ROWS)
+    rows = _integer(executor, "explain_rows", defaults.EXPLAIN_ROWS)
     if rows < 0:
         raise ValueError(f"explain_rows must be >= 0 (0: no attributions), not {rows}")
     return rows
@@ -91,8 +97,8 @@ def _integer(executor: Executor, name: str, default: int) -> int:
     return int(value)
 
 
-def _flag(executor: Executor, name: str) -> bool:
-    value = executor.param(name, False)
+def _flag(executor: Executor, name: str, default: bool) -> bool:
+    value = executor.param(name, default)
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     if not isinstance(value, bool):
@@ -117,7 +123,7 @@ def run(executor: Executor) -> None:
             for name in ("count", "accuracy", "auc"):
                 if sliced[name] is not None:
                     overall.metadata[f"{column}={value}/{name}"] = sliced[name]
-    _record_uncertainty(overall.metadata, result)
+    _record_uncertainty(overall.metadata, result, request.rule.metric)
     classification = executor.output("classification_metrics")
     classification.metadata.update(
         {"confusionMatrix": result.confusion_matrix, "confidenceMetrics": result.roc_curve}
@@ -146,9 +152,10 @@ def _record_explanation(executor: Executor, metadata: dict, result: EvaluationRe
     write_text_artifact(os.path.join(artifact.path, EXPLANATION_FILE), text)
 
 
-def _record_uncertainty(metadata: dict, result: EvaluationResult) -> None:
+def _record_uncertainty(metadata: dict, result: EvaluationResult, metric: str) -> None:
     """Intervals as flat ``<metric>_low``/``_high`` scalars (KFP's UI shows a table), the
-    paired difference as ``difference_<metric>_low/high``, fairness gaps and the ECE."""
+    paired difference as ``difference_<metric>_low/high`` (per slice: of the blessing
+    ``metric``, with the baseline's value), fairness gaps and the ECE."""
 
     def put(prefix: str, bands: dict) -> None:
         for name, band in bands.items():
@@ -162,6 +169,11 @@ def _record_uncertainty(metadata: dict, result: EvaluationResult) -> None:
     for column, values in (result.slice_intervals or {}).items():
         for value, found in values.items():
             put(f"{column}={value}/", {"auc": found.models.get("model", {}).get("auc")})
+            put(f"{column}={value}/difference_", {metric: found.difference.get(metric)})
+    for column, values in (result.baseline_slices or {}).items():
+        for value, sliced in values.items():
+            if sliced.get(metric) is not None:
+                metadata[f"{column}={value}/baseline_{metric}"] = sliced[metric]
     for column, gaps in (result.fairness or {}).items():
         for name, gap in gaps.items():
             if name not in ("rates", "excluded") and gap is not None:

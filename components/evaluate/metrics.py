@@ -19,7 +19,7 @@ import numpy as np
 
 # The metrics themselves are shared with monitor_serving; re-exported for this module's users.
 from kfpkit.classification import DECISION_THRESHOLD, binary_metrics, roc_auc  # noqa: F401
-from kfpkit.components.evaluate import intervals
+from kfpkit.components.evaluate import defaults, diagnostics, intervals
 
 # Metrics a model can be blessed on; all are "higher is better" and lie in [0, 1].
 BLESSING_METRICS = ("auc", "accuracy", "precision", "recall")
@@ -62,16 +62,21 @@ def slice_metrics(
     labels: np.ndarray,
     probabilities: np.ndarray,
     slices: Mapping[str, np.ndarray],
+    orders: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{column: {value: metrics}}`` for the most frequent values of each slice column."""
+    """``{column: {value: metrics}}`` for the most frequent values of each slice column,
+    most frequent first, or in the order ``orders`` gives a column's values (bands)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for column, values in slices.items():
         text = np.asarray(values).astype(str)
         uniques, counts = np.unique(text, return_counts=True)
         top = sorted(zip(uniques.tolist(), counts.tolist(), strict=True), key=lambda u: -u[1])
+        kept = [value for value, _ in top[:MAX_SLICE_VALUES]]
+        if column in (orders or {}):
+            kept.sort(key=list((orders or {})[column]).index)
         out[column] = {
             value: binary_metrics(labels[text == value], probabilities[text == value])
-            for value, _ in top[:MAX_SLICE_VALUES]
+            for value in kept
         }
     return out
 
@@ -103,15 +108,15 @@ class BlessingRule:
     ``metric - baseline >= -max_regression``.
     """
 
-    metric: str = "auc"
-    absolute_threshold: float = 0.5
-    max_regression: float = 0.0
-    min_improvement: float = 0.0
+    metric: str = defaults.METRIC
+    absolute_threshold: float = defaults.ABSOLUTE_THRESHOLD
+    max_regression: float = defaults.MAX_REGRESSION
+    min_improvement: float = defaults.MIN_IMPROVEMENT
     # With intervals: the lower bound of ``metric``'s interval must reach this (0: no check).
-    min_lower_bound: float = 0.0
+    min_lower_bound: float = defaults.MIN_LOWER_BOUND
     # With a baseline: the lower bound of (candidate - baseline) must be >= -margin.
-    require_noninferiority: bool = False
-    noninferiority_margin: float = 0.0
+    require_noninferiority: bool = defaults.REQUIRE_NONINFERIORITY
+    noninferiority_margin: float = defaults.NONINFERIORITY_MARGIN
     # ``{"column=value": floor}``: that slice's ``metric`` must reach its floor.
     slice_thresholds: Mapping[str, float] = field(default_factory=dict)
 
@@ -156,7 +161,7 @@ def decide(
     baseline: Mapping | None,
     bootstrap: intervals.Intervals | None = None,
     slices: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
-    confidence: float = 0.95,
+    confidence: float = defaults.CONFIDENCE,
 ) -> Decision:
     """Applies ``rule`` to overall metrics, their ``bootstrap`` intervals (model names
     ``model`` and ``baseline``) and ``slices``; every reason states a check and its outcome."""
@@ -259,6 +264,17 @@ def _band(band: Any) -> str:
     return "" if band is None else f"[{band[0]:.4f}, {band[1]:.4f}]"
 
 
+def _apart(difference: intervals.Interval | None) -> str:
+    """Whether the data tell candidate and baseline apart: yes, no, or "" (no interval)."""
+    told = intervals.distinguishable(difference)
+    return "" if told is None else ("yes" if told else "no")
+
+
+def _change(candidate: Any, baseline: Any) -> str:
+    both = isinstance(candidate, float) and isinstance(baseline, float)
+    return f"{candidate - baseline:+.4f}" if both else ""
+
+
 def report_markdown(
     rule: BlessingRule,
     decision: Decision,
@@ -270,7 +286,8 @@ def report_markdown(
     slice_intervals: Mapping[str, Mapping[str, intervals.Intervals]] | None = None,
     fairness: Mapping[str, Mapping[str, Any]] | None = None,
     calibration_svg: str = "",
-    confidence: float = 0.95,
+    confidence: float = defaults.CONFIDENCE,
+    baseline_slices: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> str:
     verdict = "BLESSED" if decision.blessed else "NOT BLESSED"
     pct = f"{confidence * 100:g} %"
@@ -297,38 +314,26 @@ def report_markdown(
         ]
         for name in shown_metrics:
             c, b = candidate.get(name), baseline.get(name)
-            change = f"{c - b:+.4f}" if isinstance(c, float) and isinstance(b, float) else ""
-            row = f"| {name} | {_cell(c)} | {_cell(b)} | {change} |"
+            row = f"| {name} | {_cell(c)} | {_cell(b)} | {_change(c, b)} |"
             if ci:
                 diff = bootstrap.difference.get(name) if bootstrap else None
-                told = intervals.distinguishable(diff)
-                apart = "" if told is None else ("yes" if told else "no")
                 row += (
                     f" {_band(models.get('model', {}).get(name))} "
-                    f"| {_band(models.get('baseline', {}).get(name))} | {_band(diff)} | {apart} |"
+                    f"| {_band(models.get('baseline', {}).get(name))} | {_band(diff)} "
+                    f"| {_apart(diff)} |"
                 )
             lines.append(row)
     if bootstrap is not None and bootstrap.reason:
         lines += ["", f"No intervals: {bootstrap.reason}."]
     for column, values in slices.items():
         lines += ["", f"## Slices by `{column}`", ""]
-        per = (slice_intervals or {}).get(column, {})
-        head = f" | auc {pct} CI" if slice_intervals else ""
-        lines += [
-            f"| value | count | accuracy | auc | log_loss{head} |",
-            "|---|---|---|---|---|" + ("---|" if head else ""),
-        ]
-        for value, sliced in values.items():
-            band = ""
-            if head:
-                found = per.get(value)
-                band = (
-                    f" | {found.reason or _band(found.models['model']['auc'])}" if found else " |"
-                )
-            lines.append(
-                f"| {value} | {sliced['count']} | {_cell(sliced['accuracy'])} "
-                f"| {_cell(sliced['auc'])} | {_cell(sliced['log_loss'])}{band} |"
-            )
+        lines += _slice_table(
+            rule.metric,
+            values,
+            (baseline_slices or {}).get(column),
+            None if slice_intervals is None else slice_intervals.get(column, {}),
+            pct,
+        )
         gaps = (fairness or {}).get(column)
         if gaps:
             lines += [
@@ -345,3 +350,41 @@ def report_markdown(
     if calibration_svg:
         lines += ["", "## Calibration", "", calibration_svg]
     return "\n".join(lines) + "\n"
+
+
+def _slice_table(
+    metric: str,
+    values: Mapping[str, Mapping[str, Any]],
+    baseline: Mapping[str, Mapping[str, Any]] | None,
+    found: Mapping[str, intervals.Intervals] | None,
+    pct: str,
+) -> list[str]:
+    """One slice column's table: per value the candidate's metrics and AUC interval (or why
+    none), and with a baseline the blessing metric's change and its paired interval; then
+    that change as a chart."""
+    head = ["value", "count", "accuracy", "auc", "log_loss"]
+    head += [f"auc {pct} CI"] if found is not None else []
+    if baseline is not None:
+        head += [f"baseline {metric}", f"change in {metric}"]
+        head += [f"change {pct} CI (paired)", "tell apart?"] if found is not None else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    chart = []
+    for value, sliced in values.items():
+        cells = [value, str(sliced["count"])] + [
+            _cell(sliced[k]) for k in ("accuracy", "auc", "log_loss")
+        ]
+        ci = (found or {}).get(value)
+        if found is not None:
+            cells.append("" if ci is None else ci.reason or _band(ci.models["model"]["auc"]))
+        if baseline is not None:
+            c, b = sliced.get(metric), baseline.get(value, {}).get(metric)
+            cells += [_cell(b), _change(c, b)]
+            if found is not None:
+                diff = ci.difference.get(metric) if ci is not None else None
+                cells += [_band(diff), _apart(diff)]
+                if diff is not None and isinstance(c, float) and isinstance(b, float):
+                    chart.append((value, c - b, diff))
+        lines.append("| " + " | ".join(cells) + " |")
+    if chart:
+        lines += ["", diagnostics.difference_svg(f"change in {metric}, {pct} CI (paired)", chart)]
+    return lines

@@ -139,6 +139,15 @@ def test_intervals_in_the_metrics_and_the_report_and_reproducible(
     assert metrics["difference_auc_low"] > 0
     assert "the candidate is better" in got["report_text"]
     assert metrics["SEX=1/auc_low"] <= metrics["SEX=1/auc"] <= metrics["SEX=1/auc_high"]
+    # per slice, the paired change: within a SEX value the SEX-only model ranks nothing
+    for value in ("1", "2"):
+        assert metrics[f"SEX={value}/baseline_auc"] == 0.5
+        assert metrics[f"SEX={value}/difference_auc_low"] > 0.2
+    assert (
+        "| baseline auc | change in auc | change 95 % CI (paired) | tell apart? |"
+        in (got["report_text"])
+    )
+    assert "change in auc, 95 % CI (paired)</text>" in got["report_text"]  # the chart
     assert 0 <= metrics["SEX/demographic_parity_difference"] <= 1
     assert 0 <= metrics["expected_calibration_error"] < 0.2
     assert "## Calibration" in got["report_text"] and "<svg" in got["report_text"]
@@ -148,8 +157,18 @@ def test_intervals_in_the_metrics_and_the_report_and_reproducible(
 
 def test_a_model_against_itself_differs_by_exactly_zero(strong_model, data, tmp_path):
     inputs = {"model": strong_model, "test_data": data["test"], "baseline_model": strong_model}
-    got = evaluate(tmp_path, inputs, bootstrap_resamples=100, require_noninferiority=True)
+    got = evaluate(
+        tmp_path,
+        inputs,
+        bootstrap_resamples=100,
+        require_noninferiority=True,
+        slice_columns=["SEX"],
+        slice_bins={"AGEP": [45]},
+    )
     assert got["metrics"]["difference_auc_low"] == got["metrics"]["difference_auc_high"] == 0
+    for found in ("SEX=1", "SEX=2", "AGEP=<45", "AGEP=>=45"):
+        assert got["metrics"][f"{found}/difference_auc_low"] == 0, found
+        assert got["metrics"][f"{found}/difference_auc_high"] == 0, found
     assert got["blessed"] is True
     assert "[+0.0000, +0.0000]: not distinguishable" in got["report_text"]
 
@@ -174,9 +193,44 @@ def test_a_slice_too_small_for_an_interval_is_reported(strong_model, data, tmp_p
     assert "too few rows for an interval" in got["report_text"] and got["blessed"] is True
 
 
+def test_a_numeric_column_is_sliced_into_bands(strong_model, data, tmp_path):
+    inputs = {"model": strong_model, "test_data": data["test"]}
+    got = evaluate(
+        tmp_path,
+        inputs,
+        slice_bins={"AGEP": [25, 45, 65]},
+        bootstrap_resamples=50,
+        slice_thresholds={"AGEP=25-45": 0.5, "AGEP=>=65": 0.999},
+    )
+    metrics, report = got["metrics"], got["report_text"]
+    # the sample's test rows: 298 under 25, 217 from 25 to 45, 292 from 45 to 65, 193 older
+    counts = {band: metrics[f"AGEP={band}/count"] for band in ("<25", "25-45", "45-65", ">=65")}
+    assert counts == {"<25": 298, "25-45": 217, "45-65": 292, ">=65": 193}
+    assert metrics["AGEP=<25/auc_low"] <= metrics["AGEP=<25/auc"] <= metrics["AGEP=<25/auc_high"]
+    # thresholds by band label; the bands in their order in the report
+    assert got["blessed"] is False
+    assert "PASS: slice AGEP=25-45: auc" in report and "FAIL: slice AGEP=>=65: auc" in report
+    rows = [line.split(" | ")[0] for line in report.split("## Slices by `AGEP`")[1].splitlines()]
+    assert [r for r in rows if r in ("| <25", "| 25-45", "| 45-65", "| >=65")] == [
+        "| <25",
+        "| 25-45",
+        "| 45-65",
+        "| >=65",
+    ]
+    assert "AGEP/demographic_parity_difference" in metrics
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
+        ({"slice_bins": {"NOPE": [1]}}, r"column\(s\) \['NOPE'\] not in the data"),
+        ({"slice_bins": {"SEX": [1]}}, "slice_bins: column 'SEX' is string, not numeric"),
+        ({"slice_bins": {"AGEP": [45, 25]}}, r"slice_bins\['AGEP'\]: the edges \[45, 25\] are not"),
+        ({"slice_bins": {"AGEP": []}}, r"slice_bins\['AGEP'\]: the edges must be a non-empty"),
+        (
+            {"slice_bins": {"AGEP": [25]}, "slice_thresholds": {"AGEP=<30": 0.5}},
+            r"\['AGEP=<30'\] not in the evaluated slices .*'AGEP=<25', 'AGEP=>=25'",
+        ),
         ({"bootstrap_resamples": 0}, "bootstrap_resamples must be > 0, not 0"),
         ({"bootstrap_resamples": -3}, "bootstrap_resamples must be > 0"),
         ({"bootstrap_resamples": 2.5}, "bootstrap_resamples must be a whole number, not 2.5"),
@@ -198,3 +252,18 @@ def test_bad_interval_and_slice_inputs_exit_2(
     assert launch(launcher.run, ["--executor_input", json.dumps(doc)]) == EXIT_USER_ERROR
     assert any(__import__("re").search(message, r.message) for r in caplog.records)
     assert not (tmp_path / "executor_output.json").exists()
+
+
+def test_left_out_parameters_take_the_one_default_of_each(data, tmp_path):
+    from kfpkit.components.evaluate import defaults, evaluator, intervals
+    from kfpkit.components.evaluate import metrics as m
+    from kfpkit.runtime.executor import Executor
+
+    inputs = {"model": tmp_path / "model", "test_data": data["test"]}
+    request = launcher.request_from(Executor(executor_input(tmp_path, inputs, {})))
+    assert request.rule == m.BlessingRule() and request.rule.metric == defaults.METRIC
+    assert request.bootstrap == intervals.BootstrapSettings()
+    assert request.bootstrap.resamples == defaults.BOOTSTRAP_RESAMPLES
+    assert request.explain_rows == defaults.EXPLAIN_ROWS
+    assert request.attribution.method == defaults.ATTRIBUTION_METHOD
+    assert request.slice_bins == evaluator.EvaluateRequest("m", "t", "y").slice_bins == {}

@@ -80,6 +80,36 @@ def test_a_clearly_better_model_is_told_apart():
     assert any(r.startswith("FAIL: not worse than the baseline at 95 %") for r in worse.reasons)
 
 
+def test_slices_get_paired_differences_from_the_overall_resamples():
+    labels, scores = predictor(3000)
+    noisy = np.clip(scores + np.random.default_rng(1).normal(0, 0.4, len(scores)), 0, 1)
+    group = np.array(["differs", "same"] * 1500)
+    group[:10] = "tiny"
+    # the baseline is the noisy model on one half, the candidate itself on the other
+    baseline = np.where(group == "same", scores, noisy)
+    rows = {value: np.flatnonzero(group == value) for value in ("differs", "same", "tiny")}
+    got = intervals.bootstrap(
+        labels,
+        {"model": scores, "baseline": baseline},
+        SETTINGS,
+        paired=("model", "baseline"),
+        groups={"G": rows, "every row": {"all": np.arange(3000)}},
+    )
+    slices = got.slices["G"]
+    assert slices["differs"].difference["auc"][0] > 0.05
+    assert all(band == (0.0, 0.0) for band in slices["same"].difference.values())
+    assert slices["same"].models["model"]["auc"][0] > 0.5
+    assert "too few rows for an interval (10 < 30)" in slices["tiny"].reason
+    # the same resamples as overall: a group of every row gets exactly the overall intervals
+    everything = got.slices["every row"]["all"]
+    assert everything.models == got.models and everything.difference == got.difference
+    # and the overall intervals are those of a bootstrap without slices
+    alone = intervals.bootstrap(
+        labels, {"model": scores, "baseline": baseline}, SETTINGS, paired=("model", "baseline")
+    )
+    assert alone.models == got.models and alone.slices == {}
+
+
 @pytest.mark.parametrize(
     ("labels", "reason"),
     [
