@@ -386,3 +386,29 @@ def test_a_restarted_sink_takes_feedback_for_what_it_wrote_before(tmp_path):
             .to_pylist()}  # fmt: skip
     assert rows[("lost", 1)]["status"] == 0 and rows[("lost", 1)]["label"] == 0.0
     assert (rows[("r-1", 0)]["label"], rows[("r-1", 1)]["label"]) == (1.0, 0.0)
+
+
+def test_a_folder_that_cannot_be_read_back_still_logs_and_takes_new_feedback(tmp_path):
+    """A request file in the model's folder that read_served refuses (none of the contract's
+    columns but two): the sink says so, counts it, and goes on logging; feedback for what it
+    logs since is accepted."""
+    from kfpkit.testing.served_logs import write_requests
+
+    folder = tmp_path / "employment"
+    now = datetime.now(UTC)
+    stamp = pa.array([now], pa.timestamp("us", "UTC"))
+    write_requests(folder, pa.table({"AGEP": [30.0], "request_id": ["old"], "timestamp": stamp}))
+    sink = Sink(str(tmp_path), flush_seconds=60)
+    try:
+        for kind, body in ((REQUEST_TYPE, V1_REQUEST), (RESPONSE_TYPE, V1_RESPONSE)):
+            sink.add(Event("new", kind, "src", now, "employment-2015", "predictor", "default",
+                           body, model_name="employment"))  # fmt: skip
+        assert sink.counts["unreadable_logs"] == 1
+        assert sink.feedback("employment", b'{"request_id": "new", "label": 1}') == (
+            200, {"accepted": 1})  # fmt: skip
+        status, answer = sink.feedback("employment", b'{"request_id": "old", "label": 1}')
+        assert (status, answer["reason"]) == (404, "unknown_request")
+    finally:
+        sink.close()
+    assert sink.counts["rows_written"] == 2
+    assert len(list((folder / "feedback").glob("feedback-*.parquet"))) == 1

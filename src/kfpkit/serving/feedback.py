@@ -343,6 +343,10 @@ class FeedbackIntake:
         flush_seconds: the longest an accepted row waits to be written.
         after_write: called after each feedback file is written.
         on_rejected: called with the reason of each refusal (e.g. a Prometheus counter).
+        restore: False: start with no requests remembered (the folder is not read).
+
+    Raises:
+        ValueError: the folder's logs cannot be read back (e.g. files of two schemas).
     """
 
     def __init__(
@@ -354,6 +358,7 @@ class FeedbackIntake:
         flush_seconds: float = 5.0,
         after_write: Callable[[], None] | None = None,
         on_rejected: Callable[[str], None] | None = None,
+        restore: bool = True,
     ):
         self.index = ServedIndex(retention_seconds, max_requests)
         self.folder = folder
@@ -364,7 +369,7 @@ class FeedbackIntake:
         self._count_lock = threading.Lock()
         self._closed = False
         self.log: FeedbackLog | None = None  # opened by the first accepted feedback
-        if folder is not None:
+        if folder is not None and restore:
             self.restore()
 
     def restore(self) -> None:

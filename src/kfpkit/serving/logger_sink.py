@@ -227,7 +227,8 @@ class Sink:
             flush_seconds, batch_rows, pair_timeout)  # fmt: skip
         self.declared_categorical = frozenset(categorical)
         self.counts = {"events": 0, "rejected": 0, "undecodable": 0, "rows_written": 0,
-                       "files_written": 0, "unpaired_requests": 0, "write_errors": 0}  # fmt: skip
+                       "files_written": 0, "unpaired_requests": 0, "write_errors": 0,
+                       "unreadable_logs": 0}  # fmt: skip
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._ready: dict[str, list[dict[str, Any]]] = {}
         self._types: dict[str, dict[str, pa.DataType]] = {}  # folder -> feature -> type
@@ -323,17 +324,26 @@ class Sink:
             directory = os.path.join(self.log_dir, folder)
             if not create and not has_request_log(directory):
                 return None
-            intake = self._intakes[folder] = FeedbackIntake(
-                directory, self.feedback_retention_seconds, self.feedback_max_requests,
-                self.batch_rows, self.flush_seconds)  # fmt: skip
+            settings = (directory, self.feedback_retention_seconds, self.feedback_max_requests,
+                        self.batch_rows, self.flush_seconds)  # fmt: skip
+            try:
+                intake = FeedbackIntake(*settings)
+            except ValueError as e:  # logging goes on; feedback for the old requests is lost
+                _log.error("logger sink: the requests logged in %s cannot be read back for "
+                           "feedback: %s", directory, e)  # fmt: skip
+                with self._lock:
+                    self.counts["unreadable_logs"] += 1
+                intake = FeedbackIntake(*settings, restore=False)
+            self._intakes[folder] = intake
             return intake
 
     def feedback(self, model_name: str, body: bytes) -> tuple[int, dict[str, Any]]:
         """(HTTP status, JSON answer) of ``POST /v1/models/<model_name>/feedback``."""
         intake = self.intake(model_name, create=False) if _NAME.match(model_name) else None
         if intake is None:
+            folder = os.path.join(self.log_dir, model_name)
             return 404, {"error": f"model {model_name!r} has no logged traffic in this sink "
-                                  f"(no events, nothing under {self.log_dir})",
+                                  f"(no events, no request files in {folder})",
                          "reason": "unknown_model"}  # fmt: skip
         status, answer, _ = intake.receive(body)
         return status, answer
