@@ -41,7 +41,9 @@ def request_from(executor: Executor) -> trainer.TrainRequest:
         feature_columns=executor.string_list_param("feature_columns"),
         exclude_columns=executor.string_list_param("exclude_columns"),
         model_version=_whole_number(executor, "model_version", FIRST_VERSION),
-        mixed_precision=bool(executor.param("mixed_precision", False)),
+        mixed_precision=bool(
+            executor.param("mixed_precision", trainer.TrainRequest.mixed_precision)
+        ),
         worker_timeout=_seconds(executor, "worker_timeout", trainer.TrainRequest.worker_timeout),
     )
 
