@@ -37,8 +37,8 @@ def load_window_state(
         state: ``state.json``: ``window``, ``previous_window`` (empty on the first window),
             ``recorded_windows``, ``production`` (``window``, ``model_uri``, ``version``,
             ``promoted_at``; null when none), ``windows_since_production``,
-            ``window_trained_before`` (an earlier run's recorded decision trained on this
-            window); the same in the artifact's metadata.
+            ``window_registered_before`` (the model version an earlier run registered from
+            this window's data, "" when none); the same in the artifact's metadata.
 
     Limits:
         The state folder is this pipeline's own record, not a model registry: the model in

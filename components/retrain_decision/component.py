@@ -30,8 +30,9 @@ def retrain_decision(
     maximum age; otherwise the decision says why not (the largest distances against their
     thresholds, the model's age against the limits). A re-run of a window never retrains
     when a model was already trained on it (the production model's window or an earlier one,
-    or a window an earlier run trained, blessed or not): the reasons say what would have
-    retrained it. With ``monitoring`` (monitor_serving's,
+    or a window an earlier run registered a version from, blessed or not; a run that failed
+    before registering created none, and its window decides afresh): the reasons say what
+    would have retrained it. With ``monitoring`` (monitor_serving's,
     a step that always runs, so no ``dsl.OneOf`` is needed on any platform) served skew from
     the training data and performance decay on feedback labels are reasons too. Branch on
     ``retrain`` with ``dsl.If``.
@@ -58,8 +59,8 @@ def retrain_decision(
         decision: ``decision.json`` (``window``, ``retrain``, ``reasons``, ``drifted`` and
             ``skewed`` (feature, measure, distance, threshold), every counted measurement,
             the model's age, ``served``: rows, skewed and measured served features,
-            performance, ``window_trained``: this run or an earlier one trains on the
-            window); the same in the artifact's metadata.
+            performance, ``window_registered_before``: the version an earlier run of the
+            window registered, "" when none); the same in the artifact's metadata.
         retrain: True when the run should retrain.
         reasons: The reasons, one line each.
 

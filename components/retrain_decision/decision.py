@@ -11,13 +11,15 @@ A run retrains when any of these holds (each one is a reason, all are recorded):
   from the training data beyond a threshold (with ``retrain_on_skew``), or the served
   model's performance on feedback labels decayed beyond ``max_decay``.
 None of these retrains a re-run of the production model's own window (or of an earlier one),
-nor a re-run of a window an earlier run already trained on (blessed or not: the state's
-``window_trained_before``): that would register a second version from data a model was
-already trained on. Otherwise it records why not: the largest distance of each comparison
-against its threshold, and the model's age against the limits. Features in
-``ignored_features`` (none by default; the pipelines name theirs, e.g. an id and the window's
-own column, which differ between windows by construction) never count, whatever was
-measured; the pipeline also gives them a threshold of 0, so TFDV does not measure them.
+nor a re-run of a window an earlier run registered a model version from (blessed or not: the
+state's ``window_registered_before``): that would register a second version from data a
+model was already trained on. A run that decided to train and failed before registering
+created no version: a re-run of its window decides afresh. Otherwise it records why not: the
+largest distance of each comparison against its threshold, and the model's age against the
+limits. Features in ``ignored_features`` (none by default; the pipelines name theirs, e.g. an
+id and the window's own column, which differ between windows by construction) never count,
+whatever was measured; the pipeline also gives them a threshold of 0, so TFDV does not
+measure them.
 Without a window state (a monitoring pipeline that keeps none) only the distances and the
 served traffic count: no production model, age or previous window is known.
 """
@@ -30,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from kfpkit.window_state import DECISION_FILE, WindowState
+from kfpkit.window_state import REGISTRATION_FILE, WindowState
 
 DRIFT = "drift"
 SKEW = "skew"
@@ -111,9 +113,8 @@ class Decision:
     ignored_features: list[str] = field(default_factory=list)
     # served traffic: rows, skewed, measured (counted skew), performance; {} without monitoring
     served: dict[str, Any] = field(default_factory=dict)
-    # this run or an earlier one of the window trains on its data: a later re-run will not
-    # (the key window_state.WINDOW_TRAINED reads back from the recorded decision)
-    window_trained: bool = False
+    # the version an earlier run of the window registered ("": none, this run may train)
+    window_registered_before: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -219,15 +220,15 @@ def decide(
             f"again); would have retrained for: " + "; ".join(reasons)
         ]
         retrain = False
-    elif reasons and state.window_trained_before:
-        # an earlier run trained on this window and its model was not (yet) promoted: it is
-        # registered (as the challenger) or being trained; a second would be the same data
+    elif reasons and state.window_registered_before:
+        # an earlier run registered a version from this window whose model was not promoted
+        # (the challenger): a second would be the same data. A run that failed before
+        # registering left no record here, and its window trains again.
         reasons = [
-            f"not retrained: an earlier run of window {state.window} trained on its data "
-            f"(its model is registered, blessed or not); a re-run never trains on the same "
-            f"data again (if that run failed before registering, remove "
-            f"windows/{state.window}/{DECISION_FILE} from the state folder and re-run); "
-            f"would have retrained for: " + "; ".join(reasons)
+            f"not retrained: an earlier run of window {state.window} registered version "
+            f"{state.window_registered_before} from its data (windows/{state.window}/"
+            f"{REGISTRATION_FILE}, blessed or not); a re-run never registers a second version "
+            f"from the same data; would have retrained for: " + "; ".join(reasons)
         ]
         retrain = False
     else:
@@ -248,9 +249,7 @@ def decide(
         measured=[asdict(d) for d in sorted(drift + skew, key=lambda d: (d.kind, d.feature))],
         ignored_features=sorted(ignored),
         served=_served_record(served, served_counted),
-        window_trained=retrain
-        or state.window_trained_before
-        or (production is not None and production.window == state.window),
+        window_registered_before=state.window_registered_before,
     )
 
 

@@ -4,20 +4,21 @@ window's model is in production. Pure file work (no kfp, no TFDV).
 
 Layout under the state URI (a local path, or gs:// read through KFP's /gcs/ mount)::
 
-    windows/<window>/FeatureStats.pb   statistics of the window's train split
-    windows/<window>/decision.json     what the run decided, and why
-    production/FeatureStats.pb         training statistics of the model in production
-    production/production.json         {"window", "model_uri", "version", "promoted_at"}
+    windows/<window>/FeatureStats.pb    statistics of the window's train split
+    windows/<window>/decision.json      what the run decided, and why
+    windows/<window>/registration.json  the model version registered from the window's data
+    production/FeatureStats.pb          training statistics of the model in production
+    production/production.json          {"window", "model_uri", "version", "promoted_at"}
 
 Window labels sort in time order (years ``2016``, ISO dates ``2016-01-31``): the previous
 window is the greatest recorded label below the current one, and a model's age in windows is
 the number of recorded windows after its own, up to and including the current one (0 when
 the current window is the model's own or an earlier one: a re-run trains nothing new). A
-window whose recorded decision trained on it (``window_trained``) is never trained again:
-the decision is recorded before the training starts, so this holds whether that training was
-blessed, not blessed, or is still running. Every file is written under a temporary name and
-renamed into place, so a reader never sees half of one and a restarted step simply writes it
-again.
+window that registered a model version (``registration.json``, written once the registry
+answered, blessed or not) is never trained again; one whose run decided to train and failed
+before registering created no version, so a re-run trains it. Every file is written under a
+temporary name and renamed into place, so a reader never sees half of one and a restarted
+step simply writes it again.
 """
 
 from __future__ import annotations
@@ -36,8 +37,7 @@ DECISION_FILE = "decision.json"
 PRODUCTION_FILE = "production.json"
 WINDOWS = "windows"
 PRODUCTION = "production"
-# the decision's key: True once a run of the window trained (or started training) on its data
-WINDOW_TRAINED = "window_trained"
+REGISTRATION_FILE = "registration.json"
 
 _WINDOW_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
@@ -89,8 +89,8 @@ class WindowState:
     recorded_windows: tuple[str, ...]  # before this run, in order
     production: Production | None
     windows_since_production: int  # 0 without a production model
-    # an earlier run of this window decided to train on its data (see trained_before)
-    window_trained_before: bool = False
+    # the version an earlier run of this window registered ("" when none: see registration)
+    window_registered_before: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -106,7 +106,7 @@ class WindowState:
             recorded_windows=tuple(doc.get("recorded_windows", ())),
             production=Production(**prod) if prod else None,
             windows_since_production=int(doc.get("windows_since_production", 0)),
-            window_trained_before=bool(doc.get("window_trained_before", False)),
+            window_registered_before=str(doc.get("window_registered_before", "")),
         )
 
 
@@ -151,26 +151,28 @@ def load(state_dir: str, window: str) -> WindowState:
         recorded_windows=tuple(windows),
         production=production,
         windows_since_production=since,
-        window_trained_before=trained_before(state_dir, window),
+        window_registered_before=registered_version(state_dir, window),
     )
 
 
-def trained_before(state_dir: str, window: str) -> bool:
-    """Whether a recorded decision of ``window`` trained on its data (``window_trained``;
-    ``retrain`` in records older than that key). Read from the decision alone, which is
-    written before the training starts: a run stopped between the two still counts (its
-    model may be registered)."""
-    path = os.path.join(state_dir, WINDOWS, window, DECISION_FILE)
+def registration_path(state_dir: str, window: str) -> str:
+    return os.path.join(state_dir, WINDOWS, window, REGISTRATION_FILE)
+
+
+def registered_version(state_dir: str, window: str) -> str:
+    """The model version a run of ``window`` registered ("" when none did: never trained, or
+    a run that decided to train and failed before its model was registered)."""
+    path = registration_path(state_dir, window)
     if not os.path.isfile(path):
-        return False
+        return ""
     try:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)
     except ValueError as e:
-        raise RuntimeError(f"{path} is not a decision record: {e}") from e
-    if not isinstance(doc, dict):
-        raise RuntimeError(f"{path} is not a decision record: {doc!r}")
-    return bool(doc.get(WINDOW_TRAINED, doc.get("retrain", False)))
+        raise RuntimeError(f"{path} is not a registration record: {e}") from e
+    if not isinstance(doc, dict) or not str(doc.get("version") or ""):
+        raise RuntimeError(f"{path} is not a registration record (no version): {doc!r}")
+    return str(doc["version"])
 
 
 def window_statistics(state_dir: str, window: str) -> str:
@@ -235,6 +237,28 @@ def record_production(
     production = Production(window, model_uri, str(version), promoted)
     _atomic_json(asdict(production), os.path.join(state_dir, PRODUCTION, PRODUCTION_FILE))
     return production
+
+
+def record_registration(
+    state_dir: str, window: str, version: str, model_name: str = "", uri: str = "",
+    aliases: tuple[str, ...] | list[str] = (), created_at: str = "",
+) -> dict[str, Any]:  # fmt: skip
+    """Records the model version registered from ``window``'s data (after register_model,
+    blessed or not): a later run of the window trains nothing.
+
+    Written whole under a temporary name and renamed; every value comes from the registry's
+    answer (``created_at`` too), so a KFP retry of the step writes the same record again."""
+    check_window(window)
+    check_state_dir(state_dir)
+    if not str(version or ""):
+        raise ValueError(
+            f"version is empty: window {window}'s registration record needs the registered "
+            "model version (register_model's registered_model metadata 'version')"
+        )
+    record = {"window": window, "model_name": model_name, "version": str(version), "uri": uri,
+              "aliases": sorted(aliases), "created_at": created_at}  # fmt: skip
+    _atomic_json(record, registration_path(state_dir, window))
+    return record
 
 
 def read_decisions(state_dir: str) -> dict[str, dict[str, Any]]:

@@ -73,31 +73,39 @@ def test_a_number_with_leading_zeros_is_refused_even_as_the_first_window(tmp_pat
         assert state.load(str(root), fine).window == fine
 
 
-def test_a_window_counts_as_trained_once_its_recorded_decision_trained_on_it(tmp_path):
+def test_a_window_counts_as_registered_once_its_registration_is_recorded(tmp_path):
     root = str(tmp_path / "state")
     stats = str(stats_dir(tmp_path, "s"))
-    assert state.load(root, "2016").window_trained_before is False  # never run
-    records = {
-        "2015": {"retrain": True},  # a record older than the window_trained key
-        "2016": {"retrain": False, "window_trained": True},  # a re-run of a trained window
-        "2017": {"retrain": False, "window_trained": False},
-        "2018": {"retrain": False},
-    }
-    for window, decision in records.items():
-        state.record_window(root, window, stats, {"window": window, **decision})
-    got = {w: state.load(root, w).window_trained_before for w in records}
-    assert got == {"2015": True, "2016": True, "2017": False, "2018": False}
-    # the state.json round trip keeps it
+    assert state.load(root, "2016").window_registered_before == ""  # never run
+    # 2016 decided to train and its run failed before registering: no version, no guard
+    state.record_window(root, "2016", stats, {"window": "2016", "retrain": True})
+    assert state.load(root, "2016").window_registered_before == ""
+    record = state.record_registration(root, "2016", "2", model_name="employment",
+                                       uri="/models/2", aliases=["challenger"],
+                                       created_at="2026-12-01T00:00:00+00:00")  # fmt: skip
+    path = tmp_path / "state" / "windows" / "2016" / "registration.json"
+    assert json.loads(path.read_text()) == record
+    assert record["version"] == "2" and record["aliases"] == ["challenger"]
     loaded = state.load(root, "2016")
-    assert state.WindowState.from_dict(loaded.to_dict()) == loaded
-    # the decision alone counts (written before the training; the statistics after it)
-    crashed = tmp_path / "state" / "windows" / "2019"
-    crashed.mkdir()
-    (crashed / "decision.json").write_text(json.dumps({"retrain": True}))
-    assert state.load(root, "2019").window_trained_before is True
-    (crashed / "decision.json").write_text("{not json")
-    with pytest.raises(RuntimeError, match=r"2019/decision.json is not a decision record"):
-        state.load(root, "2019")
+    assert loaded.window_registered_before == "2"
+    assert state.load(root, "2017").window_registered_before == ""  # keyed on the window
+    assert state.WindowState.from_dict(loaded.to_dict()) == loaded  # the state.json round trip
+    # a KFP retry of the step writes the same record again, and leaves no temporary file
+    assert state.record_registration(root, "2016", "2", model_name="employment",
+                                     uri="/models/2", aliases=["challenger"],
+                                     created_at="2026-12-01T00:00:00+00:00") == record  # fmt: skip
+    assert json.loads(path.read_text()) == record
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "FeatureStats.pb", "decision.json", "registration.json"]  # fmt: skip
+    with pytest.raises(ValueError, match="version is empty: window 2017's registration"):
+        state.record_registration(root, "2017", "")
+    assert not (tmp_path / "state" / "windows" / "2017").exists()
+    path.write_text("{not json")
+    with pytest.raises(RuntimeError, match=r"2016/registration.json is not a registration"):
+        state.load(root, "2016")
+    path.write_text(json.dumps({"window": "2016"}))
+    with pytest.raises(RuntimeError, match=r"is not a registration record \(no version\)"):
+        state.load(root, "2016")
 
 
 def test_state_uri_that_is_a_file_is_refused(tmp_path):
@@ -147,6 +155,21 @@ def test_launchers_round_trip(tmp_path):
         },
     )  # fmt: skip
     assert _launch(save_launcher.run, promote_doc) == 0
+    registered = tmp_path / "registered"
+    registered.mkdir()
+    register_doc = testing.executor_input(
+        tmp_path / "save3", {"state_uri": root, "window": "2015"}, {"record": "system.Artifact"},
+        inputs={"statistics": ("system.Artifact", str(current)),
+                "registered_model": ("system.Artifact", str(registered))},
+        input_metadata={"registered_model": {
+            "name": "employment", "version": "1", "uri": "/serving/employment/1",
+            "aliases": ["champion"], "created_at": "2026-12-01T00:00:00+00:00",
+            "lineage": {"pipeline_run_id": "r1"}}},
+    )  # fmt: skip
+    assert _launch(save_launcher.run, register_doc) == 0
+    out = json.loads((tmp_path / "save3" / "executor_output.json").read_text())
+    record = out["artifacts"]["record"]["artifacts"][0]["metadata"]
+    assert record["recorded"] == "registration" and record["version"] == "1"
 
     next_stats = stats_dir(tmp_path, "next", b"2016 stats")
     load_doc = testing.executor_input(
@@ -160,6 +183,16 @@ def test_launchers_round_trip(tmp_path):
     assert loaded["previous_window"] == "2015"
     assert loaded["production"]["model_uri"] == "/serving/employment/1"
     assert loaded["windows_since_production"] == 1
+    assert loaded["window_registered_before"] == ""  # 2015's registration is 2015's
+    load_doc = testing.executor_input(
+        tmp_path / "load3", {"state_uri": root, "window": "2015"},
+        {"previous_statistics": "system.Artifact", "production_statistics": "system.Artifact",
+         "state": "system.Artifact"},
+        inputs={"current_statistics": ("system.Artifact", str(current))},
+    )  # fmt: skip
+    assert _launch(load_launcher.run, load_doc) == 0
+    rerun = json.loads((tmp_path / "load3" / "state" / "state.json").read_text())
+    assert rerun["window_registered_before"] == "1"
     assert (
         tmp_path / "load2" / "previous_statistics" / "FeatureStats.pb"
     ).read_bytes() == b"2015 stats"

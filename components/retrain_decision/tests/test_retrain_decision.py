@@ -14,9 +14,9 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 PROD = Production("2015", "/serving/employment/1", "1", (NOW - timedelta(days=3)).isoformat())
 
 
-def state(window="2016", previous="2015", production=PROD, since=1, trained_before=False):
+def state(window="2016", previous="2015", production=PROD, since=1, registered_before=""):
     return WindowState(window, previous, (previous,) if previous else (), production, since,
-                       trained_before)  # fmt: skip
+                       registered_before)  # fmt: skip
 
 
 def d(feature, kind, value, threshold=0.03, measure="L_INFINITY"):
@@ -94,40 +94,39 @@ def test_no_feature_is_ignored_by_default_the_pipeline_names_its_data():
     assert got.reasons == ["drift from window 2015: year 1 > 0.03 (L_INFINITY)"]
 
 
-def test_a_rerun_of_a_window_trained_before_trains_nothing_whatever_the_reasons():
-    # 2016 was trained by an earlier run and not blessed: 2015's model is still in production
+def test_a_rerun_of_a_window_that_registered_a_version_trains_nothing_whatever_the_reasons():
+    # 2016 registered version 2 in an earlier run, not blessed: 2015's model is in production
     found = [d("ANC", "drift", 0.05)]
     first = decide(state(), found, Policy(max_model_age_windows=1), NOW)
-    assert first.retrain and first.window_trained
-    again = decide(state(trained_before=True), found, Policy(max_model_age_windows=1), NOW)
-    assert not again.retrain
-    assert again.window_trained  # recorded again: the run after this one trains nothing either
+    assert first.retrain and first.window_registered_before == ""
+    again = decide(state(registered_before="2"), found, Policy(max_model_age_windows=1), NOW)
+    assert not again.retrain and again.window_registered_before == "2"
     assert again.reasons == [
-        "not retrained: an earlier run of window 2016 trained on its data (its model is "
-        "registered, blessed or not); a re-run never trains on the same data again (if that "
-        "run failed before registering, remove windows/2016/decision.json from the state "
-        "folder and re-run); would have retrained for: drift from window 2015: ANC 0.05 > "
-        "0.03 (L_INFINITY); model age 1 windows >= max_model_age_windows 1 (trained on "
+        "not retrained: an earlier run of window 2016 registered version 2 from its data "
+        "(windows/2016/registration.json, blessed or not); a re-run never registers a second "
+        "version from the same data; would have retrained for: drift from window 2015: ANC "
+        "0.05 > 0.03 (L_INFINITY); model age 1 windows >= max_model_age_windows 1 (trained on "
         "window 2015)"
     ]
     # the first window whose model was not blessed: "no model in production" is no reason
     first_window = state(window="2015", previous="", production=None, since=0,
-                         trained_before=True)  # fmt: skip
+                         registered_before="1")  # fmt: skip
     assert not decide(first_window, [], Policy(), NOW).retrain
-    # nothing to retrain for: the usual why-not, and the window stays trained
-    quiet = decide(state(trained_before=True), [d("ANC", "drift", 0.01)], Policy(), NOW)
-    assert not quiet.retrain and quiet.window_trained
+    # nothing to retrain for: the usual why-not
+    quiet = decide(state(registered_before="2"), [d("ANC", "drift", 0.01)], Policy(), NOW)
+    assert not quiet.retrain
     assert quiet.reasons[0].startswith("not retrained: no feature drifted beyond its threshold")
 
 
-def test_window_trained_says_whether_a_model_was_trained_on_the_window():
-    drifted = [d("ANC", "drift", 0.05)]
-    assert decide(state(), drifted, Policy(), NOW).window_trained
-    assert not decide(state(), [d("ANC", "drift", 0.01)], Policy(), NOW).window_trained
-    # the production model's own window was trained on, whatever this run decides
-    production_window = state(window="2015", previous="", since=0)
-    assert decide(production_window, drifted, Policy(), NOW).window_trained
-    assert not decide(None, [], Policy(), NOW).window_trained  # no window without a state
+def test_a_window_whose_earlier_run_failed_before_registering_is_decided_afresh():
+    # that run recorded a decision to train, then failed: it registered no version, so the
+    # state has nothing registered for 2016 and the same reasons retrain it
+    found = [d("ANC", "drift", 0.05)]
+    rerun = decide(state(registered_before=""), found, Policy(), NOW)
+    assert rerun.retrain
+    assert rerun.reasons == ["drift from window 2015: ANC 0.05 > 0.03 (L_INFINITY)"]
+    first_window = state(window="2015", previous="", production=None, since=0)
+    assert decide(first_window, [], Policy(), NOW).retrain
 
 
 def test_zero_threshold_means_not_compared():
@@ -200,7 +199,7 @@ def test_launcher_on_anomalies_measured_by_real_tfdv(tmp_path):
     )
     assert executor.launch(launcher.run, ["--executor_input", json.dumps(doc)]) == 0
     decision = json.loads((tmp_path / "out" / "decision" / "decision.json").read_text())
-    assert decision["retrain"] is True and decision["window_trained"] is True
+    assert decision["retrain"] is True and decision["window_registered_before"] == ""
     assert [x["feature"] for x in decision["drifted"]] == ["ANC"]
     assert decision["drifted"][0]["value"] == pytest.approx(0.1, abs=1e-6)
     assert [x["feature"] for x in decision["skewed"]] == ["ANC"]
