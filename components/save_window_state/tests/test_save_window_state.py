@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from kfpkit import testing
 from kfpkit.components.save_window_state import launcher as save_launcher
 from kfpkit.runtime import executor
@@ -28,6 +30,31 @@ def test_save_without_decision_or_model_fails_and_writes_nothing(tmp_path):
         tmp_path / "out", {"state_uri": str(tmp_path / "state"), "window": "2016"},
         {"record": "system.Artifact"},
         inputs={"statistics": ("system.Artifact", str(stats_dir(tmp_path, "s")))},
+    )  # fmt: skip
+    assert _launch(save_launcher.run, doc) == 2
+    assert not (tmp_path / "out" / "executor_output.json").exists()
+    assert not (tmp_path / "state" / "windows").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "metadata"),
+    [(("decision", "registered_model"), {"version": "1"}),
+     (("published_model", "registered_model"), {"version": "1"}),
+     (("registered_model",), {"name": "employment"})],  # a registration without its version
+)  # fmt: skip
+def test_two_records_at_once_or_a_registration_without_version_writes_nothing(
+    tmp_path, given, metadata
+):
+    inputs = {"statistics": ("system.Artifact", str(stats_dir(tmp_path, "s")))}
+    for name in given:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "decision.json").write_text(json.dumps({"window": "2016", "retrain": True}))
+        inputs[name] = ("system.Artifact", str(folder))
+    doc = testing.executor_input(
+        tmp_path / "out", {"state_uri": str(tmp_path / "state"), "window": "2016"},
+        {"record": "system.Artifact"}, inputs=inputs,
+        input_metadata={"registered_model": metadata, "published_model": {"version": 1}},
     )  # fmt: skip
     assert _launch(save_launcher.run, doc) == 2
     assert not (tmp_path / "out" / "executor_output.json").exists()
