@@ -13,7 +13,10 @@ step always runs (no traffic: it says so), so the decision reads it on every pla
 without ``dsl.OneOf``. Only under ``dsl.If(retrain)`` does the run tune, train,
 evaluate against the production model, register, publish and push (the training pipeline's chain,
 :mod:`kfpkit.pipelines.model_chain`); a pushed model becomes the production model of the
-state folder, its window's statistics the skew baseline of the windows after it.
+state folder, its window's statistics the skew baseline of the windows after it. Every
+registered version (blessed or not) is recorded for its window as soon as the registry
+answers: a re-run of that window trains and registers nothing, while a run that failed
+before registering left no version, so its window trains again.
 """
 
 from kfp import dsl
@@ -234,6 +237,19 @@ def continuous_training(
             promoted.set_display_name("record-production")
             promoted.set_caching_options(False)
 
+        def record_registration(registered):  # type: ignore[no-untyped-def]
+            # the guard against a second version from this window's data (load_window_state's
+            # window_registered_before), written as soon as the registry answered
+            recorded = SaveWindowStateOp(
+                state_uri=state_uri,
+                window=window,
+                statistics=window_statistics,
+                registered_model=registered.outputs["registered_model"],
+            )
+            recorded.set_display_name("record-registration")
+            recorded.set_caching_options(False)
+            recorded.set_retry(num_retries=3)  # losing the record would lose the guard
+
         with dsl.If(decision.outputs["retrain"] == True, name="retrain"):  # noqa: E712
             tune_train_evaluate_push(
                 ChainParameters.of(parameters),
@@ -246,4 +262,5 @@ def continuous_training(
                 # constant within a window, new in the next: never a feature
                 exclude_columns=ignored_features,
                 when_pushed=record_production,
+                when_registered=record_registration,
             )

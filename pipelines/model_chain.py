@@ -192,6 +192,7 @@ def tune_train_evaluate_push(
     after: Any,
     exclude_columns: Any,
     when_pushed: Callable[[Any, Any], None] | None = None,
+    when_registered: Callable[[Any], None] | None = None,
 ) -> ModelChain:
     """Tune, train, evaluate against the model under ``serving_model_uri``; when blessed,
     publish and push. ``pipeline``: the pipeline's parameters (:class:`ChainParameters`);
@@ -199,7 +200,8 @@ def tune_train_evaluate_push(
     are never features; ``when_pushed(publish, push)`` adds steps inside the blessed
     branch, after the push. Every evaluated model is registered (register_model, with
     ``training_statistics`` for lineage): a blessed one, once published and before it is
-    pushed, as ``champion``; one that was not, as ``challenger``."""
+    pushed, as ``champion``; one that was not, as ``challenger``. ``when_registered(task)``
+    adds steps after each registration (both branches), e.g. recording the version."""
     tune = KatibTuneOp(
         train_data=train_data,
         validation_data=validation_data,
@@ -275,6 +277,8 @@ def tune_train_evaluate_push(
         )
         task.set_display_name(display_name)
         task.set_caching_options(False)  # writes to the registry, outside the pipeline root
+        if when_registered is not None:
+            when_registered(task)
         return task
 
     with dsl.If(evaluation.outputs["blessed"] == True, name="blessed"):  # noqa: E712

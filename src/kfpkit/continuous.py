@@ -37,6 +37,7 @@ RETRAIN_STEPS = (
     "evaluate",
     "publish-model",
     "register-model",
+    "record-registration",
     "push-model",
     "record-production",
 )
@@ -143,7 +144,9 @@ _TASK_DISPLAY = {
     "katib-tune": "tune", "train": "train", "evaluate": "evaluate",
     "publish-model": "publish-model", "kserve-push": "push-model",
     "register-model": "register-model", "register-model-2": "register-challenger",
-    "save-window-state-2": "record-production", "record-outcome": "record-outcome",
+    # the registered version, blessed (-2) or the challenger (-4): the window's re-run guard
+    "save-window-state-2": "record-registration", "save-window-state-3": "record-production",
+    "save-window-state-4": "record-registration", "record-outcome": "record-outcome",
 }  # fmt: skip
 
 

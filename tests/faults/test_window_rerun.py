@@ -1,7 +1,8 @@
 """Re-running a continuous-training window: the state and decision runtimes on a real state
 folder, and register_model's registration in a real registry (MLflow on SQLite), played in
 the pipeline's order (load the state, decide, record the window; when retrained register the
-model, and when blessed record it as the production model), as ``kfpkit run --window`` does.
+model and record its version for the window, and when blessed record it as the production
+model), as ``kfpkit run --window`` does.
 Each run is a new pipeline run (its own run id and model folder), so the registry's own
 restart check (same model, same run) does not hide a second version."""
 
@@ -42,7 +43,8 @@ class Pipeline:
         self.registry = open_registry("mlflow", registry_uri=str(tmp_path / "mlflow.db"))
         self.runs = 0
 
-    def run(self, window, policy=None, distances=(), blessed=True, register_attempts=1):  # type: ignore[no-untyped-def]
+    def run(self, window, policy=None, distances=(), blessed=True, register_attempts=1,  # type: ignore[no-untyped-def]
+            fails_before_registering=False):  # fmt: skip
         self.runs += 1
         run_id = f"run-{self.runs}"
         stats = self.tmp / f"stats-{window}"
@@ -52,9 +54,16 @@ class Pipeline:
         decision = decide(loaded, list(distances), policy or Policy(), NOW)
         state.record_window(self.root, window, str(stats), decision.to_dict())
         if decision.retrain:
-            # register_model's step; a KFP restart of it runs it again in the same run
+            if fails_before_registering:  # tune, train or evaluate failed: the run ends here
+                return loaded, decision
+            # register_model's step, then record-registration's; a KFP restart of them runs
+            # them again in the same run
             for _ in range(register_attempts):
                 version = self._register(window, run_id, blessed)
+                meta = version.to_metadata()
+                state.record_registration(self.root, window, meta["version"], meta["name"],
+                                          meta["uri"], meta["aliases"],
+                                          meta["created_at"])  # fmt: skip
             if blessed:
                 state.record_production(self.root, window, str(stats), version.uri,
                                         version.version, now=NOW - timedelta(days=1))  # fmt: skip
@@ -130,10 +139,10 @@ def test_rerunning_a_window_whose_model_was_not_blessed_registers_nothing_new(
     # each trained again and registered version 3, 4, ... of the same data
     for policy in (Policy(), Policy(max_model_age_windows=1), Policy()):
         loaded, again = pipeline.run("2016", policy, DRIFT, blessed=False)
-        assert loaded.window_trained_before  # also after a re-run recorded its own decision
+        assert loaded.window_registered_before == "2"  # also after a re-run's own decision
         assert not again.retrain, again.reasons
         assert again.reasons[0].startswith(
-            "not retrained: an earlier run of window 2016 trained on its data"
+            "not retrained: an earlier run of window 2016 registered version 2 from its data"
         )
         assert "would have retrained for: drift from window 2015" in again.reasons[0]
     assert pipeline.versions() == expected
@@ -142,6 +151,31 @@ def test_rerunning_a_window_whose_model_was_not_blessed_registers_nothing_new(
     # same run, the same model) finds the version the first attempt registered
     _, later = pipeline.run("2017", distances=DRIFT, register_attempts=2)
     assert later.retrain and pipeline.versions()[2:] == [("3", "2017", ("champion",))]
+
+
+@pytest.mark.parametrize("blessed", [True, False])
+def test_a_run_that_failed_after_deciding_to_train_is_retrained_by_the_next_run_of_its_window(
+    tmp_path, empty_registry, blessed
+):
+    pipeline = Pipeline(tmp_path, empty_registry)
+    pipeline.run("2015")
+    # 2016's first run decides to train (drift), records its decision, and fails in training
+    _, failed = pipeline.run("2016", distances=DRIFT, fails_before_registering=True)
+    assert failed.retrain and state.read_decisions(pipeline.root)["2016"]["retrain"] is True
+    assert [v[:2] for v in pipeline.versions()] == [("1", "2015")]
+    # was: "an earlier run of window 2016 trained on its data", nothing trained, and the user
+    # had to delete windows/2016/decision.json by hand
+    loaded, rerun = pipeline.run("2016", distances=DRIFT, blessed=blessed, register_attempts=2)
+    assert loaded.window_registered_before == ""
+    assert rerun.retrain, rerun.reasons
+    assert rerun.reasons == ["drift from window 2015: ANC 0.5 > 0.03 (L_INFINITY)"]
+    alias = "champion" if blessed else "challenger"
+    assert pipeline.versions()[1:] == [("2", "2016", (alias,))]  # exactly one version
+    assert state.registered_version(pipeline.root, "2016") == "2"
+    # and the run after that one registers none
+    loaded, third = pipeline.run("2016", Policy(max_model_age_windows=1), DRIFT, blessed=blessed)
+    assert not third.retrain, third.reasons
+    assert len(pipeline.versions()) == 2
 
 
 def test_a_first_window_whose_model_was_not_blessed_is_not_trained_again(tmp_path, empty_registry):
