@@ -3,6 +3,7 @@
 from kfp import dsl
 
 from kfpkit import images
+from kfpkit.components.kserve_push import defaults
 
 
 @dsl.container_component
@@ -14,33 +15,33 @@ def kserve_push(
     endpoint_url: dsl.OutputPath(str),  # type: ignore[valid-type]  # kfp's own idiom
     model: dsl.Input[dsl.Model] = None,
     test_data: dsl.Input[dsl.Dataset] = None,
-    action: str = "apply",
-    backend: str = "local",
-    namespace: str = "default",
+    action: str = defaults.ACTION,
+    backend: str = defaults.BACKEND,
+    namespace: str = defaults.NAMESPACE,
     storage_uri: str = "",
-    deployment_mode: str = "Serverless",
-    runtime: str = "tensorflow",
+    deployment_mode: str = defaults.DEPLOYMENT_MODE,
+    runtime: str = defaults.RUNTIME,
     runtime_version: str = "",
-    canary_traffic_percent: int = 10,
-    mirror_percent: float = 100.0,
-    cpu: str = "1",
-    memory: str = "2Gi",
-    gpu: int = 0,
-    min_replicas: int = 1,
-    max_replicas: int = 1,
-    scale_target: int = 0,
+    canary_traffic_percent: int = defaults.CANARY_TRAFFIC_PERCENT,
+    mirror_percent: float = defaults.MIRROR_PERCENT,
+    cpu: str = defaults.CPU,
+    memory: str = defaults.MEMORY,
+    gpu: int = defaults.GPU,
+    min_replicas: int = defaults.MIN_REPLICAS,
+    max_replicas: int = defaults.MAX_REPLICAS,
+    scale_target: int = defaults.SCALE_TARGET,
     scale_metric: str = "",
     service_account: str = "",
     logger_url: str = "",
-    logger_mode: str = "all",
-    timeout_seconds: float = 900.0,
-    infra_validation_rows: int = 100,
+    logger_mode: str = defaults.LOGGER_MODE,
+    timeout_seconds: float = defaults.TIMEOUT_SECONDS,
+    infra_validation_rows: int = defaults.INFRA_VALIDATION_ROWS,
     kubeconfig: str = "",
     experiment_decision: str = "",
     variant_weights: dict = {},  # noqa: B006 - KFP needs a literal default
-    sticky: bool = False,
+    sticky: bool = defaults.STICKY,
     served_logs: str = "",
-    bandit_floor: float = 0.05,
+    bandit_floor: float = defaults.BANDIT_FLOOR,
 ):
     """Proves a SavedModel serves on KServe's own model server, then pushes it to KServe.
 

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 
 from kfpkit import tabular
+from kfpkit.components.kserve_push import defaults
 from kfpkit.serving.client import ServerProcess, percentile, server_args
 from kfpkit.tabular import CATEGORICAL
 
 _log = logging.getLogger("kfpkit")
-DEFAULT_ROWS = 100
+DEFAULT_ROWS = defaults.INFRA_VALIDATION_ROWS
 DEFAULT_TOLERANCE = 1e-5
 
 

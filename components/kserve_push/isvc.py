@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kfpkit.components.kserve_push import defaults
 from kfpkit.jobs import kube
 
 GROUP, VERSION, PLURAL, KIND = (
@@ -58,18 +59,18 @@ class ServingSettings:
     name: str
     namespace: str
     storage_uri: str
-    runtime: str = "tensorflow"
-    deployment_mode: str = SERVERLESS
-    cpu: str = "1"
-    memory: str = "2Gi"
-    gpu: int = 0
-    min_replicas: int = 1
-    max_replicas: int = 1
-    scale_target: int = 0  # 0: KServe's default
+    runtime: str = defaults.RUNTIME
+    deployment_mode: str = defaults.DEPLOYMENT_MODE
+    cpu: str = defaults.CPU
+    memory: str = defaults.MEMORY
+    gpu: int = defaults.GPU
+    min_replicas: int = defaults.MIN_REPLICAS
+    max_replicas: int = defaults.MAX_REPLICAS
+    scale_target: int = defaults.SCALE_TARGET
     scale_metric: str = ""  # concurrency, rps, cpu, memory; "": KServe's default
     service_account: str = ""
     logger_url: str = ""
-    logger_mode: str = "all"
+    logger_mode: str = defaults.LOGGER_MODE
     runtime_version: str = ""
 
     def check(self) -> ServingSettings:

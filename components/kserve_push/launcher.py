@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
-from kfpkit.components.kserve_push import isvc
+from kfpkit.components.kserve_push import defaults, isvc
 from kfpkit.components.kserve_push.runner import PushRequest, push, storage_uri
 from kfpkit.runtime.executor import (
     Executor,
@@ -38,43 +38,43 @@ def request_from(executor: Executor) -> PushRequest:
     uri = executor.param("storage_uri", "") or serving_dir
     settings = isvc.ServingSettings(
         name=executor.param("model_name", ""),
-        namespace=executor.param("namespace", "") or "default",
+        namespace=executor.param("namespace", "") or defaults.NAMESPACE,
         storage_uri=uri,
-        runtime=executor.param("runtime", isvc.ServingSettings.runtime),
+        runtime=executor.param("runtime", defaults.RUNTIME),
         runtime_version=executor.param("runtime_version", ""),
-        deployment_mode=executor.param("deployment_mode", isvc.ServingSettings.deployment_mode),
-        cpu=str(executor.param("cpu", isvc.ServingSettings.cpu)),
-        memory=str(executor.param("memory", isvc.ServingSettings.memory)),
-        gpu=_int(executor, "gpu", isvc.ServingSettings.gpu),
-        min_replicas=_int(executor, "min_replicas", isvc.ServingSettings.min_replicas),
-        max_replicas=_int(executor, "max_replicas", isvc.ServingSettings.max_replicas),
-        scale_target=_int(executor, "scale_target", isvc.ServingSettings.scale_target),
+        deployment_mode=executor.param("deployment_mode", defaults.DEPLOYMENT_MODE),
+        cpu=str(executor.param("cpu", defaults.CPU)),
+        memory=str(executor.param("memory", defaults.MEMORY)),
+        gpu=_int(executor, "gpu", defaults.GPU),
+        min_replicas=_int(executor, "min_replicas", defaults.MIN_REPLICAS),
+        max_replicas=_int(executor, "max_replicas", defaults.MAX_REPLICAS),
+        scale_target=_int(executor, "scale_target", defaults.SCALE_TARGET),
         scale_metric=executor.param("scale_metric", ""),
         service_account=executor.param("service_account", ""),
         logger_url=executor.param("logger_url", ""),
-        logger_mode=executor.param("logger_mode", isvc.ServingSettings.logger_mode),
+        logger_mode=executor.param("logger_mode", defaults.LOGGER_MODE),
     )
     return PushRequest(
-        action=executor.param("action", "apply"),
-        backend=executor.param("backend", "local"),
+        action=executor.param("action", defaults.ACTION),
+        backend=executor.param("backend", defaults.BACKEND),
         settings=settings,
         model_path=uri_to_path(serving_dir) if serving_dir else None,
         test_path=test_data.path if test_data is not None and test_data.uri else None,
         canary_traffic_percent=_int(
-            executor, "canary_traffic_percent", PushRequest.canary_traffic_percent
+            executor, "canary_traffic_percent", defaults.CANARY_TRAFFIC_PERCENT
         ),
-        mirror_percent=executor.number_param("mirror_percent", PushRequest.mirror_percent),
-        timeout_seconds=executor.number_param("timeout_seconds", PushRequest.timeout_seconds),
+        mirror_percent=executor.number_param("mirror_percent", defaults.MIRROR_PERCENT),
+        timeout_seconds=executor.number_param("timeout_seconds", defaults.TIMEOUT_SECONDS),
         infra_validation_rows=_int(
-            executor, "infra_validation_rows", PushRequest.infra_validation_rows
+            executor, "infra_validation_rows", defaults.INFRA_VALIDATION_ROWS
         ),
         owner=step_key(executor_identity(executor.raw)),
         kubeconfig=executor.param("kubeconfig", ""),
         experiment_decision=executor.param("experiment_decision", ""),
         variant_weights=_weights(executor),
-        sticky=bool(executor.param("sticky", PushRequest.sticky)),
+        sticky=bool(executor.param("sticky", defaults.STICKY)),
         served_logs=executor.param("served_logs", ""),
-        bandit_floor=executor.number_param("bandit_floor", PushRequest.bandit_floor),
+        bandit_floor=executor.number_param("bandit_floor", defaults.BANDIT_FLOOR),
     )
 
 

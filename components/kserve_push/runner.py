@@ -19,7 +19,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kfpkit.components.kserve_push import experiment, infra_validation, isvc
+from kfpkit.components.kserve_push import defaults, experiment, infra_validation, isvc
 from kfpkit.runtime.model_versions import versions
 from kfpkit.serving.server import check_model_name
 
@@ -37,17 +37,17 @@ class PushRequest:
     settings: isvc.ServingSettings
     model_path: str | None  # local path of the model artifact (version folders under it)
     test_path: str | None
-    canary_traffic_percent: int = 10
-    mirror_percent: float = 100.0
-    timeout_seconds: float = 900.0
-    infra_validation_rows: int = infra_validation.DEFAULT_ROWS
+    canary_traffic_percent: int = defaults.CANARY_TRAFFIC_PERCENT
+    mirror_percent: float = defaults.MIRROR_PERCENT
+    timeout_seconds: float = defaults.TIMEOUT_SECONDS
+    infra_validation_rows: int = defaults.INFRA_VALIDATION_ROWS
     owner: str = "kfpkit"
     kubeconfig: str = ""
     experiment_decision: str = ""  # online_experiment's: promote | rollback | continue
     variant_weights: dict[str, float] = field(default_factory=dict)  # experiment
-    sticky: bool = False  # experiment: the header-matching VirtualService
+    sticky: bool = defaults.STICKY  # experiment: the header-matching VirtualService
     served_logs: str = ""  # bandit: the log folder / gs:// folder its feedback is read from
-    bandit_floor: float = 0.05  # bandit: the least share of traffic a variant keeps
+    bandit_floor: float = defaults.BANDIT_FLOOR  # bandit: the least share a variant keeps
 
 
 @dataclass
