@@ -118,9 +118,11 @@ def run_local(executor: Executor, spec: TuneSpec) -> TuneResult:
     local.check_local(spec)
     timeout = executor.number_param("timeout", specs.TIMEOUT)
     check_wait_settings(1.0, timeout)
-    seed = int(executor.number_param("seed", 0))
+    # KFP passes the component's declared seed; an input without one leaves local.tune's
+    seed = executor.param("seed")
+    options = {} if seed is None else {"seed": int(executor.number_param("seed", seed))}
     with local.WorkerPool(trial_data(executor, uris=False), spec.parallel_trial_count) as pool:
-        result = local.tune(spec, pool, seed=seed, timeout=timeout)
+        result = local.tune(spec, pool, timeout=timeout, **options)
         result.notes.append(
             "trial worker start-up (spawn + imports) seconds: "
             + ", ".join(f"{s:.1f}" for s in pool.startup_seconds)
