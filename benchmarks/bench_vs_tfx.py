@@ -1,6 +1,7 @@
-"""kfpkit's local training pipeline beside TFX 1.16's LocalDagRunner: same rows, same model.
+"""kfpkit's local training pipeline beside TFX 1.16's LocalDagRunner on the same rows.
 
     .venv/bin/python benchmarks/bench_vs_tfx.py [--rounds 2] [--sizes 277677 1000000]
+        [--hyperparameters same|defaults|both] [--kfpkit-data own|emulator]
     make bench-tfx            # the same, after make's set-up and images
 
 Each round runs both sides as separate processes, one after the other (the order alternates
@@ -11,27 +12,42 @@ from round to round), and times each process from spawn to exit:
   TF 2.16 and protobuf 4: it cannot share kfpkit's environments; not part of the project's
   dependencies, CI or ``make test``). CsvExampleGen reads a CSV of exactly the rows kfpkit
   loads into the emulator, written before any timing. Step times come from ML Metadata.
-- kfpkit: ``kfpkit run training --local --emulator`` (``--rows N`` for an upsampled size),
-  Docker steps under kfp.local. Step times come from kfp.local's timestamped
-  ``Executing task`` / ``Task ... finished`` log lines; test accuracy/AUC from the evaluate
-  step's metrics.
+- kfpkit, on its own data (``--kfpkit-data own``, the default): ``kfpkit run training --local
+  --data <the Parquet> --label employed --key id``, the split in the step's embedded engine;
+  or (``--kfpkit-data emulator``) ``kfpkit run training --local --emulator`` (``--rows N`` for
+  an upsampled size). Docker steps under kfp.local. Step times come from kfp.local's
+  timestamped ``Executing task`` / ``Task ... finished`` log lines; test accuracy/AUC from the
+  evaluate step's metrics. After each run the driver reads the key column of kfpkit's split
+  outputs and checks that every split holds exactly the rows of TFX's CSV for it.
 
-The model on the TFX side is kfpkit's (``src/kfpkit/training/trainer.py``: build_model and the
-Hyperparameters defaults, read from the source here, merged with the pipeline's default
-``hyperparameters``); features, label, split ratios, slice columns and blessing thresholds
-come from the pipeline's defaults. Step names are not hard-coded on the kfpkit side: whatever
-steps ran are reported, grouped by name (``GROUP_PATTERNS``); a pipeline parameter whose name
-contains ``trial`` or ``budget`` (a tuning budget) is set to 0. The hyperparameters and
-features the train step recorded are compared with the TFX side's: any difference is flagged.
+The model on the TFX side is kfpkit's (``src/kfpkit/training/trainer.py``'s build_model shape,
+``kfpkit.hyperparameters`` defaults merged with the pipeline's default ``hyperparameters``),
+stopped as the TFX trainer module stops it (Keras ``EarlyStopping`` on the validation loss,
+``min_delta`` 0; TFX's pipeline has no Tuner); features, label, split ratios, slice columns,
+excluded columns and blessing thresholds come from the pipeline's defaults. Two ways to run
+kfpkit (``--hyperparameters``):
 
-Prints a markdown table per size and writes ``benchmarks/results_vs_tfx.json``. Work files
+- ``same``: kfpkit with the TFX side's hyperparameters (``early_stopping_min_delta`` 0, as
+  Keras' EarlyStopping) and every pipeline parameter whose name contains ``trial`` or
+  ``budget`` (a tuning budget) set to 0: the same model, the same hyperparameters;
+- ``defaults``: kfpkit as a user runs it, with the pipeline's defaults (its tuning trials, its
+  stopping rule); the TFX side is unchanged (it has no other default).
+
+Step names are not hard-coded on the kfpkit side: whatever steps ran are reported, grouped by
+name (``GROUP_PATTERNS``). The hyperparameters and features the train step recorded are
+compared with the TFX side's: any difference is flagged (expected in ``defaults``: tuning).
+Keras' per-epoch lines in both logs give each final training's validation AUC per epoch and
+epoch times: the report gives the training seconds each side took to reach the TFX run's best
+validation AUC.
+
+Prints a markdown table per size and mode and writes ``benchmarks/results_vs_tfx.json``
+(``--json``). Work files
 go under ``build/bench-vs-tfx/``.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 import os
@@ -52,20 +68,21 @@ TFX_REQUIREMENTS = TFX_DIR / "requirements.txt"
 TFX_BUILD_FROM_SOURCE = ("pyfarmhash", "google-apitools", "rouge-score")
 WORK = REPO / "build" / "bench-vs-tfx"
 DEFAULT_JSON = REPO / "benchmarks" / "results_vs_tfx.json"
-TRAINER_SOURCE = REPO / "src" / "kfpkit" / "training" / "trainer.py"
 PIPELINE = "training"
-GROUPS = ("split", "validation", "training", "evaluation", "infra_validation")
+GROUPS = ("split", "validation", "training", "evaluation", "infra_validation", "bookkeeping")
 GROUP_TITLES = {
     "split": "split / CsvExampleGen",
     "validation": "statistics, schema, validation",
     "training": "training",
     "evaluation": "evaluation + push",
     "infra_validation": "infra validation (KServe's server; no step in TFX's pipeline)",
+    "bookkeeping": "model registry, run outcome (no step in TFX's pipeline)",
 }
 # Work one side does that the other's pipeline has no step for: left out of the "same work"
 # figures (kfpkit's push-model proves the model on KServe's model server; TFX's pipeline has
-# no InfraValidator, which would need TF Serving).
-EXTRA_WORK = ("infra_validation",)
+# no InfraValidator, which would need TF Serving; kfpkit registers the model in MLflow and
+# records the run's outcome, which TFX's pipeline leaves to ML Metadata).
+EXTRA_WORK = ("infra_validation", "bookkeeping")
 TFX_GROUPS = {
     "CsvExampleGen": "split",
     "StatisticsGen": "validation",
@@ -80,12 +97,26 @@ TFX_GROUPS = {
 # since a data-validation step may name the splits it checks (tfdv-validate-splits).
 GROUP_PATTERNS = (
     ("validation", re.compile(r"tfdv|statistic|schema|validat|anomal|drift")),
+    ("bookkeeping", re.compile(r"regist|outcome")),
     ("split", re.compile(r"split")),
     ("infra_validation", re.compile(r"push|deploy|serv")),
     ("evaluation", re.compile(r"evaluat|publish")),
     ("training", re.compile(r"train|tun|katib|trial")),
 )
 TFX_SPLIT_NAMES = {"train": "train", "validation": "eval", "test": "test"}
+MODES = ("same", "defaults")
+MODE_TITLES = {
+    "same": "same model and hyperparameters on both sides, no tuning",
+    "defaults": "each side at its defaults (kfpkit: its tuning trials and stopping rule)",
+}
+KFPKIT_COMMANDS = {
+    "own": "kfpkit run training --local --data … --label … --key …",
+    "emulator": "kfpkit run training --local --emulator",
+}
+BEFORE_FIRST_STEP = {
+    "own": "CLI start, data check",
+    "emulator": "CLI start, emulator start, data load",
+}
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _KFP_LINE = re.compile(
@@ -95,6 +126,9 @@ _KFP_LINE = re.compile(
     r"|Skipping (?:conditional )?task '?(?P<skip>[\w.-]+)'?)"
 )
 _RUN_DIR = re.compile(r"Pipeline '.*' succeeded in [\d.]+s; outputs under (?P<dir>\S+)")
+# Keras' verbose=2 lines: "Epoch 3/10", then "782/782 - 12s - 15ms/step - ... - val_auc: 0.9"
+_EPOCH_START = re.compile(r"\bEpoch (?P<n>\d+)/(?P<of>\d+)\s*$")
+_EPOCH_END = re.compile(r"\d+/\w+ - (?P<sec>\d+)s - .*\bval_auc: (?P<auc>[\d.]+)")
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -137,29 +171,14 @@ def ensure_tfx_env() -> Path:
     return python
 
 
-def _literal(node: ast.AST) -> Any:
-    value = ast.literal_eval(node)
-    return list(value) if isinstance(value, tuple) else value
-
-
-def kfpkit_trainer_defaults() -> tuple[dict[str, Any], list[str]]:
-    """(Hyperparameters defaults, DEFAULT_EXCLUDE_COLUMNS): the defaults from
-    kfpkit.hyperparameters (pure), the exclusions read from the trainer's source (read, not
-    imported: the trainer imports TensorFlow, which kfpkit's SDK environment lacks).
-    """
+def kfpkit_trainer_defaults() -> dict[str, Any]:
+    """The trainer's Hyperparameters defaults (kfpkit.hyperparameters: pure, no TensorFlow)."""
     from kfpkit.hyperparameters import Hyperparameters, hyperparameters_dict
 
-    tree = ast.parse(TRAINER_SOURCE.read_text())
     hp: dict[str, Any] = hyperparameters_dict(Hyperparameters())
-    exclude: list[str] | None = None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "DEFAULT_EXCLUDE_COLUMNS" for t in node.targets
-        ):
-            exclude = _literal(node.value)
-    if not hp or exclude is None:
-        raise SystemExit(f"{TRAINER_SOURCE}: no Hyperparameters defaults / DEFAULT_EXCLUDE_COLUMNS")
-    return hp, exclude
+    if not hp:
+        raise SystemExit("kfpkit.hyperparameters: no Hyperparameters defaults")
+    return hp
 
 
 def pipeline_defaults() -> dict[str, Any]:
@@ -299,8 +318,8 @@ def _tail(log: Path, lines: int = 25, width: int = 300) -> str:
     return "\n".join(line[:width] for line in log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def run_tfx(python: Path, config: dict[str, Any], rows: int, rnd: int) -> dict[str, Any]:
-    root = WORK / "tfx" / f"{rows}-r{rnd}"
+def run_tfx(python: Path, config: dict[str, Any], name: str) -> dict[str, Any]:
+    root = WORK / "tfx" / name
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     config = {**config, "root": str(root)}
@@ -333,6 +352,7 @@ def run_tfx(python: Path, config: dict[str, Any], rows: int, rnd: int) -> dict[s
     ]
     overall = res.get("metrics", {}).get("overall", {})
     training = res.get("training", {})
+    curves = epoch_curves((root / "log.txt").read_text(errors="replace"))
     return {
         **proc,
         "steps": steps,
@@ -349,6 +369,8 @@ def run_tfx(python: Path, config: dict[str, Any], rows: int, rnd: int) -> dict[s
         "pushed": res.get("pushed"),
         "slices": res.get("metrics", {}).get("slices"),
         "versions": res.get("versions"),
+        "epoch_curve": curves[-1] if curves else None,
+        "trainings_in_log": len(curves),
     }
 
 
@@ -415,23 +437,96 @@ def _step_metrics(run_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def run_kfpkit(rows: int, rnd: int, params: dict[str, Any], demo_rows: int) -> dict[str, Any]:
-    root = WORK / "kfpkit" / f"{rows}-r{rnd}"
-    shutil.rmtree(root, ignore_errors=True)
-    cmd = [
-        str(REPO / ".venv" / "bin" / "kfpkit"),
-        "run",
-        PIPELINE,
-        "--local",
-        "--emulator",
-        "--pipeline-root",
-        str(root),
-    ]
-    if rows != demo_rows:
-        cmd += ["--rows", str(rows)]
+def epoch_curves(text: str) -> list[list[dict[str, Any]]]:
+    """Every Keras training in a log (verbose=2 lines), in order: per epoch its seconds (whole
+    seconds, as Keras prints them) and validation AUC. A training starts at "Epoch 1/"."""
+    curves: list[list[dict[str, Any]]] = []
+    epoch = None
+    for raw in text.splitlines():
+        line = _ANSI.sub("", raw).rstrip()
+        start = _EPOCH_START.search(line)
+        if start:
+            epoch = int(start["n"])
+            if epoch == 1 or not curves:
+                curves.append([])
+            continue
+        end = _EPOCH_END.search(line)
+        if end and epoch is not None and curves:
+            curves[-1].append(
+                {"epoch": epoch, "seconds": int(end["sec"]), "val_auc": float(end["auc"])}
+            )
+            epoch = None
+    return [c for c in curves if c]
+
+
+def time_to_auc(curve: list[dict[str, Any]], target: float | None) -> dict[str, Any] | None:
+    """Epochs and training seconds (summed epoch times) until validation AUC >= target."""
+    if not curve or target is None:
+        return None
+    spent = 0
+    for point in curve:
+        spent += point["seconds"]
+        if point["val_auc"] >= target:
+            return {"target": target, "epoch": point["epoch"], "seconds": spent}
+    return {"target": target, "epoch": None, "seconds": None, "best": max(
+        p["val_auc"] for p in curve)}  # fmt: skip
+
+
+def split_outputs(run_dir: Path) -> dict[str, Path]:
+    """kfp.local's output folders of the split step (train, validation, test)."""
+    out = {}
+    for split in TFX_SPLIT_NAMES:
+        found = sorted(p for p in run_dir.glob(f"*/{split}") if "split" in p.parent.name)
+        if len(found) != 1:
+            raise RuntimeError(f"{run_dir}: expected one split step output {split!r}, got {found}")
+        out[split] = found[0]
+    return out
+
+
+def same_rows(run_dir: Path, data_dir: Path, key: str) -> dict[str, Any]:
+    """Whether kfpkit's split put exactly the rows of TFX's CSVs in each split (by key)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.dataset as ds
+
+    result: dict[str, Any] = {"identical": True, "splits": {}}
+    for split, folder in split_outputs(run_dir).items():
+        mine = ds.dataset(folder, format="parquet").to_table(columns=[key])[key].to_pylist()
+        csv = data_dir / TFX_SPLIT_NAMES[split] / "data.csv"
+        options = pacsv.ConvertOptions(include_columns=[key])
+        theirs = pacsv.read_csv(csv, convert_options=options)[key].to_pylist()
+        mine_set, theirs_set = set(mine), set(theirs)
+        same = len(mine) == len(mine_set) == len(theirs) and mine_set == theirs_set
+        result["splits"][split] = {
+            "kfpkit_rows": len(mine),
+            "tfx_rows": len(theirs),
+            "only_kfpkit": len(mine_set - theirs_set),
+            "only_tfx": len(theirs_set - mine_set),
+        }
+        result["identical"] = result["identical"] and same
+    return result
+
+
+def kfpkit_command(
+    rows: int, root: Path, params: dict[str, Any], demo_rows: int, source: str, data: Path,
+    label: str, key: str,
+) -> list[str]:  # fmt: skip
+    """The kfpkit CLI line of one run: on the Parquet as own data, or through the emulator."""
+    cmd = [str(REPO / ".venv" / "bin" / "kfpkit"), "run", PIPELINE, "--local"]
+    if source == "own":
+        cmd += ["--data", str(data), "--label", label, "--key", key]
+    else:
+        cmd += ["--emulator"] + (["--rows", str(rows)] if rows != demo_rows else [])
+    cmd += ["--pipeline-root", str(root)]
     for name, value in params.items():
         cmd += ["--param", f"{name}={json.dumps(value)}"]
-    log = WORK / "kfpkit" / f"{rows}-r{rnd}.log"  # beside the root: the run must make the root
+    return cmd
+
+
+def run_kfpkit(
+    rows: int, name: str, cmd: list[str], root: Path, data_dir: Path, key: str
+) -> dict[str, Any]:
+    shutil.rmtree(root, ignore_errors=True)
+    log = WORK / "kfpkit" / f"{name}.log"  # beside the root: the run must make the root
     code = code_state()  # images may be rebuilt between runs: record what this run used
     proc = _run_logged(cmd, log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     proc["code"] = code
@@ -454,11 +549,19 @@ def run_kfpkit(rows: int, rnd: int, params: dict[str, Any], demo_rows: int) -> d
             "'Executing task' / 'Task ... finished' lines changed? (see _KFP_LINE)",
         }
     metrics = _step_metrics(run_dir)
+    try:
+        rows_check = same_rows(run_dir, data_dir, key)
+    except (RuntimeError, OSError, ValueError) as e:
+        rows_check = {"identical": None, "error": str(e)}
+    curves = epoch_curves(text)
     evaluation = next(
         (m for name, m in metrics.items() if name.startswith("evaluat") and "auc" in m),
         next((m for m in metrics.values() if "auc" in m and "accuracy" in m), {}),
     )
-    trained = next((m for m in metrics.values() if "epochs_run" in m), {})
+    trained = next(
+        (m for name, m in metrics.items() if name.startswith("train") and "epochs_run" in m),
+        next((m for m in metrics.values() if "epochs_run" in m), {}),
+    )
     split = next((m for m in metrics.values() if "rows_train" in m), {})
     return {
         **proc,
@@ -479,6 +582,10 @@ def run_kfpkit(rows: int, rnd: int, params: dict[str, Any], demo_rows: int) -> d
         # what the train step actually used (its model artifact's metadata)
         "hyperparameters": trained.get("hyperparameters"),
         "features": trained.get("features"),
+        "same_rows_as_tfx": rows_check,
+        # the last training in the log is the train step's (tuning trials come before it)
+        "epoch_curve": curves[-1] if curves else None,
+        "trainings_in_log": len(curves),
     }
 
 
@@ -541,7 +648,7 @@ def _ratio(k: dict[str, Any], t: dict[str, Any], key: str) -> float | None:
     return round(k[key] / t[key], 3)
 
 
-def markdown(rows: int, rounds: list[dict[str, Any]]) -> str:
+def markdown(rows: int, mode: str, source: str, rounds: list[dict[str, Any]]) -> str:
     tfx = [phases(r["tfx"]) for r in rounds]
     kfp = [phases(r["kfpkit"]) for r in rounds]
 
@@ -569,10 +676,29 @@ def markdown(rows: int, rounds: list[dict[str, Any]]) -> str:
             out.append("n/a" if acc is None or auc is None else f"{acc:.4f} / {auc:.4f}")
         return ", ".join(out)
 
+    def reach(side: str) -> str:
+        out = []
+        for r in rounds:
+            hit = (r.get("time_to_tfx_best_validation_auc") or {}).get(side)
+            if hit is None:
+                out.append("n/a")
+            elif hit["seconds"] is None:
+                out.append(f"not reached (best {hit['best']:.4f})")
+            else:
+                out.append(f"{hit['seconds']} s (epoch {hit['epoch']})")
+        return ", ".join(out)
+
+    targets = ", ".join(
+        "n/a"
+        if (r.get("time_to_tfx_best_validation_auc") or {}).get("target") is None
+        else f"{r['time_to_tfx_best_validation_auc']['target']:.4f}"
+        for r in rounds
+    )
     lines = [
-        f"#### {rows:,} rows, {len(rounds)} round(s)",
+        f"#### {rows:,} rows, hyperparameters `{mode}` ({MODE_TITLES[mode]}), "
+        f"{len(rounds)} round(s)",
         "",
-        "| | TFX 1.16 LocalDagRunner | `kfpkit run training --local --emulator` |",
+        f"| | TFX 1.16 LocalDagRunner | `{KFPKIT_COMMANDS[source]}` |",
         "|---|---|---|",
         f"| whole process, wall | {cells(tfx, 'whole')} | {cells(kfp, 'whole')} |",
     ]
@@ -587,7 +713,7 @@ def markdown(rows: int, rounds: list[dict[str, Any]]) -> str:
     imports = _fmt([r["tfx"].get("imports_s") for r in rounds])
     lines += [
         f"| before the first step | {cells(tfx, 'before_first_step')} (imports {imports}) "
-        f"| {cells(kfp, 'before_first_step')} (CLI start, emulator start, data load) |",
+        f"| {cells(kfp, 'before_first_step')} ({BEFORE_FIRST_STEP[source]}) |",
     ]
     for key, title in (
         ("between_steps", "between steps (orchestration)"),
@@ -598,6 +724,10 @@ def markdown(rows: int, rounds: list[dict[str, Any]]) -> str:
     ):
         lines.append(f"| {title} | {cells(tfx, key)} | {cells(kfp, key)} |")
     lines.append(f"| test accuracy / AUC | {quality('tfx')} | {quality('kfpkit')} |")
+    lines.append(
+        f"| training to TFX's best validation AUC ({targets}), epoch seconds summed "
+        f"| {reach('tfx')} | {reach('kfpkit')} |"
+    )
     ratio_whole = [_ratio(k, t, "whole") for k, t in zip(kfp, tfx, strict=True)]
     ratio_after = [_ratio(k, t, "after_split") for k, t in zip(kfp, tfx, strict=True)]
     same_whole = [_ratio(k, t, "same_work_whole") for k, t in zip(kfp, tfx, strict=True)]
@@ -626,12 +756,26 @@ def markdown(rows: int, rounds: list[dict[str, Any]]) -> str:
         f"- load average (1 min) before/after each run: TFX {loads['tfx']}; "
         f"kfpkit {loads['kfpkit']}"
     )
+    for r in rounds:
+        check = r["kfpkit"].get("same_rows_as_tfx")
+        if check is None:
+            continue
+        counts = "; ".join(
+            f"{split} {c['kfpkit_rows']:,}/{c['tfx_rows']:,}"
+            for split, c in (check.get("splits") or {}).items()
+        )
+        verdict = {True: "identical", False: "DIFFERENT", None: "NOT CHECKED"}[check["identical"]]
+        lines.append(
+            f"- round {r['round']}: rows per split, kfpkit/TFX: {verdict} ({counts})"
+            + (f": {check['error']}" if "error" in check else "")
+        )
     skipped = sorted({s for r in rounds for s in r["kfpkit"].get("skipped") or []})
     if skipped:
         lines.append(f"- kfpkit steps skipped: {', '.join(skipped)}")
     for r in rounds:
+        why = " (expected: kfpkit at its defaults)" if mode == "defaults" else ""
         for difference in r.get("model_differences") or []:
-            lines.append(f"- round {r['round']}: MODELS DIFFER: {difference}")
+            lines.append(f"- round {r['round']}: MODELS DIFFER{why}: {difference}")
         for side in ("tfx", "kfpkit"):
             if "error" in r[side]:
                 lines.append(
@@ -642,6 +786,16 @@ def markdown(rows: int, rounds: list[dict[str, Any]]) -> str:
 
 
 # ----------------------------------------------------------------------------- main
+
+
+def mode_parameters(
+    mode: str, trials: list[str], hyperparameters: dict[str, Any]
+) -> dict[str, Any]:
+    """kfpkit's pipeline parameters in one mode: the TFX side's hyperparameters and no tuning
+    (``same``), or nothing: the pipeline's defaults (``defaults``)."""
+    if mode == "defaults":
+        return {}
+    return {**{name: 0 for name in trials}, "hyperparameters": hyperparameters}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -661,6 +815,19 @@ def main(argv: list[str] | None = None) -> int:
         help="run one side only (to check it)",
     )
     parser.add_argument(
+        "--hyperparameters",
+        choices=(*MODES, "both"),
+        default="both",
+        help="same: both sides the same model and hyperparameters, no tuning; defaults: "
+        "kfpkit at its pipeline's defaults (tuning, its stopping rule); both (default)",
+    )
+    parser.add_argument(
+        "--kfpkit-data",
+        choices=tuple(KFPKIT_COMMANDS),
+        default="own",
+        help="own: kfpkit run --data on the Parquet (default); emulator: --emulator",
+    )
+    parser.add_argument(
         "--tfx-beam-arg",
         action="append",
         default=[],
@@ -672,6 +839,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    modes = MODES if args.hyperparameters == "both" else (args.hyperparameters,)
 
     os.chdir(REPO)  # kfpkit's demo data cache and CLI paths are relative to the repository
     from kfpkit import demo_data
@@ -682,10 +850,14 @@ def main(argv: list[str] | None = None) -> int:
     python = ensure_tfx_env() if args.only != "kfpkit" else None
 
     inputs = pipeline_defaults()
-    hp, exclude = kfpkit_trainer_defaults()
-    hp = {**hp, **(inputs.get("hyperparameters") or {})}
+    # The TFX trainer module stops on the validation loss with Keras' EarlyStopping, whose
+    # min_delta is 0: the same number on kfpkit's side in `same` (kfpkit stops on AUC).
+    hp = {
+        **kfpkit_trainer_defaults(),
+        **(inputs.get("hyperparameters") or {}),
+        "early_stopping_min_delta": 0.0,
+    }
     trials = trial_parameters(inputs)
-    kfpkit_params = {name: 0 for name in trials}
     key_columns = inputs.get("key_columns") or ["id"]
     if len(key_columns) != 1:
         raise SystemExit(f"TFX hash-splits on one feature; the pipeline splits on {key_columns}")
@@ -693,7 +865,7 @@ def main(argv: list[str] | None = None) -> int:
         "label": inputs.get("label_column") or "employed",
         "key_column": key_columns[0],
         "splits": tfx_hash_buckets(inputs.get("split_ratios") or {}),
-        "exclude_columns": exclude,
+        "exclude_columns": inputs.get("exclude_columns") or key_columns,
         "hyperparameters": hp,
         "slice_columns": inputs.get("slice_columns") or [],
         "min_auc": inputs.get("min_auc", 0.8),
@@ -704,10 +876,11 @@ def main(argv: list[str] | None = None) -> int:
         "statistics_exclude_splits": [],
         "validation_exclude_splits": ["train"],
     }
-    print(
-        f"[bench] model: {json.dumps(hp)}; kfpkit parameters: {kfpkit_params or 'defaults'}",
-        flush=True,
-    )
+    # With --data the pipeline's demo slices are not set (a user's data lacks them): the
+    # same slices as the TFX side, as `make run` passes them.
+    data_parameters = {"slice_columns": setup["slice_columns"]} if args.kfpkit_data == "own" else {}
+    parameters = {mode: {**data_parameters, **mode_parameters(mode, trials, hp)} for mode in modes}
+    print(f"[bench] TFX model: {json.dumps(hp)}; kfpkit parameters: {parameters}", flush=True)
 
     report: dict[str, Any] = {
         "machine": machine(),
@@ -715,7 +888,9 @@ def main(argv: list[str] | None = None) -> int:
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "setup": {
             **setup,
-            "kfpkit_parameters": kfpkit_params,
+            "kfpkit_data": args.kfpkit_data,
+            "kfpkit_parameters": parameters,
+            "modes": {mode: MODE_TITLES[mode] for mode in modes},
             "trial_parameters_found": trials,
             "tfx_groups": TFX_GROUPS,
             "kfpkit_group_patterns": [[g, p.pattern] for g, p in GROUP_PATTERNS],
@@ -724,64 +899,87 @@ def main(argv: list[str] | None = None) -> int:
                 "TFX step = ML Metadata execution create -> last update; kfpkit step = kfp.local "
                 "'Executing task' -> 'finished' log timestamps (includes container start)",
                 "after the split = end of the split step to the end of the last step (wall)",
-                "data: the Parquet kfpkit's CLI loads; TFX reads it as CSV written before timing, "
-                "one file per split holding the rows kfpkit's split assigns (same train, eval "
-                "and test rows on both sides; CsvExampleGen reads the splits, it does not hash)",
+                "data: the Parquet kfpkit reads (--data) or loads into the emulator; TFX reads it "
+                "as CSV written before timing, one file per split holding the rows kfpkit's "
+                "split assigns (checked after each kfpkit run: same_rows_as_tfx)",
+                "time to TFX's best validation AUC: Keras' per-epoch seconds (whole seconds) "
+                "summed up to the first epoch at or above the TFX run's best validation AUC, "
+                "both on the same validation rows (Keras' AUC, 200 thresholds, on both sides)",
             ],
         },
         "sizes": {},
     }
     failed = False
+    turn = 0  # the side that goes first alternates from run pair to run pair
     for rows in sizes:
         parquet = source_parquet(rows)
+        data_dir = write_csv(parquet, rows, inputs.get("split_ratios") or {}, setup["key_column"])
         config = {
             **setup,
-            "data_dir": str(
-                write_csv(parquet, rows, inputs.get("split_ratios") or {}, setup["key_column"])
-            ),  # fmt: skip
+            "data_dir": str(data_dir),
             "categorical_features": categorical_columns(parquet),
         }
-        rounds = []
-        for rnd in range(1, args.rounds + 1):
-            order = ("tfx", "kfpkit") if rnd % 2 else ("kfpkit", "tfx")
-            entry: dict[str, Any] = {"round": rnd, "order": list(order)}
-            for side in order:
-                if args.only not in ("both", side):
-                    entry[side] = {"error": "not run (--only)", "log": "-", "steps": []}
-                    continue
-                print(f"[bench] {rows} rows, round {rnd}: {side} ...", flush=True)
-                if side == "tfx":
-                    assert python is not None
-                    entry[side] = run_tfx(python, config, rows, rnd)
-                else:
-                    entry[side] = run_kfpkit(rows, rnd, kfpkit_params, demo_data.ROWS)
-                run = entry[side]
-                if "error" in run:
+        report["sizes"][str(rows)] = {"parquet": str(parquet.relative_to(REPO)), "modes": {}}
+        for mode in modes:
+            rounds = []
+            for rnd in range(1, args.rounds + 1):
+                turn += 1
+                order = ("tfx", "kfpkit") if turn % 2 else ("kfpkit", "tfx")
+                entry: dict[str, Any] = {"round": rnd, "order": list(order)}
+                name = f"{rows}-{mode}-r{rnd}"
+                for side in order:
+                    if args.only not in ("both", side):
+                        entry[side] = {"error": "not run (--only)", "log": "-", "steps": []}
+                        continue
+                    print(f"[bench] {rows} rows, {mode}, round {rnd}: {side} ...", flush=True)
+                    if side == "tfx":
+                        assert python is not None
+                        entry[side] = run_tfx(python, config, name)
+                    else:
+                        root = WORK / "kfpkit" / name
+                        cmd = kfpkit_command(
+                            rows, root, parameters[mode], demo_data.ROWS, args.kfpkit_data,
+                            parquet, setup["label"], setup["key_column"],
+                        )  # fmt: skip
+                        entry[side] = run_kfpkit(
+                            rows, name, cmd, root, data_dir, setup["key_column"]
+                        )
+                    run = entry[side]
+                    if "error" in run:
+                        failed = True
+                        print(f"[bench]   {run['error']}", flush=True)
+                    else:
+                        steps = ", ".join(f"{s['name']} {s['seconds']:.1f}" for s in run["steps"])
+                        print(
+                            f"[bench]   {run['wall_s']:.1f} s; accuracy {run['test_accuracy']}, "
+                            f"AUC {run['test_auc']}; steps: {steps}",
+                            flush=True,
+                        )
+                for side in ("tfx", "kfpkit"):
+                    entry.setdefault(side, {"error": "not run", "log": "-", "steps": []})
+                    entry[f"{side}_phases"] = phases(entry[side])
+                check = entry["kfpkit"].get("same_rows_as_tfx") or {}
+                if check.get("identical") is not True and "error" not in entry["kfpkit"]:
                     failed = True
-                    print(f"[bench]   {run['error']}", flush=True)
-                else:
-                    steps = ", ".join(f"{s['name']} {s['seconds']:.1f}" for s in run["steps"])
-                    print(
-                        f"[bench]   {run['wall_s']:.1f} s; accuracy {run['test_accuracy']}, "
-                        f"AUC {run['test_auc']}; steps: {steps}",
-                        flush=True,
-                    )
-            for side in ("tfx", "kfpkit"):
-                entry.setdefault(side, {"error": "not run", "log": "-", "steps": []})
-                entry[f"{side}_phases"] = phases(entry[side])
-            entry["model_differences"] = model_differences(setup, entry["tfx"], entry["kfpkit"])
-            for line in entry["model_differences"]:
-                print(f"[bench]   MODELS DIFFER: {line}", flush=True)
-            rounds.append(entry)
-        table = markdown(rows, rounds)
-        report["sizes"][str(rows)] = {
-            "parquet": str(parquet.relative_to(REPO)),
-            "rounds": rounds,
-            "table": table,
-        }
-        print("\n" + table + "\n", flush=True)
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1) + "\n")  # after every size
+                    print(f"[bench]   ROWS NOT SHOWN IDENTICAL: {check}", flush=True)
+                tfx_curve = entry["tfx"].get("epoch_curve") or []
+                target = max((p["val_auc"] for p in tfx_curve), default=None)
+                entry["time_to_tfx_best_validation_auc"] = {
+                    "target": target,
+                    **{
+                        side: time_to_auc(entry[side].get("epoch_curve") or [], target)
+                        for side in ("tfx", "kfpkit")
+                    },
+                }
+                entry["model_differences"] = model_differences(setup, entry["tfx"], entry["kfpkit"])
+                for line in entry["model_differences"]:
+                    print(f"[bench]   MODELS DIFFER ({mode}): {line}", flush=True)
+                rounds.append(entry)
+            table = markdown(rows, mode, args.kfpkit_data, rounds)
+            report["sizes"][str(rows)]["modes"][mode] = {"rounds": rounds, "table": table}
+            print("\n" + table + "\n", flush=True)
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=1) + "\n")  # after every mode
     m = report["machine"]
     print(
         f"{m['date_utc']}, {m['cpus']} CPUs ({m['cpu_model']}), {m['mem_gib']} GiB, kernel "
