@@ -217,38 +217,32 @@ def continuous_training(
         )
         decision.set_display_name("decide")
 
+        def save_state(display_name: str, **record):  # type: ignore[no-untyped-def]
+            """One record of this window in the state folder (never from the cache)."""
+            saved = SaveWindowStateOp(
+                state_uri=state_uri, window=window, statistics=window_statistics, **record
+            )
+            saved.set_display_name(display_name)
+            saved.set_caching_options(False)
+            return saved
+
         # this window's statistics: the next window's drift baseline (retrained or not)
-        record = SaveWindowStateOp(
-            state_uri=state_uri,
-            window=window,
-            statistics=window_statistics,
-            decision=decision.outputs["decision"],
-        )
-        record.set_display_name("record-window")
-        record.set_caching_options(False)
+        save_state("record-window", decision=decision.outputs["decision"])
 
         def record_production(publish, push):  # type: ignore[no-untyped-def]
-            promoted = SaveWindowStateOp(
-                state_uri=state_uri,
-                window=window,
-                statistics=window_statistics,
-                published_model=publish.outputs["published_model"],
-            ).after(push)
-            promoted.set_display_name("record-production")
-            promoted.set_caching_options(False)
+            promoted = save_state(
+                "record-production", published_model=publish.outputs["published_model"]
+            )
+            promoted.after(push)
 
         def record_registration(registered):  # type: ignore[no-untyped-def]
             # the guard against a second version from this window's data (load_window_state's
-            # window_registered_before), written as soon as the registry answered
-            recorded = SaveWindowStateOp(
-                state_uri=state_uri,
-                window=window,
-                statistics=window_statistics,
-                registered_model=registered.outputs["registered_model"],
+            # window_registered_before), written as soon as the registry answered; losing the
+            # record would lose the guard
+            recorded = save_state(
+                "record-registration", registered_model=registered.outputs["registered_model"]
             )
-            recorded.set_display_name("record-registration")
-            recorded.set_caching_options(False)
-            recorded.set_retry(num_retries=3)  # losing the record would lose the guard
+            recorded.set_retry(num_retries=3)
 
         with dsl.If(decision.outputs["retrain"] == True, name="retrain"):  # noqa: E712
             tune_train_evaluate_push(
