@@ -18,7 +18,7 @@ from kfpkit.components.bigquery_split.source import (
     table_id,
 )
 from kfpkit.runtime.executor import Executor, main, uri_to_path
-from kfpkit.runtime.identity import step_key
+from kfpkit.runtime.identity import executor_identity, step_key
 
 if TYPE_CHECKING:
     from kfpkit.components.bigquery_split.runner import SplitRequest
@@ -45,10 +45,6 @@ def request_from(executor: Executor) -> SplitRequest:
     ratios = executor.json_param("split_ratios", sql.DEFAULT_RATIOS)
     export_format = executor.param("export_format", sql.PARQUET)
     export_uris = output_uris(executor, ratios) if export_format == sql.PARQUET else {}
-    identity = {
-        "inputs": executor.raw.get("inputs", {}),
-        "outputs": sorted(a.uri for a in executor.output_artifacts.values()),
-    }
     return SplitRequest(
         source_table=table_id(executor.param("source_table")),
         key_columns=executor.json_param("key_columns"),
@@ -60,7 +56,7 @@ def request_from(executor: Executor) -> SplitRequest:
         export_format=export_format,
         destination_table_prefix=executor.param("destination_table_prefix", ""),
         export_uris=export_uris,
-        step_key=step_key(identity),
+        step_key=step_key(executor_identity(executor.raw)),
         label_column=executor.param("label_column", ""),
     )
 

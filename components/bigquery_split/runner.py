@@ -12,8 +12,10 @@ Order of work, chosen so a failure never leaves a split that looks complete:
 Job ids are derived from the step's identity (inputs and output URIs), so a restarted step
 finds the jobs its previous attempt started and waits for or reuses them instead of running
 them again. A job that fails transiently on BigQuery's side (backendError, rate limits) is
-run again under a new id, up to JOB_ATTEMPTS times; API calls themselves are retried with
-backoff. SIGTERM (the pod being stopped) cancels the running BigQuery job.
+run again under a new id, up to JOB_ATTEMPTS times; each API call is retried by one
+mechanism only, the client's own, given API_RETRY (bounded, logged, on is_transient's
+errors, dropped connections included). SIGTERM (the pod being stopped) cancels the running
+BigQuery job.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
 from google.api_core import exceptions as gexc
 from google.api_core import retry as api_retry
@@ -33,7 +35,7 @@ from kfpkit.components.bigquery_split import sql
 from kfpkit.components.bigquery_split.source import PARQUET_PATTERN, SplitResult
 from kfpkit.runtime.executor import Cancelled, path_to_uri
 from kfpkit.runtime.identity import step_key
-from kfpkit.runtime.retry import is_connection_error, retry
+from kfpkit.runtime.retry import is_connection_error
 
 _log = logging.getLogger("kfpkit")
 
@@ -143,9 +145,6 @@ class SplitRunner:
         )
 
     # -- BigQuery calls ---------------------------------------------------------------
-    def _call(self, fn: Any, what: str) -> Any:
-        return retry(fn, is_transient, what=what)
-
     def _query(
         self, statement: str, name: str, effect_present: Callable[[], bool] = lambda: True
     ) -> bigquery.QueryJob:
@@ -158,13 +157,12 @@ class SplitRunner:
         job_id = base_id = f"kfpkit_split_{self.step}_{name}"
         job: bigquery.QueryJob | None = None
         try:
-            existing = self._call(
-                lambda: self.client.get_job(job_id, retry=API_RETRY), f"get job {job_id}"
-            )
+            # only this runner makes jobs under these ids, and only query jobs
+            existing = cast(bigquery.QueryJob, self.client.get_job(job_id, retry=API_RETRY))
             reusable = self._resuming and existing.error_result is None and effect_present()
             if existing.state == "DONE" and reusable:
                 _log.info("Reusing finished job %s from a previous attempt", job_id)
-                return existing  # type: ignore[no-any-return]
+                return existing
             if existing.state != "DONE" and self._resuming:
                 _log.info("Waiting for job %s started by a previous attempt", job_id)
                 job = existing
@@ -176,7 +174,7 @@ class SplitRunner:
             try:
                 if job is None:
                     self._resuming = False
-                    job = self._submit(statement, job_id, name)
+                    job = self._submit(statement, job_id)
                 job.result(retry=API_RETRY)
                 return job
             except Cancelled:
@@ -195,19 +193,16 @@ class SplitRunner:
                 raise
         raise AssertionError("unreachable")
 
-    def _submit(self, statement: str, job_id: str, name: str) -> bigquery.QueryJob:
+    def _submit(self, statement: str, job_id: str) -> bigquery.QueryJob:
         _log.info("Running %s:\n%s", job_id, statement)
 
-        def insert() -> bigquery.QueryJob:
-            try:
-                return self.client.query(
-                    statement, job_id=job_id, location=self.req.location or None, job_retry=None,
-                    retry=API_RETRY,
-                )  # fmt: skip
-            except gexc.Conflict:  # an earlier try of this very insert did reach BigQuery
-                return self.client.get_job(job_id, retry=API_RETRY)  # type: ignore[return-value]
-
-        return self._call(insert, f"submit {name}")  # type: ignore[no-any-return]
+        try:
+            return self.client.query(
+                statement, job_id=job_id, location=self.req.location or None, job_retry=None,
+                retry=API_RETRY,
+            )  # fmt: skip
+        except gexc.Conflict:  # an earlier try of this very insert (API_RETRY) reached BigQuery
+            return self.client.get_job(job_id, retry=API_RETRY)  # type: ignore[return-value]
 
     def _cancel(self, job_id: str) -> None:
         _log.warning("Cancelling BigQuery job %s", job_id)
@@ -219,9 +214,7 @@ class SplitRunner:
     # -- the split --------------------------------------------------------------------------
     def _key_types(self) -> dict[str, str]:
         try:
-            table = self._call(
-                lambda: self.client.get_table(self.source.id, retry=API_RETRY), "get source table"
-            )
+            table = self.client.get_table(self.source.id, retry=API_RETRY)
         except gexc.NotFound:
             raise ValueError(f"source_table {self.source.id!r} does not exist") from None
         self.columns = [f.name for f in table.schema]
@@ -252,10 +245,7 @@ class SplitRunner:
         key_expr = sql.key_expression(self.key_columns, self._key_types())
         dest_ds = bigquery.Dataset(f"{self.staging.project}.{self.staging.dataset}")
         dest_ds.location = self.req.location or None
-        self._call(
-            lambda: self.client.create_dataset(dest_ds, exists_ok=True, retry=API_RETRY),
-            "create dataset",
-        )
+        self.client.create_dataset(dest_ds, exists_ok=True, retry=API_RETRY)
         self._query(
             sql.assign_sql(self.source, self.staging, key_expr), "assign", self._staging_exists
         )
@@ -278,25 +268,18 @@ class SplitRunner:
 
     def _staging_exists(self) -> bool:
         try:
-            self._call(
-                lambda: self.client.get_table(self.staging.id, retry=API_RETRY), "get staging table"
-            )
+            self.client.get_table(self.staging.id, retry=API_RETRY)
             return True
         except gexc.NotFound:
             return False
 
     def _drop_staging(self) -> None:
-        self._call(
-            lambda: self.client.delete_table(self.staging.id, not_found_ok=True, retry=API_RETRY),
-            "drop staging table",
-        )
+        self.client.delete_table(self.staging.id, not_found_ok=True, retry=API_RETRY)
 
     def _write_split(self, r: sql.SplitRange, expected_rows: int) -> SplitResult:
         dest = self.destinations[r.name]
         self._query(sql.write_split_sql(self.staging, dest, r, self.columns), f"write_{r.name}")
-        table = self._call(
-            lambda: self.client.get_table(dest.id, retry=API_RETRY), f"get {dest.id}"
-        )
+        table = self.client.get_table(dest.id, retry=API_RETRY)
         if table.num_rows != expected_rows:
             raise RuntimeError(
                 f"{dest.id} has {table.num_rows} rows after the write, expected {expected_rows}"

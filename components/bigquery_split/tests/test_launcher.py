@@ -16,7 +16,10 @@ import urllib3
 from google.api_core import exceptions as gexc
 
 from kfpkit import demo_data, testing
-from kfpkit.components.bigquery_split.runner import export_uri_pattern, is_transient
+from kfpkit.components.bigquery_split.launcher import request_from
+from kfpkit.components.bigquery_split.runner import SplitRunner, export_uri_pattern, is_transient
+from kfpkit.runtime.executor import Executor
+from kfpkit.runtime.identity import executor_identity, step_key
 
 SAMPLE = Path(__file__).parent / "data" / "employment_sample.parquet"
 OUTPUTS = {
@@ -192,6 +195,26 @@ def test_parquet_export_on_bigquery_needs_a_gs_pipeline_root():
 )
 def test_transient_errors(error, transient):
     assert is_transient(error) is transient
+
+
+def test_a_restarted_step_keeps_its_job_ids_and_another_task_gets_others(tmp_path):
+    """Job ids come from the shared executor identity: the same executor input (KFP starting
+    the step again) names the same jobs, so the restart resumes them; another task does not."""
+    params = {
+        "source_table": "kfpkit-test.d.src",
+        "key_columns": ["id"],
+        "project": "kfpkit-test",
+        "destination_dataset": "d",
+        "bigquery_endpoint": "http://127.0.0.1:9",  # never called: only the ids are compared
+        "export_format": "none",
+    }
+    doc = json.dumps(executor_input(tmp_path / "task1", params))
+    first = SplitRunner(request_from(Executor.from_json(doc)))
+    restarted = SplitRunner(request_from(Executor.from_json(doc)))
+    other_task = SplitRunner(request_from(Executor(executor_input(tmp_path / "task2", params))))
+    assert first.step == restarted.step != other_task.step
+    assert first.step == step_key(executor_identity(json.loads(doc)))
+    assert first.staging == restarted.staging != other_task.staging
 
 
 @pytest.mark.emulator
