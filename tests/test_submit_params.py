@@ -1,4 +1,4 @@
-"""kfpkit.submit.spec: the compiled pipeline and its parameters, checked before any call."""
+"""kfpkit.submit.pipeline_spec: the compiled pipeline and its parameters, checked first."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kfpkit.submit import spec
+from kfpkit.submit import pipeline_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING = ROOT / "compiled" / "training.yaml"
@@ -19,15 +19,15 @@ REQUIRED = {
 
 
 def test_the_training_pipeline_loads_with_its_parameters() -> None:
-    pipeline = spec.load(TRAINING)
+    pipeline = pipeline_spec.load(TRAINING)
     assert pipeline.name == "kfpkit-training"
     assert pipeline.parameters["tuning_trials"]["parameterType"] == "NUMBER_INTEGER"
     assert len(pipeline.digest) == 64
 
 
 def test_cli_values_are_typed_by_the_declared_parameter() -> None:
-    values = spec.parameter_values(
-        spec.load(TRAINING),
+    values = pipeline_spec.parameter_values(
+        pipeline_spec.load(TRAINING),
         {"project": "from-file", "source_table": "p.d.t"},
         [
             "project=123",  # STRING: as written, not the number 123
@@ -69,23 +69,23 @@ def test_cli_values_are_typed_by_the_declared_parameter() -> None:
 )
 def test_bad_parameters_are_named(cli: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        spec.parameter_values(spec.load(TRAINING), REQUIRED, cli)
+        pipeline_spec.parameter_values(pipeline_spec.load(TRAINING), REQUIRED, cli)
 
 
 def test_missing_required_and_ill_typed_file_values() -> None:
-    pipeline = spec.load(TRAINING)
+    pipeline = pipeline_spec.load(TRAINING)
     with pytest.raises(ValueError, match="needs a value for 'serving_model_uri', 'source_table'"):
-        spec.parameter_values(pipeline, {"project": "p"})
+        pipeline_spec.parameter_values(pipeline, {"project": "p"})
     with pytest.raises(ValueError, match="'project' is STRING; 42"):
-        spec.parameter_values(pipeline, {**REQUIRED, "project": 42})
+        pipeline_spec.parameter_values(pipeline, {**REQUIRED, "project": 42})
     with pytest.raises(ValueError, match="'tuning_trials' is NUMBER_INTEGER; True"):
-        spec.parameter_values(pipeline, {**REQUIRED, "tuning_trials": True})
+        pipeline_spec.parameter_values(pipeline, {**REQUIRED, "tuning_trials": True})
 
 
 def test_params_file(tmp_path: Path) -> None:
     good = tmp_path / "p.yaml"
     good.write_text("project: p\ntuning_trials: 2\nkey_columns: [id]\n")
-    assert spec.read_params_file(good) == {
+    assert pipeline_spec.read_params_file(good) == {
         "project": "p",
         "tuning_trials": 2,
         "key_columns": ["id"],
@@ -93,7 +93,7 @@ def test_params_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("- a\n- b\n")
     with pytest.raises(ValueError, match="mapping"):
-        spec.read_params_file(bad)
+        pipeline_spec.read_params_file(bad)
 
 
 @pytest.mark.parametrize(
@@ -109,4 +109,4 @@ def test_not_a_pipeline_spec(tmp_path: Path, text: str) -> None:
     path = tmp_path / "not_a_pipeline.yaml"
     path.write_text(text)
     with pytest.raises(ValueError, match="not_a_pipeline.yaml"):
-        spec.load(path)
+        pipeline_spec.load(path)

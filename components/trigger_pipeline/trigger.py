@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kfpkit.runtime.identity import step_key
-from kfpkit.submit import spec as pipeline_spec
+from kfpkit.submit import pipeline_spec
 
 TARGETS = ("kubeflow", "vertex")
 # A prefix both services accept: Vertex AI job ids are [a-z][-a-z0-9]{0,127}.

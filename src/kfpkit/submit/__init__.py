@@ -4,7 +4,7 @@
 the ``vertex`` extra, imported only when used) on the host; inside steps, whose images hold
 neither, ``kfpkit.submit.kubeflow_rest`` and ``kfpkit.submit.vertex_rest`` (plain REST).
 Everything a user gives (the compiled file,
-the parameters, the cron) is checked by ``kfpkit.submit.spec`` and ``kfpkit.cron`` before a
+the parameters, the cron) is checked by ``kfpkit.submit.pipeline_spec`` and ``kfpkit.cron`` before a
 service is called, and the service is reached once cheaply before anything is created.
 """
 

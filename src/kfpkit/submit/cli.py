@@ -47,9 +47,9 @@ def _vertex_target(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _submit(args: argparse.Namespace, *, run: bool, cron: str) -> int:
-    from kfpkit.submit import spec
+    from kfpkit.submit import pipeline_spec
 
-    params = spec.read_params_file(args.params) if args.params else None
+    params = pipeline_spec.read_params_file(args.params) if args.params else None
     if args.target == "kubeflow":
         from kfpkit.submit import kubeflow
 

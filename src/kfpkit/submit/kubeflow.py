@@ -29,8 +29,7 @@ import yaml
 from kfpkit import cron as cron_syntax
 from kfpkit import targets
 from kfpkit.runtime.deadline import check_timeout, deadline
-from kfpkit.submit import DEFAULT_TIMEOUT
-from kfpkit.submit import spec as pipeline_spec
+from kfpkit.submit import DEFAULT_TIMEOUT, pipeline_spec
 
 TOKEN_ENV = "KF_PIPELINES_TOKEN"
 SA_TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"

@@ -20,7 +20,7 @@ import yaml
 
 from kfpkit.runtime.retry import is_connection_error, retry
 from kfpkit.submit.kubeflow import Kubeflow
-from kfpkit.submit.spec import CompiledPipeline
+from kfpkit.submit.pipeline_spec import CompiledPipeline
 
 API = "/apis/v2beta1"
 # The KFP API server inside the cluster (the default installation's service), for steps.

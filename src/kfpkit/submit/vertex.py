@@ -25,8 +25,7 @@ from typing import Any
 from kfpkit import cron as cron_syntax
 from kfpkit import targets
 from kfpkit.runtime.deadline import DeadlineExceeded, check_timeout, deadline
-from kfpkit.submit import DEFAULT_TIMEOUT, check_reachable
-from kfpkit.submit import spec as pipeline_spec
+from kfpkit.submit import DEFAULT_TIMEOUT, check_reachable, pipeline_spec
 
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")

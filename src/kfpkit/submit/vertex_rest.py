@@ -14,7 +14,7 @@ from typing import Any
 
 from kfpkit import targets
 from kfpkit.runtime.retry import is_connection_error, retry
-from kfpkit.submit.spec import CompiledPipeline
+from kfpkit.submit.pipeline_spec import CompiledPipeline
 from kfpkit.vertex_api import VertexApi
 
 
