@@ -3,6 +3,7 @@ the headers of kserve/pkg/logger/worker.go), read back with read_served."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,15 +55,24 @@ def post_event(url: str, event_id: str, kind: str, body: dict, *, service: str,
         return e.code
 
 
+@contextlib.contextmanager
+def serving(sink: Sink) -> Iterator[str]:
+    """``sink`` behind its HTTP server on 127.0.0.1, for the block: its URL."""
+    server = make_server(sink, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture()
 def sink(tmp_path):
     s = Sink(str(tmp_path / "logs"), flush_seconds=60, pair_timeout=60).start()
-    server = make_server(s, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    s.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
-    yield s
-    server.shutdown()
-    server.server_close()
+    with serving(s) as url:
+        s.url = url  # type: ignore[attr-defined]
+        yield s
     s.close()
 
 
@@ -128,10 +139,7 @@ def test_without_a_path_the_inference_service_names_the_folder(sink, tmp_path):
 
 def test_a_request_without_response_is_written_with_status_0_after_the_timeout(tmp_path):
     sink = Sink(str(tmp_path), flush_seconds=60, pair_timeout=0.2)
-    server = make_server(sink, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(sink) as url:
         post_event(url, "failed-1", REQUEST_TYPE, V1_REQUEST, service="m")
         post_event(url, "ok-1", REQUEST_TYPE, V1_REQUEST, service="m")
         sink.flush()
@@ -139,9 +147,6 @@ def test_a_request_without_response_is_written_with_status_0_after_the_timeout(t
         post_event(url, "ok-1", RESPONSE_TYPE, V1_RESPONSE, service="m")
         time.sleep(0.3)
         sink.flush()
-    finally:
-        server.shutdown()
-        server.server_close()
     rows = read_served(str(tmp_path / "employment")).to_pylist()
     by_id = {(r["request_id"], r["row"]): r for r in rows}
     assert by_id[("failed-1", 0)]["status"] == 0 and by_id[("failed-1", 0)]["prediction"] is None
@@ -344,16 +349,12 @@ def test_a_second_feedback_for_a_row_is_409_and_an_unknown_model_404(sink, tmp_p
 
 def test_feedback_after_the_retention_is_410(tmp_path):
     sink = Sink(str(tmp_path), flush_seconds=60, feedback_retention_seconds=1.0)
-    server = make_server(sink, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        log_pair(url, "old", "employment-2015", datetime.now(UTC) - timedelta(seconds=0.5))
-        time.sleep(0.7)
-        status, answer = post_feedback(url, {"request_id": "old", "label": 1})
+        with serving(sink) as url:
+            log_pair(url, "old", "employment-2015", datetime.now(UTC) - timedelta(seconds=0.5))
+            time.sleep(0.7)
+            status, answer = post_feedback(url, {"request_id": "old", "label": 1})
     finally:
-        server.shutdown()
-        server.server_close()
         sink.close()
     assert (status, answer["reason"]) == (410, "expired_request")
     assert "beyond the feedback retention of 1 s" in answer["error"]
