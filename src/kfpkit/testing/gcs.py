@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from kfpkit.testing.http import send_json
+
 _OBJECT = re.compile(r"^(?:/download)?/storage/v1/b/([^/]+)/o/(.+)$")
 _LIST = re.compile(r"^/storage/v1/b/([^/]+)/o$")
 _BUCKET = re.compile(r"^/storage/v1/b/([^/]+)$")
@@ -91,15 +93,15 @@ class _Server:
         split = urlsplit(handler.path)
         path, query = unquote(split.path), {k: v[0] for k, v in parse_qs(split.query).items()}
         if path == "/token":
-            return _send_json(handler, 200, {"access_token": "stand-in", "expires_in": 3600,
+            return send_json(handler, 200, {"access_token": "stand-in", "expires_in": 3600,
                                              "token_type": "Bearer"})  # fmt: skip
         if m := _LIST.match(path):
-            return _send_json(handler, 200, self._list(m[1], query))
+            return send_json(handler, 200, self._list(m[1], query))
         if m := _OBJECT.match(path):
             return self._object(handler, m[1], m[2], media=query.get("alt") == "media")
         if (m := _BUCKET.match(path)) and (self.root / m[1]).is_dir():
-            return _send_json(handler, 200, {"kind": "storage#bucket", "name": m[1], "id": m[1]})
-        return _send_json(handler, 404, _error(404, f"no such thing: {path}"))
+            return send_json(handler, 200, {"kind": "storage#bucket", "name": m[1], "id": m[1]})
+        return send_json(handler, 404, _error(404, f"no such thing: {path}"))
 
     def _file(self, bucket: str, name: str) -> Path | None:
         path = self.root / bucket / name
@@ -131,12 +133,12 @@ class _Server:
     def _object(self, handler: BaseHTTPRequestHandler, bucket: str, name: str,
                 media: bool) -> None:  # fmt: skip
         if f"{bucket}/{name}" in self.forbidden:
-            return _send_json(handler, 403, _error(403, f"no read access to {bucket}/{name}"))
+            return send_json(handler, 403, _error(403, f"no read access to {bucket}/{name}"))
         path = self._file(bucket, name)
         if path is None:
-            return _send_json(handler, 404, _error(404, f"no object {bucket}/{name}"))
+            return send_json(handler, 404, _error(404, f"no object {bucket}/{name}"))
         if not media:
-            return _send_json(handler, 200, self._metadata(bucket, name, path))
+            return send_json(handler, 200, self._metadata(bucket, name, path))
         data = path.read_bytes()
         status, first = 200, 0
         if m := _RANGE.match(handler.headers.get("Range", "")):
@@ -158,15 +160,6 @@ class _Server:
 
 def _error(code: int, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "errors": [{"message": message}]}}
-
-
-def _send_json(handler: BaseHTTPRequestHandler, code: int, doc: Any) -> None:
-    body = json.dumps(doc).encode()
-    handler.send_response(code)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
 
 
 if __name__ == "__main__":

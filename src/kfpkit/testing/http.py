@@ -25,6 +25,16 @@ STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSIO
                 500: "INTERNAL", 503: "UNAVAILABLE"}  # fmt: skip
 
 
+def send_json(handler: BaseHTTPRequestHandler, code: int, doc: Any) -> None:
+    """Answers ``handler``'s request with ``doc`` as JSON and status ``code``."""
+    body = json.dumps(doc).encode()
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 @dataclass
 class Request:
     method: str
@@ -95,12 +105,7 @@ class RecordingServer:
                         code, doc = result if isinstance(result, tuple) else (200, result)
                     except HttpError as e:
                         code, doc = e.code, server.error_body(e)
-                data = json.dumps(doc).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, code, doc)
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
